@@ -1,0 +1,406 @@
+"""The DQN config: one frozen, typed dataclass, validated on construction, saved with every run.
+
+Each field's ``help`` is the CLI documentation (``deepq train --help`` lists them). Values come
+from a preset (a JSON data file in ``deepq/presets/``) and ``--set key=value`` overrides, both
+coerced by :func:`config_from_dict`; unknown keys and wrong types are :class:`ConfigError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, Literal
+
+from deepq.errors import ConfigError
+
+MAX_SEED = 2**31 - 1
+
+
+def _doc(text: str, default: Any) -> Any:
+    return field(default=default, metadata={"help": text})
+
+
+@dataclass(frozen=True)
+class DQNConfig:
+    """Everything that defines a DQN run. Env steps are counted over all parallel envs."""
+
+    # --- environment ---
+    env_id: str = _doc(
+        "Gymnasium environment id (Box observations, Discrete actions).", "LunarLander-v3"
+    )
+    num_envs: int = _doc("Parallel environments stepped together (Gymnasium sync vector env).", 1)
+    max_episode_steps: int | None = _doc(
+        "Truncate episodes after this many steps (TimeLimit); null keeps the env's own limit.", None
+    )
+    time_feature: bool = _doc(
+        "Append the fraction of the episode's step limit used so far to each observation.", False
+    )
+    # --- budgets: whichever comes first ends the run ---
+    total_steps: int | None = _doc("Stop after this many env steps (null: no step limit).", 500_000)
+    max_episodes: int | None = _doc("Stop after this many finished training episodes.", None)
+    time_budget_s: float | None = _doc(
+        "Stop after this many seconds of training wall-clock (evaluation excluded).", None
+    )
+    # --- Q-learning ---
+    gamma: float = _doc("Discount factor in [0, 1].", 0.99)
+    double: bool = _doc("Double DQN: the online net picks a', the target net values it.", False)
+    loss: Literal["mse", "huber"] = _doc("TD error loss: mse or huber.", "mse")
+    huber_delta: float = _doc("Huber loss threshold (quadratic inside, linear outside).", 1.0)
+    l2_coef: float = _doc("L2 penalty coefficient on the weight matrices (0 disables).", 0.0)
+    max_grad_norm: float | None = _doc("Clip gradients to this global norm (null disables).", None)
+    # --- network ---
+    hidden_sizes: tuple[int, ...] = _doc("Hidden layer widths of the Q-network MLP.", (64, 64))
+    activation: Literal["relu", "tanh", "elu", "gelu", "silu", "leaky_relu"] = _doc(
+        "Hidden layer activation.", "relu"
+    )
+    dueling: bool = _doc("Dueling head: Q = V + A - mean(A).", False)
+    # --- optimiser ---
+    optimizer: Literal["adam", "rmsprop"] = _doc("Optimiser: adam or rmsprop.", "adam")
+    learning_rate: float = _doc("Optimiser learning rate (> 0).", 1e-3)
+    optimizer_eps: float = _doc("Optimiser epsilon (numerical stability term, > 0).", 1e-8)
+    # --- replay ---
+    buffer_size: int = _doc("Replay buffer capacity in transitions.", 100_000)
+    batch_size: int = _doc("Minibatch size per gradient step.", 64)
+    learning_starts: int = _doc("Env steps collected before learning starts (>= batch_size).", 1000)
+    train_every: int = _doc("Learn every this many env steps.", 4)
+    gradient_steps: int = _doc("Gradient steps per learning step.", 1)
+    # --- target network ---
+    target_update: Literal["soft", "hard"] = _doc(
+        "soft: target += tau * (online - target) after every gradient step; "
+        "hard: copy online into target every target_update_every env steps.",
+        "soft",
+    )
+    tau: float = _doc("Soft target update rate in (0, 1].", 0.005)
+    target_update_every: int = _doc("Env steps between hard target copies.", 1000)
+    # --- exploration ---
+    epsilon_schedule: Literal["exponential", "linear", "constant"] = _doc(
+        "exponential: start * decay**episodes (per finished episode), floored at epsilon_end; "
+        "linear: start -> end over epsilon_fraction of total_steps; constant: epsilon_start.",
+        "linear",
+    )
+    epsilon_start: float = _doc("Initial exploration rate in [0, 1].", 1.0)
+    epsilon_end: float = _doc("Final (minimum) exploration rate in [0, epsilon_start].", 0.01)
+    epsilon_decay: float = _doc("Per-episode multiplicative decay (exponential schedule).", 0.995)
+    epsilon_fraction: float = _doc(
+        "Fraction of total_steps over which epsilon decays (linear schedule).", 0.1
+    )
+    # --- solving, evaluation, checkpoints ---
+    solved_threshold: float | None = _doc(
+        "Solved when the mean return of the last solved_window training episodes reaches this; "
+        "null uses the env spec's reward_threshold.",
+        None,
+    )
+    solved_window: int = _doc("Episodes in the solved moving average.", 100)
+    stop_when_solved: bool = _doc("End the run as soon as it is solved.", False)
+    eval_every: int | None = _doc(
+        "Greedy evaluation every this many env steps; the best one is kept (null disables).",
+        10_000,
+    )
+    eval_episodes: int = _doc("Episodes per periodic greedy evaluation.", 10)
+    final_eval_episodes: int = _doc("Episodes of the greedy evaluation at the end of the run.", 100)
+    checkpoint_every_episodes: int | None = _doc(
+        "Write the latest checkpoint every this many episodes (null: only at the end).", 100
+    )
+    seed: int = _doc("Seed for the networks, replay sampling, exploration and env resets.", 0)
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            object.__setattr__(
+                self, f.name, _check_type(f.name, _FIELD_TYPES[f.name], getattr(self, f.name))
+            )
+        _validate(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (tuples become lists); ``config_from_dict`` reads it back."""
+        return {
+            k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
+        }
+
+    def replace(self, **changes: Any) -> DQNConfig:
+        """A copy with ``changes`` applied (coerced and validated like any other input)."""
+        return config_from_dict({**self.to_dict(), **changes})
+
+
+_FIELD_TYPES: dict[str, Any] = typing.get_type_hints(DQNConfig)
+
+
+def field_help() -> list[tuple[str, str, str]]:
+    """(name, default, help) for every config field, in declaration order."""
+    rows = []
+    for f in dataclasses.fields(DQNConfig):
+        default = f.default if not isinstance(f.default, tuple) else ",".join(map(str, f.default))
+        rows.append(
+            (f.name, json.dumps(default) if default is None else str(default), f.metadata["help"])
+        )
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------
+# Types: strict checks for Python values, lenient parsing for strings from the command line.
+# ----------------------------------------------------------------------------------------------
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(map(str, typing.get_args(tp)))
+    if origin in (types.UnionType, typing.Union):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is tuple:
+        return "a list of integers"
+    return {
+        int: "an integer",
+        float: "a number",
+        bool: "true or false",
+        str: "a string",
+        type(None): "null",
+    }[tp]
+
+
+def _check_type(name: str, tp: Any, value: Any) -> Any:
+    """Return ``value`` normalised to ``tp`` (int -> float, list -> tuple) or raise ConfigError."""
+    origin = typing.get_origin(tp)
+    if origin in (types.UnionType, typing.Union):
+        for arg in typing.get_args(tp):
+            try:
+                return _check_type(name, arg, value)
+            except ConfigError:
+                continue
+    elif origin is Literal:
+        if value in typing.get_args(tp):
+            return value
+    elif origin is tuple:
+        if isinstance(value, list | tuple) and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
+            return tuple(value)
+    elif tp is type(None):
+        if value is None:
+            return None
+    elif tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    raise ConfigError(f"{name}={value!r} must be {_type_name(tp)}")
+
+
+def parse_value(name: str, text: str) -> Any:
+    """Parse a command-line string for field ``name`` (e.g. ``64,64``, ``1e5``, ``true``, ``null``)."""
+    if name not in _FIELD_TYPES:
+        raise ConfigError(f"unknown config key {name!r} (see 'deepq train --help' for the keys)")
+    return _parse(name, _FIELD_TYPES[name], text.strip())
+
+
+def _parse(name: str, tp: Any, text: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (types.UnionType, typing.Union):
+        args = typing.get_args(tp)
+        if type(None) in args and text.lower() in ("none", "null", ""):
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _parse(name, arg, text)
+            except ConfigError:
+                continue
+    elif origin is Literal:
+        if text in typing.get_args(tp):
+            return text
+    elif origin is tuple:
+        body = text.strip("[]() ")
+        try:
+            return tuple(int(part) for part in body.split(",") if part.strip()) if body else ()
+        except ValueError:
+            pass
+    elif tp is bool:
+        lowered = text.lower()
+        if lowered in ("true", "1", "yes", "on"):
+            return True
+        if lowered in ("false", "0", "no", "off"):
+            return False
+    elif tp is int:
+        try:
+            return int(text.replace("_", ""))
+        except ValueError:
+            try:
+                as_float = float(text)
+            except ValueError:
+                as_float = math.nan
+            if math.isfinite(as_float) and as_float.is_integer():
+                return int(as_float)
+    elif tp is float:
+        try:
+            value = float(text.replace("_", ""))
+        except ValueError:
+            value = math.nan
+        if math.isfinite(value):
+            return value
+    elif tp is str:
+        return text
+    raise ConfigError(f"{name}={text!r} must be {_type_name(tp)}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Validation: every rule names the field and the value.
+# ----------------------------------------------------------------------------------------------
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def _validate(c: DQNConfig) -> None:
+    _require(bool(c.env_id.strip()), "env_id must not be empty")
+    _require(c.num_envs >= 1, f"num_envs={c.num_envs} must be >= 1")
+    for name in (
+        "max_episode_steps",
+        "total_steps",
+        "max_episodes",
+        "eval_every",
+        "checkpoint_every_episodes",
+    ):
+        value = getattr(c, name)
+        _require(value is None or value >= 1, f"{name}={value} must be >= 1 or null")
+    _require(
+        c.time_budget_s is None or c.time_budget_s > 0,
+        f"time_budget_s={c.time_budget_s} must be > 0 or null",
+    )
+    _require(
+        c.total_steps is not None or c.max_episodes is not None or c.time_budget_s is not None,
+        "set at least one budget: total_steps, max_episodes or time_budget_s",
+    )
+    _require(0.0 <= c.gamma <= 1.0, f"gamma={c.gamma} must be in [0, 1]")
+    _require(c.huber_delta > 0, f"huber_delta={c.huber_delta} must be > 0")
+    _require(c.l2_coef >= 0, f"l2_coef={c.l2_coef} must be >= 0")
+    _require(
+        c.max_grad_norm is None or c.max_grad_norm > 0,
+        f"max_grad_norm={c.max_grad_norm} must be > 0 or null",
+    )
+    _require(len(c.hidden_sizes) >= 1, "hidden_sizes=[] must list at least one layer width")
+    _require(
+        all(h >= 1 for h in c.hidden_sizes), f"hidden_sizes={list(c.hidden_sizes)} must all be >= 1"
+    )
+    _require(c.learning_rate > 0, f"learning_rate={c.learning_rate} must be > 0")
+    _require(c.optimizer_eps > 0, f"optimizer_eps={c.optimizer_eps} must be > 0")
+    _require(c.buffer_size >= 1, f"buffer_size={c.buffer_size} must be >= 1")
+    _require(c.batch_size >= 1, f"batch_size={c.batch_size} must be >= 1")
+    _require(
+        c.batch_size <= c.buffer_size,
+        f"batch_size={c.batch_size} must be <= buffer_size={c.buffer_size}",
+    )
+    _require(
+        c.learning_starts >= c.batch_size,
+        f"learning_starts={c.learning_starts} must be >= batch_size={c.batch_size}",
+    )
+    _require(c.train_every >= 1, f"train_every={c.train_every} must be >= 1")
+    _require(c.gradient_steps >= 1, f"gradient_steps={c.gradient_steps} must be >= 1")
+    _require(0.0 < c.tau <= 1.0, f"tau={c.tau} must be in (0, 1]")
+    _require(
+        c.target_update_every >= 1, f"target_update_every={c.target_update_every} must be >= 1"
+    )
+    _require(0.0 <= c.epsilon_start <= 1.0, f"epsilon_start={c.epsilon_start} must be in [0, 1]")
+    _require(
+        0.0 <= c.epsilon_end <= c.epsilon_start,
+        f"epsilon_end={c.epsilon_end} must be in [0, epsilon_start={c.epsilon_start}]",
+    )
+    _require(0.0 < c.epsilon_decay <= 1.0, f"epsilon_decay={c.epsilon_decay} must be in (0, 1]")
+    _require(
+        0.0 < c.epsilon_fraction <= 1.0, f"epsilon_fraction={c.epsilon_fraction} must be in (0, 1]"
+    )
+    _require(
+        c.epsilon_schedule != "linear" or c.total_steps is not None,
+        "epsilon_schedule='linear' decays over total_steps, so total_steps must be set",
+    )
+    _require(c.solved_window >= 1, f"solved_window={c.solved_window} must be >= 1")
+    _require(c.eval_episodes >= 1, f"eval_episodes={c.eval_episodes} must be >= 1")
+    _require(
+        c.final_eval_episodes >= 0, f"final_eval_episodes={c.final_eval_episodes} must be >= 0"
+    )
+    _require(0 <= c.seed <= MAX_SEED, f"seed={c.seed} must be in [0, {MAX_SEED}]")
+
+
+# ----------------------------------------------------------------------------------------------
+# Building configs: dicts, presets, --set overrides.
+# ----------------------------------------------------------------------------------------------
+
+
+def config_from_dict(values: dict[str, Any]) -> DQNConfig:
+    """Build a config from JSON-style values; unknown keys are an error."""
+    unknown = sorted(set(values) - set(_FIELD_TYPES))
+    if unknown:
+        raise ConfigError(
+            f"unknown config key {unknown[0]!r} (see 'deepq train --help' for the keys)"
+        )
+    return DQNConfig(**values)
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """Parse ``["key=value", ...]`` from ``--set`` into typed values."""
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {pair!r} must look like key=value")
+        overrides[key.strip()] = parse_value(key.strip(), text)
+    return overrides
+
+
+def preset_names() -> list[str]:
+    """Names of the presets shipped in ``deepq/presets``."""
+    files = resources.files("deepq").joinpath("presets").iterdir()
+    return sorted(p.name.removesuffix(".json") for p in files if p.name.endswith(".json"))
+
+
+def load_preset(name: str) -> dict[str, Any]:
+    """The config values of preset ``name`` (not yet validated)."""
+    if name not in preset_names():
+        raise ConfigError(f"unknown preset {name!r}; choose from {', '.join(preset_names())}")
+    text = resources.files("deepq").joinpath("presets", f"{name}.json").read_text()
+    return dict(json.loads(text)["config"])
+
+
+def preset_description(name: str) -> str:
+    text = resources.files("deepq").joinpath("presets", f"{name}.json").read_text()
+    return str(json.loads(text).get("description", ""))
+
+
+# The preset used when only ``--env`` is given; other envs train with the generic defaults.
+DEFAULT_PRESET_FOR_ENV = {"LunarLander-v3": "lunarlander", "CartPole-v1": "cartpole"}
+
+
+def default_preset_for(env_id: str | None) -> str | None:
+    """The preset used when no ``--preset`` is given (LunarLander's when no env is given either)."""
+    return "lunarlander" if env_id is None else DEFAULT_PRESET_FOR_ENV.get(env_id)
+
+
+def resolve_config(
+    preset: str | None = None,
+    env_id: str | None = None,
+    seed: int | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> DQNConfig:
+    """Preset (or the env's default preset, or generic defaults) + env/seed + overrides."""
+    if preset is None:
+        preset = default_preset_for(env_id)
+    values = load_preset(preset) if preset is not None else {}
+    if env_id is not None:
+        values["env_id"] = env_id
+    if seed is not None:
+        values["seed"] = seed
+    values.update(overrides or {})
+    return config_from_dict(values)
