@@ -1,0 +1,44 @@
+"""deepq: deep Q-learning on Gymnasium environments, in JAX.
+
+Python API (mirrors the CLI)::
+
+    import deepq
+    result = deepq.train(deepq.resolve_config(preset="lunarlander"))
+    agent = deepq.load(result.run_dir)          # the run's best checkpoint
+    print(deepq.evaluate(agent, episodes=100).mean)
+
+Heavy modules (JAX, Gymnasium) load on first use, so ``import deepq`` and ``deepq --help`` are quick.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+from deepq.config import DQNConfig, config_from_dict, resolve_config  # noqa: E402
+from deepq.errors import CheckpointError, ConfigError, DeepQError, UsageError  # noqa: E402
+
+_LAZY = {"train": "deepq.dqn", "load": "deepq.dqn", "evaluate": "deepq.dqn", "Agent": "deepq.dqn"}
+
+__all__ = [
+    "Agent",
+    "CheckpointError",
+    "ConfigError",
+    "DQNConfig",
+    "DeepQError",
+    "UsageError",
+    "config_from_dict",
+    "evaluate",
+    "load",
+    "resolve_config",
+    "train",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'deepq' has no attribute {name!r}")

@@ -1,0 +1,3 @@
+from deepq.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,248 @@
+"""The ``deepq`` command line. Exit codes: 0 success, 1 failure, 2 usage/config error, 130 interrupted.
+
+Only the config module is imported up front; JAX and Gymnasium load inside the commands, so
+help and bad arguments answer at once, before any environment or network exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+from collections.abc import Sequence
+from typing import NoReturn
+
+from deepq import __version__
+from deepq.config import (
+    field_help,
+    parse_overrides,
+    preset_description,
+    preset_names,
+    resolve_config,
+)
+from deepq.errors import DeepQError, UsageError
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors are one line (``deepq train: error: ...``) and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _train_epilog() -> str:
+    lines = ["presets (--preset NAME):"]
+    for name in preset_names():
+        lines.append(f"  {name:<20} {textwrap.shorten(preset_description(name), 70)}")
+    lines += ["", "config keys (--set KEY=VALUE; lists as 64,64; null for none):"]
+    for name, default, text in field_help():
+        lines.append(f"  {name} (default {default})")
+        lines += textwrap.wrap(text, 90, initial_indent="      ", subsequent_indent="      ")
+    lines += [
+        "",
+        "With neither --env nor --preset the 'lunarlander' preset is used; --env alone picks that",
+        "env's preset when there is one (CartPole-v1: 'cartpole') and the generic defaults otherwise.",
+        "The run directory gets config.json, progress.csv, tb/ (TensorBoard), checkpoints/",
+        "(latest, best, final) and summary.json.",
+    ]
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="deepq",
+        description="Deep Q-learning on Gymnasium environments, in JAX.",
+        epilog="Run 'deepq COMMAND --help' for each command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"deepq {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    train = commands.add_parser(
+        "train",
+        help="train a DQN agent",
+        description="Train DQN; writes a run directory and prints the greedy evaluation of its best checkpoint.",
+        epilog=_train_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    train.add_argument(
+        "--env", metavar="ID", help="Gymnasium env id (Box observations, Discrete actions)"
+    )
+    train.add_argument(
+        "--preset", metavar="NAME", help=f"config preset: {', '.join(preset_names())}"
+    )
+    train.add_argument("--seed", type=int, metavar="N", help="seed (overrides the preset's)")
+    train.add_argument(
+        "--run-dir", metavar="DIR", help="where to write the run (default: runs/<timestamp>)"
+    )
+    train.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key",
+    )
+    train.add_argument(
+        "--stop-when-solved",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="stop once the mean of the last solved_window training returns reaches the threshold",
+    )
+    train.add_argument(
+        "--no-progress", action="store_true", help="no live progress bar (plain lines instead)"
+    )
+
+    evaluate = commands.add_parser(
+        "eval",
+        help="evaluate a trained agent greedily",
+        description="Greedy returns of a run's best checkpoint (or of a checkpoint directory).",
+    )
+    evaluate.add_argument("path", metavar="PATH", help="run directory or checkpoint directory")
+    evaluate.add_argument(
+        "--episodes", type=int, default=100, metavar="N", help="episodes (default 100)"
+    )
+    evaluate.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        metavar="N",
+        help="episode k is reset with seed N + k (default: the held-out eval seeds)",
+    )
+    evaluate.add_argument(
+        "--json",
+        action="store_true",
+        help='print {"mean","std","min","max","episodes","returns"} as JSON',
+    )
+
+    env = commands.add_parser(
+        "env",
+        help="describe an environment and show one step",
+        description="Observation and action spaces (with names where known) and a one-step table.",
+    )
+    env.add_argument("env_id", metavar="ID", help="Gymnasium env id, e.g. LunarLander-v3")
+    env.add_argument(
+        "--action", type=int, default=0, metavar="A", help="action for the one step (default 0)"
+    )
+    env.add_argument("--seed", type=int, default=0, metavar="N", help="reset seed (default 0)")
+    return parser
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    overrides = parse_overrides(args.overrides)
+    if args.stop_when_solved is not None:
+        overrides["stop_when_solved"] = args.stop_when_solved
+    config = resolve_config(
+        args.preset, args.env, args.seed, overrides
+    )  # ConfigError -> exit 2, nothing built
+
+    from deepq.dqn import Interrupted, train
+
+    try:
+        result = train(config, args.run_dir, show_progress=False if args.no_progress else None)
+    except Interrupted as exc:
+        print(f"deepq: {exc}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    summary = result.summary
+    print(f"run directory: {result.run_dir}")
+    if summary["solved"]:
+        print(
+            f"solved at episode {summary['solved_at_episode']}, env step {summary['solved_at_step']}, "
+            f"{summary['solved_at_wall_s']:.1f} s"
+        )
+    else:
+        print(f"not solved (stopped by {summary['stop_reason']})")
+    print(
+        f"trained {summary['env_steps']} env steps, {summary['episodes']} episodes in "
+        f"{summary['train_wall_s']:.1f} s ({summary['steps_per_s']:,.0f} steps/s)"
+    )
+    if summary["final_eval"]:
+        final = summary["final_eval"]
+        print(
+            f"greedy evaluation of the best checkpoint: {final['mean']:.2f} ± {final['std']:.2f} "
+            f"(min {final['min']:.2f}, max {final['max']:.2f}, {final['episodes']} episodes)"
+        )
+    return EXIT_OK
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    if args.episodes < 1:
+        raise UsageError(f"--episodes {args.episodes} must be >= 1")
+    if args.seed is not None and args.seed < 0:
+        raise UsageError(f"--seed {args.seed} must be >= 0")
+
+    from deepq.dqn import evaluate, load
+    from deepq.evaluation import TEST_EVAL_SEED
+
+    agent = load(args.path)
+    result = evaluate(agent, args.episodes, TEST_EVAL_SEED if args.seed is None else args.seed)
+    if args.json:
+        keys = ("mean", "std", "min", "max", "episodes", "returns")
+        print(json.dumps({k: getattr(result, k) for k in keys}))
+    else:
+        print(f"{agent.config.env_id}: {result.line()}")
+    return EXIT_OK
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from deepq.envs import make_env, space_names
+
+    env = make_env(args.env_id)
+    obs_space, action_space = env.observation_space, env.action_space
+    n_actions, obs_dim = int(action_space.n), int(obs_space.shape[0])
+    if not 0 <= args.action < n_actions:
+        raise UsageError(
+            f"--action {args.action} must be in [0, {n_actions - 1}] for {args.env_id}"
+        )
+    state_names, action_names = space_names(args.env_id, obs_dim, n_actions)
+    spec = env.spec
+    print(f"{args.env_id}")
+    print(f"  max episode steps: {spec.max_episode_steps if spec else None}")
+    print(f"  reward threshold:  {spec.reward_threshold if spec else None}")
+    print(f"observation space: {obs_space}")
+    for i, name in enumerate(state_names):
+        print(f"  [{i}] {name:<24} in [{obs_space.low[i]:.3g}, {obs_space.high[i]:.3g}]")
+    print(f"action space: {action_space}")
+    for a, name in enumerate(action_names):
+        print(f"  {a} = {name}")
+    state, _ = env.reset(seed=args.seed)
+    next_state, reward, terminated, truncated, _ = env.step(args.action)
+    env.close()
+    with np.printoptions(formatter={"float": "{:.3f}".format}, linewidth=200):
+        rows = [
+            ("Initial state", f"{state}"),
+            ("Action", f"{args.action} ({action_names[args.action]})"),
+            ("Next state", f"{next_state}"),
+            ("Reward", f"{float(reward):.3f}"),
+            ("Terminated", f"{bool(terminated)}"),
+            ("Truncated", f"{bool(truncated)}"),
+        ]
+    print(f"one step (reset seed {args.seed}):")
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        print(f"  {label:<{width}}  {value}")
+    return EXIT_OK
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "env": cmd_env}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except DeepQError as exc:
+        print(f"deepq {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"deepq {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""Making and describing environments: one place for every algorithm and command.
+
+DQN trains on a Gymnasium sync vector env in ``SAME_STEP`` autoreset mode: when a sub-env's
+episode ends, ``step`` returns the *reset* observation and puts the true final observation in
+``info["final_obs"]``; :func:`final_observations` swaps it back so the replay buffer stores
+(s, a, r, s_final) and never (s, a, r, s_reset).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+from deepq.errors import UsageError
+
+# Names for the environments the seeds explain (Gymnasium's LunarLander docs).
+LUNAR_LANDER_ACTIONS = (
+    "do nothing",
+    "fire left orientation engine",
+    "fire main engine",
+    "fire right orientation engine",
+)
+LUNAR_LANDER_STATE = (
+    "x position",
+    "y position",
+    "x velocity",
+    "y velocity",
+    "angle",
+    "angular velocity",
+    "left leg contact",
+    "right leg contact",
+)
+CARTPOLE_ACTIONS = ("push cart left", "push cart right")
+CARTPOLE_STATE = ("cart position", "cart velocity", "pole angle", "pole angular velocity")
+
+KNOWN_NAMES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "LunarLander": (LUNAR_LANDER_STATE, LUNAR_LANDER_ACTIONS),
+    "CartPole": (CARTPOLE_STATE, CARTPOLE_ACTIONS),
+}
+
+
+def make_env(
+    env_id: str,
+    max_episode_steps: int | None = None,
+    time_feature: bool = False,
+    render_mode: str | None = None,
+) -> gym.Env:
+    """``gym.make`` with deepq's wrappers; unknown or unsupported envs raise UsageError."""
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # pygame must never need a display here
+    kwargs: dict[str, Any] = {}
+    if max_episode_steps is not None:
+        kwargs["max_episode_steps"] = max_episode_steps
+    if render_mode is not None:
+        kwargs["render_mode"] = render_mode
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            env = gym.make(env_id, **kwargs)
+    except gym.error.Error as exc:  # NameNotFound, VersionNotFound, DependencyNotInstalled, ...
+        raise UsageError(f"cannot make environment {env_id!r}: {_first_line(exc)}") from None
+    except TypeError as exc:
+        raise UsageError(f"cannot make environment {env_id!r}: {_first_line(exc)}") from None
+    check_spaces(env_id, env.observation_space, env.action_space)
+    if time_feature:
+        if env.spec is None or env.spec.max_episode_steps is None:
+            env.close()
+            raise UsageError(
+                f"time_feature needs a step limit, and {env_id} has none: set max_episode_steps"
+            )
+        env = gym.wrappers.TimeAwareObservation(env, flatten=True, normalize_time=True)
+    return env
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def check_spaces(env_id: str, observation_space: gym.Space, action_space: gym.Space) -> None:
+    """DQN needs a flat Box observation and a Discrete action space."""
+    if not isinstance(action_space, gym.spaces.Discrete):
+        raise UsageError(
+            f"{env_id} has a {type(action_space).__name__} action space; "
+            "deepq's DQN needs Discrete actions"
+        )
+    if not isinstance(observation_space, gym.spaces.Box) or len(observation_space.shape) != 1:
+        raise UsageError(
+            f"{env_id} has a {observation_space} observation space; "
+            "deepq's DQN needs a 1-D Box observation"
+        )
+
+
+def make_vector_env(
+    env_id: str, num_envs: int, max_episode_steps: int | None = None, time_feature: bool = False
+) -> SyncVectorEnv:
+    """``num_envs`` copies stepped in this process, autoreset in the same step."""
+    make_one: Callable[[], gym.Env] = lambda: make_env(env_id, max_episode_steps, time_feature)  # noqa: E731
+    return SyncVectorEnv([make_one] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
+
+
+def final_observations(next_obs: np.ndarray, done: np.ndarray, infos: dict[str, Any]) -> np.ndarray:
+    """The real s' of each sub-env: the final observation where an episode just ended."""
+    if not done.any():
+        return next_obs
+    real_next_obs = next_obs.copy()
+    for i in np.flatnonzero(done):
+        real_next_obs[i] = infos["final_obs"][i]
+    return real_next_obs
+
+
+def space_names(env_id: str, obs_dim: int, n_actions: int) -> tuple[list[str], list[str]]:
+    """Human names for state variables and actions (generic ``obs[i]`` / ``action i`` otherwise)."""
+    state_names, action_names = KNOWN_NAMES.get(env_id.split("-")[0], ((), ()))
+    states = list(state_names[:obs_dim]) + [f"obs[{i}]" for i in range(len(state_names), obs_dim)]
+    if len(action_names) != n_actions:
+        action_names = tuple(f"action {a}" for a in range(n_actions))
+    return states, list(action_names)

@@ -1,0 +1,43 @@
+"""The Q-network: an MLP with an optional dueling head (Flax linen)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "relu": nn.relu,
+    "tanh": nn.tanh,
+    "elu": nn.elu,
+    "gelu": nn.gelu,
+    "silu": nn.silu,
+    "leaky_relu": nn.leaky_relu,
+}
+
+
+class QNetwork(nn.Module):
+    """obs [..., obs_dim] -> Q-values [..., n_actions].
+
+    Dueling (Wang et al. 2016): Q(s, a) = V(s) + A(s, a) - mean_a' A(s, a'), which makes V and A
+    identifiable: the mean over actions of Q equals V.
+    """
+
+    n_actions: int
+    hidden_sizes: Sequence[int] = (64, 64)
+    activation: str = "relu"
+    dueling: bool = False
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        act = ACTIVATIONS[self.activation]
+        x = obs.astype(jnp.float32)
+        for i, width in enumerate(self.hidden_sizes):
+            x = act(nn.Dense(width, name=f"hidden_{i}")(x))
+        if not self.dueling:
+            return nn.Dense(self.n_actions, name="q_head")(x)
+        value = nn.Dense(1, name="value_head")(x)  # [..., 1]
+        advantage = nn.Dense(self.n_actions, name="advantage_head")(x)  # [..., n_actions]
+        return value + advantage - advantage.mean(axis=-1, keepdims=True)

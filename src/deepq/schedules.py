@@ -1,0 +1,29 @@
+"""Exploration schedules: pure functions of the run's counters."""
+
+from __future__ import annotations
+
+from deepq.config import DQNConfig
+
+
+def exponential_epsilon(episodes: int, start: float, decay: float, end: float) -> float:
+    """start * decay**episodes floored at end: the seeds' ``eps = max(E_MIN, E_DECAY * eps)``."""
+    return max(end, start * decay**episodes)
+
+
+def linear_epsilon(env_steps: int, start: float, end: float, decay_steps: int) -> float:
+    """Linear from start (step 0) to end (step decay_steps), then flat."""
+    progress = min(1.0, env_steps / max(1, decay_steps))
+    return start + progress * (end - start)
+
+
+def epsilon_at(config: DQNConfig, episodes: int, env_steps: int) -> float:
+    """ε after ``episodes`` finished episodes and ``env_steps`` env steps."""
+    if config.epsilon_schedule == "exponential":
+        return exponential_epsilon(
+            episodes, config.epsilon_start, config.epsilon_decay, config.epsilon_end
+        )
+    if config.epsilon_schedule == "linear":
+        assert config.total_steps is not None  # validated by DQNConfig
+        decay_steps = int(config.epsilon_fraction * config.total_steps)
+        return linear_epsilon(env_steps, config.epsilon_start, config.epsilon_end, decay_steps)
+    return config.epsilon_start

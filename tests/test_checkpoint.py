@@ -1,0 +1,126 @@
+"""Checkpoints: round trip, verification, atomic replacement, agents."""
+
+import json
+import os
+import shutil
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from deepq.checkpoint import (
+    arrays_to_pytree,
+    is_complete,
+    load_checkpoint,
+    pytree_to_arrays,
+    save_checkpoint,
+)
+from deepq.config import DQNConfig
+from deepq.dqn import Agent, init_params, load, load_agent_checkpoint, save_agent
+from deepq.errors import CheckpointError
+
+ARRAYS = {
+    "a": np.arange(6, dtype=np.float32).reshape(2, 3),
+    "flags": np.array([True, False]),
+    "frames": np.full((2, 2), 255, np.uint8),
+    "position": np.array(7, dtype=np.int64),
+}
+
+
+def test_round_trip_keeps_values_shapes_and_dtypes(tmp_path):
+    save_checkpoint(tmp_path / "ckpt", ARRAYS, {"note": "hi"})
+    assert is_complete(tmp_path / "ckpt")
+    arrays, meta = load_checkpoint(tmp_path / "ckpt")
+    assert meta["note"] == "hi" and meta["schema_version"] == 1
+    for name, value in ARRAYS.items():
+        assert arrays[name].dtype == value.dtype
+        np.testing.assert_array_equal(arrays[name], value)
+
+
+def test_replacing_a_checkpoint_leaves_no_temporaries(tmp_path):
+    save_checkpoint(tmp_path / "latest", ARRAYS, {"version": 1})
+    save_checkpoint(tmp_path / "latest", ARRAYS, {"version": 2})
+    assert load_checkpoint(tmp_path / "latest")[1]["version"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest"]
+
+
+def test_a_flipped_byte_is_reported_as_corruption(tmp_path):
+    save_checkpoint(tmp_path / "c", ARRAYS, {})
+    path = tmp_path / "c" / "arrays.safetensors"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"arrays.safetensors is corrupt \(sha256"):
+        load_checkpoint(tmp_path / "c")
+
+
+def test_a_missing_file_or_marker_is_reported(tmp_path):
+    save_checkpoint(tmp_path / "c", ARRAYS, {})
+    os.remove(tmp_path / "c" / "meta.json")
+    with pytest.raises(CheckpointError, match="meta.json is missing"):
+        load_checkpoint(tmp_path / "c")
+    save_checkpoint(tmp_path / "d", ARRAYS, {})
+    os.remove(tmp_path / "d" / "COMPLETE")
+    with pytest.raises(CheckpointError, match="incomplete"):
+        load_checkpoint(tmp_path / "d")
+    with pytest.raises(CheckpointError, match="no checkpoint at"):
+        load_checkpoint(tmp_path / "nothing")
+
+
+def test_a_crash_between_the_renames_falls_back_to_the_previous_checkpoint(tmp_path):
+    save_checkpoint(tmp_path / "latest", ARRAYS, {"version": 1})
+    # What a crash right after `rename(latest, .latest.old-PID)` leaves behind:
+    os.rename(tmp_path / "latest", tmp_path / ".latest.old-123")
+    assert load_checkpoint(tmp_path / "latest")[1]["version"] == 1
+
+
+def test_pytrees_are_rebuilt_from_a_template_and_checked(tmp_path):
+    tree = {"w": jnp.ones((2, 3)), "b": (jnp.zeros(3), jnp.array(4, jnp.int32))}
+    arrays = pytree_to_arrays("p", tree)
+    restored = arrays_to_pytree("p", tree, arrays, "test")
+    np.testing.assert_array_equal(restored["b"][1], 4)
+    wrong_shape = {**arrays, "p['w']": np.ones((3, 2), np.float32)}
+    with pytest.raises(
+        CheckpointError, match=r"array p\['w'\] is float32\[3, 2\], expected float32\[2, 3\]"
+    ):
+        arrays_to_pytree("p", tree, wrong_shape, "test")
+    with pytest.raises(CheckpointError, match="is missing"):
+        arrays_to_pytree("p", tree, {k: v for k, v in arrays.items() if k != "p['w']"}, "test")
+    with pytest.raises(CheckpointError, match="unexpected array p\\['extra'\\]"):
+        arrays_to_pytree("p", tree, {**arrays, "p['extra']": np.ones(1)}, "test")
+
+
+def make_agent(**config_values):
+    config = DQNConfig(env_id="CartPole-v1", hidden_sizes=(8,), **config_values)
+    return Agent(config, init_params(config, 4, 2), 4, 2, {"env_steps": 5})
+
+
+def test_agent_round_trip_gives_identical_greedy_actions(tmp_path):
+    agent = make_agent(dueling=True)
+    save_agent(tmp_path / "best", agent)
+    loaded = load(tmp_path / "best")
+    obs = np.random.default_rng(0).standard_normal((50, 4)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.act(obs), agent.act(obs))
+    np.testing.assert_allclose(loaded.q_values(obs), agent.q_values(obs))
+    assert loaded.config == agent.config and loaded.info["env_steps"] == 5
+
+
+def test_agent_whose_arrays_do_not_match_its_config_is_refused(tmp_path):
+    save_agent(tmp_path / "a", make_agent())
+    meta = json.loads((tmp_path / "a" / "meta.json").read_text())
+    meta["config"]["hidden_sizes"] = [16]
+    other = tmp_path / "b"
+    arrays, _ = load_checkpoint(tmp_path / "a")
+    meta.pop("schema_version")
+    save_checkpoint(other, arrays, meta)  # a consistent manifest over mismatched content
+    with pytest.raises(CheckpointError, match="expected float32"):
+        load_agent_checkpoint(other)
+
+
+def test_run_directory_resolves_to_best_then_final_then_latest(tmp_path):
+    run = tmp_path / "run"
+    save_agent(run / "checkpoints" / "latest", make_agent())
+    assert load(run).info["env_steps"] == 5
+    save_agent(run / "checkpoints" / "best", make_agent())
+    shutil.rmtree(run / "checkpoints" / "latest")
+    assert load(run).config.hidden_sizes == (8,)

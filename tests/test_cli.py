@@ -1,0 +1,157 @@
+"""The command line contract: train -> eval -> env, exit codes, one-line errors."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+SMOKE_SETTINGS = [
+    "--set", "total_steps=600",
+    "--set", "learning_starts=100",
+    "--set", "train_every=4",
+    "--set", "gradient_steps=1",
+    "--set", "hidden_sizes=16",
+    "--set", "eval_every=300",
+    "--set", "eval_episodes=2",
+    "--set", "final_eval_episodes=3",
+]  # fmt: skip
+
+
+def deepq(*args, timeout=300):
+    env = {**os.environ, "SDL_VIDEODRIVER": "dummy"}
+    return subprocess.run(
+        [sys.executable, "-m", "deepq", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
+def test_train_then_eval_then_env(tmp_path):
+    run = tmp_path / "run"
+    trained = deepq("train", "--env", "CartPole-v1", "--run-dir", str(run), *SMOKE_SETTINGS)
+    assert trained.returncode == 0, trained.stderr
+    assert "greedy evaluation of the best checkpoint" in trained.stdout
+    for name in ("config.json", "progress.csv", "summary.json", "tb"):
+        assert (run / name).exists(), name
+    for name in ("latest", "best", "final"):
+        assert (run / "checkpoints" / name / "COMPLETE").exists(), name
+    assert json.loads((run / "config.json").read_text())["total_steps"] == 600
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["env_steps"] == 600 and summary["stop_reason"] == "total_steps"
+    assert summary["final_eval"]["episodes"] == 3
+    header = (run / "progress.csv").read_text().splitlines()[0]
+    assert header == "episode,env_steps,return,length,mean_100,epsilon,wall_s"
+
+    evaluated = deepq("eval", str(run), "--episodes", "3", "--json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    result = json.loads(evaluated.stdout)
+    assert set(result) == {"mean", "std", "min", "max", "episodes", "returns"}
+    assert result["episodes"] == 3 and len(result["returns"]) == 3
+    # `deepq eval` uses the same held-out seeds as the run's final evaluation
+    assert result["mean"] == pytest.approx(summary["final_eval"]["mean"])
+
+    described = deepq("env", "LunarLander-v3", "--action", "2", "--seed", "1")
+    assert described.returncode == 0, described.stderr
+    for text in (
+        "fire main engine",
+        "left leg contact",
+        "Next state",
+        "Reward",
+        "Terminated",
+        "Truncated",
+    ):
+        assert text in described.stdout
+
+
+BAD_CALLS = [
+    (["train", "--set", "gamma=2"], "gamma=2.0 must be in [0, 1]"),
+    (["train", "--set", "batch_size=0"], "batch_size=0 must be >= 1"),
+    (["train", "--set", "nope=1"], "unknown config key 'nope'"),
+    (["train", "--set", "gamma"], "must look like key=value"),
+    (["train", "--preset", "nope"], "unknown preset 'nope'"),
+    (["train", "--seed", "-1"], "seed=-1 must be in"),
+    (["train", "--seed", "x"], "invalid int value: 'x'"),
+    (["train", "--env", "NoSuchEnv-v0"], "cannot make environment 'NoSuchEnv-v0'"),
+    (["train", "--env", "Pendulum-v1"], "deepq's DQN needs Discrete actions"),
+    (["train", "--bogus"], "unrecognized arguments: --bogus"),
+    (["eval", "/no/such/run"], "no such run directory or checkpoint"),
+    (["eval", ".", "--episodes", "0"], "--episodes 0 must be >= 1"),
+    (["env", "LunarLander-v3", "--action", "7"], "--action 7 must be in [0, 3]"),
+    (["env", "NoSuchEnv-v0"], "cannot make environment"),
+    ([], "the following arguments are required: COMMAND"),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"), BAD_CALLS, ids=[" ".join(a) or "(none)" for a, _ in BAD_CALLS]
+)
+def test_bad_calls_exit_2_with_one_line(args, message):
+    result = deepq(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_an_existing_run_directory_is_never_overwritten(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "precious.txt").write_text("keep me")
+    result = deepq("train", "--env", "CartPole-v1", "--run-dir", str(run), *SMOKE_SETTINGS)
+    assert result.returncode == 2 and "already exists and is not empty" in result.stderr
+    assert sorted(p.name for p in run.iterdir()) == ["precious.txt"]
+
+
+def test_help_is_complete():
+    top = deepq("--help")
+    assert top.returncode == 0 and all(cmd in top.stdout for cmd in ("train", "eval", "env"))
+    train_help = deepq("train", "--help").stdout
+    for text in (
+        "--env",
+        "--preset",
+        "--seed",
+        "--run-dir",
+        "--set",
+        "--stop-when-solved",
+        "lunarlander-lab",
+    ):
+        assert text in train_help
+    for key in (
+        "total_steps",
+        "max_episodes",
+        "time_budget_s",
+        "target_update",
+        "epsilon_decay",
+        "dueling",
+    ):
+        assert key in train_help
+    assert "--json" in deepq("eval", "--help").stdout
+    assert "--action" in deepq("env", "--help").stdout
+
+
+def test_sigint_saves_and_exits_130(tmp_path):
+    run = tmp_path / "run"
+    env = {**os.environ, "SDL_VIDEODRIVER": "dummy"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "deepq", "train", "--env", "CartPole-v1", "--run-dir", str(run), "--no-progress",
+         "--set", "total_steps=10000000", "--set", "eval_every=null"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    progress = run / "progress.csv"
+    while time.monotonic() < deadline and (
+        not progress.exists() or len(progress.read_text().splitlines()) < 5
+    ):
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "interrupted at env step" in stderr and str(run) in stderr
+    assert (run / "checkpoints" / "latest" / "COMPLETE").exists()
+    assert json.loads((run / "summary.json").read_text())["stop_reason"] == "interrupted"

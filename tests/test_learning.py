@@ -1,0 +1,20 @@
+"""The agent actually learns: CartPole and LunarLander with their presets and fixed seeds."""
+
+import pytest
+
+from deepq.config import resolve_config
+from deepq.dqn import train
+
+pytestmark = pytest.mark.slow
+
+
+def test_cartpole_preset_balances(tmp_path):
+    result = train(resolve_config(preset="cartpole", seed=0), tmp_path / "run", show_progress=False)
+    assert result.summary["final_eval"]["mean"] >= 195.0, result.summary
+
+
+def test_lunarlander_default_preset_lands(tmp_path):
+    result = train(resolve_config(seed=0), tmp_path / "run", show_progress=False)
+    final = result.summary["final_eval"]
+    assert final["episodes"] == 100
+    assert final["mean"] >= 200.0, result.summary

@@ -1,0 +1,38 @@
+"""Exploration schedules."""
+
+import pytest
+
+from deepq.config import DQNConfig
+from deepq.schedules import epsilon_at, exponential_epsilon, linear_epsilon
+
+
+def test_exponential_matches_the_seeds_iterated_update():
+    # The lab: eps = max(E_MIN, E_DECAY * eps) after every episode, from 1.0.
+    eps = 1.0
+    for episode in range(1, 1200):
+        eps = max(0.01, 0.995 * eps)
+        assert exponential_epsilon(episode, 1.0, 0.995, 0.01) == pytest.approx(eps)
+    assert exponential_epsilon(1, 1.0, 0.995, 0.01) == pytest.approx(0.995)
+    assert exponential_epsilon(2, 1.0, 0.995, 0.01) == pytest.approx(0.990025)
+    assert (
+        exponential_epsilon(919, 1.0, 0.995, 0.01) == 0.01
+    )  # 0.995**919 = 0.0100... floor reached
+
+
+def test_linear_decays_then_stays_flat():
+    assert linear_epsilon(0, 1.0, 0.1, 100) == 1.0
+    assert linear_epsilon(50, 1.0, 0.1, 100) == pytest.approx(0.55)
+    assert linear_epsilon(100, 1.0, 0.1, 100) == pytest.approx(0.1)
+    assert linear_epsilon(10_000, 1.0, 0.1, 100) == pytest.approx(0.1)
+
+
+def test_epsilon_at_follows_the_config():
+    linear = DQNConfig(
+        epsilon_schedule="linear", total_steps=1000, epsilon_fraction=0.2, epsilon_end=0.05
+    )
+    assert epsilon_at(linear, episodes=99, env_steps=100) == pytest.approx(1.0 - 0.5 * 0.95)
+    exponential = DQNConfig(epsilon_schedule="exponential", epsilon_decay=0.5, epsilon_end=0.1)
+    assert epsilon_at(exponential, episodes=2, env_steps=10**6) == pytest.approx(0.25)
+    assert epsilon_at(exponential, episodes=10, env_steps=0) == pytest.approx(0.1)
+    constant = DQNConfig(epsilon_schedule="constant", epsilon_start=0.3, epsilon_end=0.0)
+    assert epsilon_at(constant, episodes=500, env_steps=10**6) == 0.3

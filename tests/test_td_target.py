@@ -1,0 +1,80 @@
+"""The TD target: vanilla and Double DQN, terminal and truncated transitions, fixed target."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from deepq.dqn import dqn_loss, td_target
+from deepq.replay import Batch
+
+REWARDS = jnp.array([1.0, 2.0, 3.0, 4.0])
+TERMINATED = jnp.array([False, True, False, False])
+NEXT_Q_TARGET = jnp.array([[1.0, 5.0], [2.0, 8.0], [4.0, 3.0], [0.0, -1.0]])
+NEXT_Q_ONLINE = jnp.array([[6.0, 2.0], [1.0, 0.0], [3.0, 9.0], [7.0, 1.0]])
+
+
+def test_vanilla_target_takes_the_target_networks_max():
+    y = td_target(REWARDS, TERMINATED, NEXT_Q_TARGET, NEXT_Q_ONLINE, 0.9, double=False)
+    # max_a Q_target(s', a) = [5, 8, 4, 0]; the second transition is terminal: y = r.
+    np.testing.assert_allclose(y, [1 + 0.9 * 5, 2.0, 3 + 0.9 * 4, 4 + 0.9 * 0], rtol=1e-6)
+
+
+def test_double_target_lets_the_online_net_choose_and_the_target_net_value():
+    y = td_target(REWARDS, TERMINATED, NEXT_Q_TARGET, NEXT_Q_ONLINE, 0.9, double=True)
+    # argmax_a Q_online(s', a) = [0, 0, 1, 0] -> Q_target values [1, 2, 3, 0]
+    np.testing.assert_allclose(y, [1 + 0.9 * 1, 2.0, 3 + 0.9 * 3, 4 + 0.9 * 0], rtol=1e-6)
+
+
+def test_gamma_zero_and_one():
+    np.testing.assert_allclose(
+        td_target(REWARDS, TERMINATED, NEXT_Q_TARGET, NEXT_Q_ONLINE, 0.0, False), REWARDS
+    )
+    np.testing.assert_allclose(
+        td_target(REWARDS, TERMINATED, NEXT_Q_TARGET, NEXT_Q_ONLINE, 1.0, False),
+        [6.0, 2.0, 7.0, 4.0],
+    )
+
+
+def linear_q(params, obs):
+    """Q(s) = s @ W: a network whose gradients can be written down by hand."""
+    return obs @ params["w"]
+
+
+def one_transition(terminated: bool, truncated: bool) -> Batch:
+    return Batch(
+        obs=jnp.array([[1.0, 0.0]]),
+        actions=jnp.array([0]),
+        rewards=jnp.array([1.0]),
+        next_obs=jnp.array([[0.0, 1.0]]),
+        terminated=jnp.array([terminated]),
+        truncated=jnp.array([truncated]),
+    )
+
+
+W = {"w": jnp.array([[2.0, 0.0], [1.0, 3.0]])}  # Q(s)=[2, 0], Q(s')=[1, 3]
+
+
+def loss_of(batch, double=False, loss="mse"):
+    return dqn_loss(W, W, batch, linear_q, 0.5, double, loss, 1.0, 0.0)
+
+
+@pytest.mark.parametrize("double", [False, True])
+def test_truncated_transition_bootstraps_and_terminated_does_not(double):
+    # y = 1 + 0.5 * max(1, 3) = 2.5 unless terminated (y = 1); Q(s, 0) = 2.
+    _, truncated_metrics = loss_of(one_transition(terminated=False, truncated=True), double)
+    _, terminal_metrics = loss_of(one_transition(terminated=True, truncated=False), double)
+    np.testing.assert_allclose(truncated_metrics["td_loss"], (2.0 - 2.5) ** 2)
+    np.testing.assert_allclose(terminal_metrics["td_loss"], (2.0 - 1.0) ** 2)
+
+
+def test_no_gradient_flows_through_the_target():
+    # Same parameters for online and target. loss = (w00 - (1 + 0.5 * max(w10, w11)))^2, td = -0.5.
+    # Only Q(s, a) is differentiated: d/dw00 = 2 * td = -1. Were the target differentiated too,
+    # d/dw11 would be 2 * td * -0.5 = 0.5.
+    grads = jax.grad(
+        lambda p: dqn_loss(
+            p, p, one_transition(False, False), linear_q, 0.5, False, "mse", 1.0, 0.0
+        )[0]
+    )(W)
+    np.testing.assert_allclose(grads["w"], [[-1.0, 0.0], [0.0, 0.0]])
