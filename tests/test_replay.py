@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from deepq.replay import ReplayBuffer
+from deepq.replay import NStepAccumulator, ReplayBuffer
 
 
 def add_one(buffer, value, terminated=False, truncated=False):
@@ -15,6 +15,7 @@ def add_one(buffer, value, terminated=False, truncated=False):
         obs + 1,
         np.array([terminated]),
         np.array([truncated]),
+        0.99,
     )
 
 
@@ -33,8 +34,8 @@ def test_batched_add_wraps_around():
     buffer = ReplayBuffer(4, (1,))
     obs = np.arange(6, dtype=np.float32)[:, None]
     flags = np.zeros(6, bool)
-    buffer.add(obs[:3], np.arange(3), np.arange(3.0), obs[:3], flags[:3], flags[:3])
-    buffer.add(obs[3:], np.arange(3, 6), np.arange(3.0, 6.0), obs[3:], flags[3:], flags[3:])
+    buffer.add(obs[:3], np.arange(3), np.arange(3.0), obs[:3], flags[:3], flags[:3], 0.99)
+    buffer.add(obs[3:], np.arange(3, 6), np.arange(3.0, 6.0), obs[3:], flags[3:], flags[3:], 0.99)
     np.testing.assert_array_equal(buffer.rewards, [4.0, 5.0, 2.0, 3.0])
     assert buffer.position == 2 and len(buffer) == 4
 
@@ -43,7 +44,7 @@ def test_add_more_than_capacity_keeps_the_newest():
     buffer = ReplayBuffer(2, (1,))
     obs = np.arange(5, dtype=np.float32)[:, None]
     flags = np.zeros(5, bool)
-    buffer.add(obs, np.arange(5), np.arange(5.0), obs, flags, flags)
+    buffer.add(obs, np.arange(5), np.arange(5.0), obs, flags, flags, 0.99)
     assert sorted(buffer.rewards.tolist()) == [3.0, 4.0]
 
 
@@ -83,7 +84,7 @@ def test_observation_dtype_is_kept():
 def test_input_arrays_are_copied():
     buffer = ReplayBuffer(4, (2,))
     obs = np.ones((1, 2), np.float32)
-    buffer.add(obs, np.array([0]), np.array([1.0]), obs, np.array([False]), np.array([False]))
+    buffer.add(obs, np.array([0]), np.array([1.0]), obs, np.array([False]), np.array([False]), 0.99)
     obs[:] = 99.0
     np.testing.assert_array_equal(buffer.obs[0], [1.0, 1.0])
     np.testing.assert_array_equal(buffer.next_obs[0], [1.0, 1.0])
@@ -99,3 +100,88 @@ def test_state_round_trip():
     np.testing.assert_array_equal(restored.obs, buffer.obs)
     with pytest.raises(ValueError, match="does not fit"):
         ReplayBuffer(2, (2,)).load_state_arrays(buffer.state_arrays())
+
+
+def test_discounts_are_stored_per_transition():
+    buffer = ReplayBuffer(4, (1,))
+    obs = np.zeros((2, 1), np.float32)
+    flags = np.zeros(2, bool)
+    buffer.add(obs, np.zeros(2), np.zeros(2), obs, flags, flags, np.array([0.5, 0.25]))
+    buffer.add(obs[:1], np.zeros(1), np.zeros(1), obs[:1], flags[:1], flags[:1], 0.9)
+    np.testing.assert_allclose(buffer.discounts[:3], [0.5, 0.25, 0.9])
+
+
+def push_one(acc, t, reward, terminated=False, truncated=False):
+    """Env 0 moves from observation t to t + 1 with ``reward``."""
+    return acc.push(
+        np.array([[float(t)]]),
+        np.array([t % 2]),
+        np.array([reward]),
+        np.array([[float(t + 1)]]),
+        np.array([terminated]),
+        np.array([truncated]),
+    )
+
+
+def test_n_step_returns_by_hand():
+    acc = NStepAccumulator(n=3, gamma=0.5, num_envs=1)
+    assert push_one(acc, 0, 1.0) is None
+    assert push_one(acc, 1, 2.0) is None
+    obs, actions, returns, next_obs, terminated, truncated, discounts = push_one(acc, 2, 4.0)
+    # s0 -> s3: 1 + 0.5 * 2 + 0.25 * 4 = 3, bootstrapped with 0.5**3
+    assert (obs[0, 0], actions[0], returns[0], next_obs[0, 0], discounts[0]) == (
+        0.0,
+        0,
+        3.0,
+        3.0,
+        0.125,
+    )
+    _, _, returns, next_obs, _, _, _ = push_one(acc, 3, 8.0)
+    assert (returns[0], next_obs[0, 0]) == (2.0 + 0.5 * 4 + 0.25 * 8, 4.0)
+    # the episode terminates: s2, s3 and s4 are flushed with the final observation s5
+    obs, _, returns, next_obs, terminated, truncated, discounts = push_one(
+        acc, 4, 16.0, terminated=True
+    )
+    np.testing.assert_array_equal(obs[:, 0], [2.0, 3.0, 4.0])
+    np.testing.assert_allclose(returns, [4 + 0.5 * 8 + 0.25 * 16, 8 + 0.5 * 16, 16])
+    np.testing.assert_array_equal(next_obs[:, 0], [5.0, 5.0, 5.0])
+    np.testing.assert_allclose(discounts, [0.125, 0.25, 0.5])
+    assert terminated.all() and not truncated.any()
+    assert push_one(acc, 0, 1.0) is None  # a new episode starts empty
+
+
+def test_n_step_keeps_envs_apart_and_flushes_truncated_episodes():
+    acc = NStepAccumulator(n=2, gamma=0.5, num_envs=2)
+    obs = np.array([[0.0], [10.0]])
+    out = acc.push(
+        obs,
+        np.array([0, 1]),
+        np.array([1.0, 100.0]),
+        obs + 1,
+        np.array([False, False]),
+        np.array([False, True]),
+    )
+    # env 1 was truncated after one step: flushed alone, bootstrapping from its final obs with γ^1
+    np.testing.assert_array_equal(out[0][:, 0], [10.0])
+    np.testing.assert_allclose((out[2][0], out[6][0]), (100.0, 0.5))
+    assert out[5][0] and not out[4][0]
+    out = acc.push(
+        obs + 1,
+        np.array([0, 1]),
+        np.array([2.0, 200.0]),
+        obs + 2,
+        np.array([False, False]),
+        np.array([False, False]),
+    )
+    np.testing.assert_array_equal(out[0][:, 0], [0.0])  # env 0's first 2-step transition
+    np.testing.assert_allclose((out[2][0], out[3][0, 0], out[6][0]), (1.0 + 0.5 * 2.0, 2.0, 0.25))
+
+
+def test_one_step_passes_through():
+    acc = NStepAccumulator(n=1, gamma=0.9, num_envs=2)
+    obs = np.zeros((2, 1))
+    out = acc.push(
+        obs, np.array([0, 1]), np.array([1.0, 2.0]), obs, np.zeros(2, bool), np.zeros(2, bool)
+    )
+    np.testing.assert_array_equal(out[2], [1.0, 2.0])
+    assert float(out[6]) == np.float32(0.9)

@@ -45,6 +45,7 @@ def make_state_and_batches(config, k=3):
         next_obs=rng.standard_normal((k, 8, 3)).astype(np.float32),
         terminated=np.zeros((k, 8), bool),
         truncated=np.zeros((k, 8), bool),
+        discounts=np.full((k, 8), 0.99, np.float32),
     )
     update = make_update(config, QNetwork(2, config.hidden_sizes).apply, optimizer)
     return state, batches, update

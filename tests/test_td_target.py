@@ -49,6 +49,7 @@ def one_transition(terminated: bool, truncated: bool) -> Batch:
         next_obs=jnp.array([[0.0, 1.0]]),
         terminated=jnp.array([terminated]),
         truncated=jnp.array([truncated]),
+        discounts=jnp.array([0.5]),
     )
 
 
@@ -56,7 +57,7 @@ W = {"w": jnp.array([[2.0, 0.0], [1.0, 3.0]])}  # Q(s)=[2, 0], Q(s')=[1, 3]
 
 
 def loss_of(batch, double=False, loss="mse"):
-    return dqn_loss(W, W, batch, linear_q, 0.5, double, loss, 1.0, 0.0)
+    return dqn_loss(W, W, batch, linear_q, double, loss, 1.0, 0.0)
 
 
 @pytest.mark.parametrize("double", [False, True])
@@ -73,8 +74,13 @@ def test_no_gradient_flows_through_the_target():
     # Only Q(s, a) is differentiated: d/dw00 = 2 * td = -1. Were the target differentiated too,
     # d/dw11 would be 2 * td * -0.5 = 0.5.
     grads = jax.grad(
-        lambda p: dqn_loss(
-            p, p, one_transition(False, False), linear_q, 0.5, False, "mse", 1.0, 0.0
-        )[0]
+        lambda p: dqn_loss(p, p, one_transition(False, False), linear_q, False, "mse", 1.0, 0.0)[0]
     )(W)
     np.testing.assert_allclose(grads["w"], [[-1.0, 0.0], [0.0, 0.0]])
+
+
+def test_per_transition_discounts_for_n_step_returns():
+    # Same transitions, each bootstrapped with its own γ^m: [0.5, 0.25, 0.125, 1.0]
+    discounts = jnp.array([0.5, 0.25, 0.125, 1.0])
+    y = td_target(REWARDS, TERMINATED, NEXT_Q_TARGET, NEXT_Q_ONLINE, discounts, double=False)
+    np.testing.assert_allclose(y, [1 + 0.5 * 5, 2.0, 3 + 0.125 * 4, 4 + 1.0 * 0], rtol=1e-6)

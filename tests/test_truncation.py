@@ -5,12 +5,16 @@ sums over the 10 positions in the episode, 1 / (1 - 0.9 * 0.9) ≈ 5.26 here, no
 """
 
 import numpy as np
+import pytest
 
 from deepq.dqn import train
 
 
-def test_q_of_an_endless_episode_is_r_over_one_minus_gamma(tmp_path):
+@pytest.mark.parametrize("n_step", [1, 3])
+def test_q_of_an_endless_episode_is_r_over_one_minus_gamma(tmp_path, n_step):
+    # n-step: Q = 1 + 0.9 + 0.81 + 0.729 Q has the same fixed point, 10.
     config = {
+        "n_step": n_step,
         "env_id": "deepq-test/ConstantReward-v0",  # reward 1 forever, truncated every 10 steps
         "gamma": 0.9,
         "total_steps": 3000,
@@ -52,3 +56,4 @@ def test_the_loop_stores_final_observations_not_reset_ones(tmp_path):
     assert len(obs) == 30 and meta["counters"]["episodes"] == 10
     np.testing.assert_array_equal(next_obs, obs + 1)  # never a reset observation (0) as s'
     np.testing.assert_array_equal(terminated, next_obs == 3)
+    np.testing.assert_allclose(arrays["replay/discounts"], 0.99)

@@ -48,6 +48,10 @@ class DQNConfig:
     )
     # --- Q-learning ---
     gamma: float = _doc("Discount factor in [0, 1].", 0.99)
+    n_step: int = _doc(
+        "Bootstrap n steps ahead: target = r_t + ... + γ^(n-1) r_(t+n-1) + γ^n Q(s_(t+n)); 1 is plain DQN.",
+        1,
+    )
     double: bool = _doc("Double DQN: the online net picks a', the target net values it.", False)
     loss: Literal["mse", "huber"] = _doc("TD error loss: mse or huber.", "mse")
     huber_delta: float = _doc("Huber loss threshold (quadratic inside, linear outside).", 1.0)
@@ -285,6 +289,7 @@ def _validate(c: DQNConfig) -> None:
         "set at least one budget: total_steps, max_episodes or time_budget_s",
     )
     _require(0.0 <= c.gamma <= 1.0, f"gamma={c.gamma} must be in [0, 1]")
+    _require(c.n_step >= 1, f"n_step={c.n_step} must be >= 1")
     _require(c.huber_delta > 0, f"huber_delta={c.huber_delta} must be > 0")
     _require(c.l2_coef >= 0, f"l2_coef={c.l2_coef} must be >= 0")
     _require(

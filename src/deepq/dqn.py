@@ -34,7 +34,7 @@ from deepq.envs import final_observations, make_env, make_vector_env
 from deepq.errors import CheckpointError, TrainingDiverged, UsageError
 from deepq.evaluation import SELECTION_EVAL_SEED, TEST_EVAL_SEED, EvalResult, Evaluator
 from deepq.networks import QNetwork
-from deepq.replay import Batch, ReplayBuffer
+from deepq.replay import Batch, NStepAccumulator, ReplayBuffer
 from deepq.runlog import RunLogger, write_json
 from deepq.schedules import epsilon_at
 
@@ -50,18 +50,19 @@ def td_target(
     terminated: jax.Array,  # [B] bool
     next_q_target: jax.Array,  # [B, A] target network at s'
     next_q_online: jax.Array,  # [B, A] online network at s' (used by Double DQN only)
-    gamma: float,
+    discounts: jax.Array | float,  # [B] or scalar: γ, or γ^m for an m-step return
     double: bool,
 ) -> jax.Array:
     """y = r + γ · (1 − terminated) · Q_target(s', a*)
 
     a* = argmax_a Q_online(s', a) with Double DQN (van Hasselt et al. 2016), otherwise
-    argmax_a Q_target(s', a), i.e. y = r + γ max_a Q_target(s', a). Truncation is not an input:
-    a time-limit cut is not a terminal state, so it bootstraps like any other step.
+    argmax_a Q_target(s', a), i.e. y = r + γ max_a Q_target(s', a). For an m-step transition r is
+    the discounted sum of m rewards and γ becomes γ^m. Truncation is not an input: a time-limit
+    cut is not a terminal state, so it bootstraps like any other step.
     """
     best_next_action = jnp.argmax(next_q_online if double else next_q_target, axis=-1)
     next_value = jnp.take_along_axis(next_q_target, best_next_action[..., None], axis=-1)[..., 0]
-    return rewards + gamma * (1.0 - terminated.astype(jnp.float32)) * next_value
+    return rewards + discounts * (1.0 - terminated.astype(jnp.float32)) * next_value
 
 
 def l2_penalty(params: Any) -> jax.Array:
@@ -76,7 +77,6 @@ def dqn_loss(
     target_params: Any,
     batch: Batch,
     apply_fn: ApplyFn,
-    gamma: float,
     double: bool,
     loss: str,
     huber_delta: float,
@@ -88,7 +88,9 @@ def dqn_loss(
     next_q_target = apply_fn(target_params, batch.next_obs)
     next_q_online = apply_fn(params, batch.next_obs) if double else next_q_target
     target = jax.lax.stop_gradient(
-        td_target(batch.rewards, batch.terminated, next_q_target, next_q_online, gamma, double)
+        td_target(
+            batch.rewards, batch.terminated, next_q_target, next_q_online, batch.discounts, double
+        )
     )
     td_error = q_taken - target
     if loss == "huber":
@@ -143,7 +145,6 @@ def make_update(
             state.target_params,
             batch,
             apply_fn,
-            config.gamma,
             config.double,
             config.loss,
             config.huber_delta,
@@ -185,10 +186,9 @@ def make_select_actions(apply_fn: ApplyFn) -> Callable[..., jax.Array]:
     return select_actions
 
 
-def make_greedy_policy(apply_fn: ApplyFn, params: Any) -> Callable[[np.ndarray], np.ndarray]:
-    """obs [N, obs_dim] -> greedy actions [N] for evaluation."""
-    greedy = jax.jit(lambda p, obs: jnp.argmax(apply_fn(p, obs), axis=-1))
-    return lambda obs: np.asarray(greedy(params, obs))
+def make_greedy_actions(apply_fn: ApplyFn) -> Callable[[Any, jax.Array], jax.Array]:
+    """Jitted ``greedy_actions(params, obs [N, obs_dim]) -> argmax_a Q [N]`` (compiled once per run)."""
+    return jax.jit(lambda params, obs: jnp.argmax(apply_fn(params, obs), axis=-1))
 
 
 @jax.jit
@@ -226,7 +226,9 @@ class Agent:
         return int(np.argmax(q)) if q.ndim == 1 else np.argmax(q, axis=-1)
 
     def policy(self) -> Callable[[np.ndarray], np.ndarray]:
-        return make_greedy_policy(self.network.apply, self.params)
+        """obs [N, obs_dim] -> greedy actions [N], jitted."""
+        greedy_actions = make_greedy_actions(self.network.apply)
+        return lambda obs: np.asarray(greedy_actions(self.params, obs))
 
     def make_env(self, render_mode: str | None = None):
         return make_env(
@@ -407,9 +409,11 @@ def train(
     state = LearnerState(params, params, optimizer.init(params), jnp.zeros((), jnp.int32))
     update = make_update(c, q_net.apply, optimizer)
     select_actions = make_select_actions(q_net.apply)
+    greedy_actions = make_greedy_actions(q_net.apply)
 
     # --- replay, randomness, evaluation, logging ---
     buffer = ReplayBuffer(c.buffer_size, obs_shape, envs.single_observation_space.dtype)
+    n_step = NStepAccumulator(c.n_step, c.gamma, c.num_envs)
     rng = np.random.default_rng(c.seed)  # replay sampling and exploration
     evaluator = Evaluator(lambda: make_env(c.env_id, c.max_episode_steps, c.time_feature))
     logger = RunLogger(run_dir, c.total_steps, show_progress, tensorboard=tensorboard)
@@ -454,10 +458,16 @@ def train(
 
     def run_periodic_eval() -> None:
         nonlocal best_eval_mean, best_eval_step
-        result = evaluator.run(
-            make_greedy_policy(q_net.apply, state.params), c.eval_episodes, SELECTION_EVAL_SEED
+        policy = lambda obs: np.asarray(greedy_actions(state.params, obs))  # noqa: E731
+        result = evaluator.run(policy, c.eval_episodes, SELECTION_EVAL_SEED)
+        eval_history.append(
+            {
+                "env_steps": env_steps,
+                "episodes": episodes,
+                "train_wall_s": round(train_seconds, 3),
+                **result.to_dict(),
+            }
         )
-        eval_history.append({"env_steps": env_steps, "episodes": episodes, **result.to_dict()})
         logger.scalars(env_steps, {"eval/mean_return": result.mean, "eval/std_return": result.std})
         improved = best_eval_mean is None or result.mean > best_eval_mean
         if improved:
@@ -497,8 +507,10 @@ def train(
                     f"{c.env_id} returned a non-finite {'reward' if not np.isfinite(rewards).all() else 'observation'} "
                     f"at env step {env_steps + c.num_envs}"
                 )
-            # 3. store
-            buffer.add(obs, actions, rewards, real_next_obs, terminated, truncated)
+            # 3. store (as n-step transitions when n_step > 1)
+            completed = n_step.push(obs, actions, rewards, real_next_obs, terminated, truncated)
+            if completed is not None:
+                buffer.add(*completed)
             obs = next_obs
             previous_steps, env_steps = env_steps, env_steps + c.num_envs
             # 4. learn: one learning step per multiple of train_every passed since learning_starts

@@ -8,6 +8,7 @@ separately, vectorised adds and index sampling restricted to the filled region.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import NamedTuple
 
 import numpy as np
@@ -22,10 +23,12 @@ class Batch(NamedTuple):
     next_obs: np.ndarray
     terminated: np.ndarray
     truncated: np.ndarray
+    discounts: np.ndarray  # γ^m for an m-step return: the factor in front of Q(next_obs)
 
 
 class ReplayBuffer:
-    """Fixed-capacity FIFO store of transitions (obs, action, reward, next_obs, terminated, truncated)."""
+    """Fixed-capacity FIFO store of transitions (obs, action, reward, next_obs, terminated, truncated,
+    discount)."""
 
     def __init__(
         self, capacity: int, obs_shape: tuple[int, ...], obs_dtype: np.dtype | type = np.float32
@@ -39,6 +42,7 @@ class ReplayBuffer:
         self.rewards = np.zeros(capacity, dtype=np.float32)
         self.terminated = np.zeros(capacity, dtype=np.bool_)
         self.truncated = np.zeros(capacity, dtype=np.bool_)
+        self.discounts = np.zeros(capacity, dtype=np.float32)
         self.position = 0  # next slot to write
         self.size = 0  # filled slots
 
@@ -53,9 +57,11 @@ class ReplayBuffer:
         next_obs: np.ndarray,
         terminated: np.ndarray,
         truncated: np.ndarray,
+        discounts: np.ndarray | float,
     ) -> None:
         """Add a batch of n transitions (leading dim n); the arrays are copied in."""
         n = len(actions)
+        discounts = np.broadcast_to(np.asarray(discounts, dtype=np.float32), (n,))
         if n > self.capacity:  # only the newest `capacity` transitions would survive
             keep = slice(n - self.capacity, n)
             obs, actions, rewards, next_obs = (
@@ -64,7 +70,8 @@ class ReplayBuffer:
                 rewards[keep],
                 next_obs[keep],
             )
-            terminated, truncated, n = terminated[keep], truncated[keep], self.capacity
+            terminated, truncated, discounts = terminated[keep], truncated[keep], discounts[keep]
+            n = self.capacity
         slots = (self.position + np.arange(n)) % self.capacity
         self.obs[slots] = obs
         self.actions[slots] = actions
@@ -72,6 +79,7 @@ class ReplayBuffer:
         self.next_obs[slots] = next_obs
         self.terminated[slots] = terminated
         self.truncated[slots] = truncated
+        self.discounts[slots] = discounts
         self.position = int((self.position + n) % self.capacity)
         self.size = min(self.size + n, self.capacity)
 
@@ -89,6 +97,7 @@ class ReplayBuffer:
             next_obs=self.next_obs[indices],
             terminated=self.terminated[indices],
             truncated=self.truncated[indices],
+            discounts=self.discounts[indices],
         )
 
     def sample(
@@ -111,6 +120,7 @@ class ReplayBuffer:
             "rewards": self.rewards[: self.size],
             "terminated": self.terminated[: self.size],
             "truncated": self.truncated[: self.size],
+            "discounts": self.discounts[: self.size],
             "position": np.array(self.position, dtype=np.int64),
         }
 
@@ -121,7 +131,15 @@ class ReplayBuffer:
             raise ValueError(
                 f"replay state (size {size}, position {position}) does not fit capacity {self.capacity}"
             )
-        for name in ("obs", "next_obs", "actions", "rewards", "terminated", "truncated"):
+        for name in (
+            "obs",
+            "next_obs",
+            "actions",
+            "rewards",
+            "terminated",
+            "truncated",
+            "discounts",
+        ):
             target = getattr(self, name)
             source = arrays[name]
             if (
@@ -135,3 +153,69 @@ class ReplayBuffer:
                 )
             target[:size] = source
         self.size, self.position = size, position
+
+
+class NStepAccumulator:
+    """Turns each env's stream of one-step transitions into n-step ones.
+
+    For env i it emits (s_t, a_t, R, s_{t+m}, terminated, truncated, γ^m) with
+    R = r_t + γ r_{t+1} + ... + γ^{m-1} r_{t+m-1}: m = n normally, and fewer at the end of an
+    episode, where every pending step is flushed with the episode's final observation. With
+    ``n == 1`` it passes transitions straight through.
+    """
+
+    def __init__(self, n: int, gamma: float, num_envs: int):
+        self.n, self.gamma = n, gamma
+        self.pending: list[deque[tuple[np.ndarray, int, float]]] = [
+            deque() for _ in range(num_envs)
+        ]
+
+    def push(
+        self,
+        obs: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        next_obs: np.ndarray,
+        terminated: np.ndarray,
+        truncated: np.ndarray,
+    ) -> tuple[np.ndarray, ...] | None:
+        """One vector step in; the transitions now complete out (as ReplayBuffer.add's arguments)."""
+        if self.n == 1:
+            return obs, actions, rewards, next_obs, terminated, truncated, np.float32(self.gamma)
+        out: list[tuple] = []
+        for i, queue in enumerate(self.pending):
+            queue.append((obs[i].copy(), int(actions[i]), float(rewards[i])))
+            if terminated[i] or truncated[i]:
+                while queue:
+                    out.append(
+                        self._emit(queue, next_obs[i], bool(terminated[i]), bool(truncated[i]))
+                    )
+                    queue.popleft()
+            elif len(queue) == self.n:
+                out.append(self._emit(queue, next_obs[i], False, False))
+                queue.popleft()
+        if not out:
+            return None
+        columns = list(zip(*out, strict=True))
+        return (
+            np.stack(columns[0]),
+            np.asarray(columns[1], dtype=np.int32),
+            np.asarray(columns[2], dtype=np.float32),
+            np.stack(columns[3]),
+            np.asarray(columns[4], dtype=np.bool_),
+            np.asarray(columns[5], dtype=np.bool_),
+            np.asarray(columns[6], dtype=np.float32),
+        )
+
+    def _emit(self, queue: deque, next_obs: np.ndarray, terminated: bool, truncated: bool) -> tuple:
+        ret = sum(self.gamma**k * reward for k, (_, _, reward) in enumerate(queue))
+        first_obs, first_action, _ = queue[0]
+        return (
+            first_obs,
+            first_action,
+            ret,
+            next_obs,
+            terminated,
+            truncated,
+            self.gamma ** len(queue),
+        )
