@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: train test lint clean
+.PHONY: train test lint bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "deepq needs Python >= 3.11, found " + sys.version.split()[0]'
@@ -18,6 +18,15 @@ train: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+$(VENV)/.bench-installed: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+# The full benchmark (10 seeds x 2 systems, one after the other) takes about an hour on 2 cores;
+# `make bench ARGS="--quick"` is a minute-long smoke run.
+bench: $(VENV)/.bench-installed
+	$(BIN)/deepq bench $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

@@ -128,7 +128,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--action", type=int, default=0, metavar="A", help="action for the one step (default 0)"
     )
     env.add_argument("--seed", type=int, default=0, metavar="N", help="reset seed (default 0)")
+
+    bench = commands.add_parser(
+        "bench",
+        help="benchmark deepq against Stable-Baselines3 on LunarLander",
+        description="deepq's default preset vs SB3's RL Zoo DQN on LunarLander-v3: same seeds, budget and "
+        "evaluation protocol, one run after the other. Needs the bench extra: pip install -e '.[bench]'.",
+    )
+    from deepq.bench import add_arguments
+
+    add_arguments(bench)
     return parser
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from deepq.bench import bench_from_args
+
+    result = bench_from_args(args)
+    print()
+    print(result["markdown"], end="")
+    print(f"\nwritten to {args.out}/results.json and {args.out}/results.md")
+    return EXIT_OK
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -229,7 +249,7 @@ def cmd_env(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "env": cmd_env}
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "env": cmd_env, "bench": cmd_bench}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

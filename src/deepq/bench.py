@@ -1,0 +1,403 @@
+"""``deepq bench``: deepq's default LunarLander preset against Stable-Baselines3's RL Zoo DQN.
+
+Protocol, identical for both systems:
+- LunarLander-v3, the same training seeds, the same env-step budget;
+- every ``eval_every`` env steps, a greedy evaluation over ``eval_episodes`` episodes with the
+  fixed seeds ``SELECTION_EVAL_SEED + k`` (disjoint from training), run by deepq's own
+  :class:`~deepq.evaluation.Evaluator` for both, so the numbers are comparable;
+- time counted is training wall-clock, evaluation excluded;
+- every (system, seed) runs in a fresh subprocess, one after the other, never in parallel; the
+  subprocess reports its own peak RSS.
+
+"Solved" is the first evaluation with mean ≥ 200. A seed that never solves counts as its full
+training time and budget in the medians. SB3 is an optional extra (``pip install -e .[bench]``);
+deepq itself never imports it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from deepq.errors import UsageError
+
+SOLVED_MEAN = 200.0
+SYSTEMS = ("deepq", "sb3")
+SB3_ZOO_LUNARLANDER = {  # rl-baselines3-zoo hyperparams/dqn.yml, LunarLander
+    "learning_rate": 6.3e-4,
+    "batch_size": 128,
+    "buffer_size": 50_000,
+    "learning_starts": 0,
+    "gamma": 0.99,
+    "target_update_interval": 250,
+    "train_freq": 4,
+    "gradient_steps": -1,
+    "exploration_fraction": 0.12,
+    "exploration_final_eps": 0.1,
+    "policy_kwargs": {"net_arch": [256, 256]},
+}
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0-9"``, ``"3,7,11"`` or a mix such as ``"0-2,5"``."""
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if "-" in part:
+                low, high = (int(x) for x in part.split("-", 1))
+                if high < low:
+                    raise ValueError
+                seeds.extend(range(low, high + 1))
+            elif part:
+                seeds.append(int(part))
+    except ValueError:
+        raise UsageError(
+            f"--seeds {text!r} must be a list or range of seeds such as 0-9 or 3,7,11"
+        ) from None
+    if not seeds or min(seeds) < 0:
+        raise UsageError(f"--seeds {text!r} must name at least one seed >= 0")
+    return list(dict.fromkeys(seeds))
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+# ----------------------------------------------------------------------------------------------
+# Workers: one system, one seed, in their own process.
+# ----------------------------------------------------------------------------------------------
+
+
+def run_deepq(seed: int, budget_steps: int, eval_every: int, eval_episodes: int) -> dict[str, Any]:
+    from deepq.config import resolve_config
+    from deepq.dqn import train
+
+    config = resolve_config(
+        preset="lunarlander",
+        seed=seed,
+        overrides={
+            "total_steps": budget_steps,
+            "eval_every": eval_every,
+            "eval_episodes": eval_episodes,
+            "stop_when_solved": False,
+            "final_eval_episodes": 0,
+            "checkpoint_every_episodes": None,
+        },
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        summary = train(config, Path(tmp) / "run", show_progress=False, tensorboard=False).summary
+    evals = [
+        {
+            "env_steps": e["env_steps"],
+            "train_wall_s": e["train_wall_s"],
+            "mean": e["mean"],
+            "std": e["std"],
+        }
+        for e in summary["eval_history"]
+    ]
+    return {
+        "train_wall_s": summary["train_wall_s"],
+        "env_steps": summary["env_steps"],
+        "evals": evals,
+    }
+
+
+def run_sb3(seed: int, budget_steps: int, eval_every: int, eval_episodes: int) -> dict[str, Any]:
+    try:
+        from stable_baselines3 import DQN
+        from stable_baselines3.common.callbacks import BaseCallback
+    except ImportError:
+        raise UsageError(
+            "the sb3 system needs the bench extra: pip install -e '.[bench]'"
+        ) from None
+    import gymnasium as gym
+    import numpy as np
+
+    from deepq.envs import make_env
+    from deepq.evaluation import SELECTION_EVAL_SEED, Evaluator
+
+    evaluator = Evaluator(lambda: make_env("LunarLander-v3"))
+    model = DQN(
+        "MlpPolicy",
+        gym.make("LunarLander-v3"),
+        seed=seed,
+        device="cpu",
+        verbose=0,
+        **SB3_ZOO_LUNARLANDER,
+    )
+    evals: list[dict[str, Any]] = []
+
+    class EvaluateEvery(BaseCallback):
+        """Pauses the training clock for a greedy evaluation every ``eval_every`` env steps."""
+
+        def _on_training_start(self) -> None:
+            self.train_s, self.started = 0.0, time.perf_counter()
+
+        def _on_step(self) -> bool:
+            if self.num_timesteps % eval_every == 0:
+                self.train_s += time.perf_counter() - self.started
+                result = evaluator.run(
+                    lambda obs: np.asarray(model.predict(obs, deterministic=True)[0]),
+                    eval_episodes,
+                    SELECTION_EVAL_SEED,
+                )
+                evals.append(
+                    {
+                        "env_steps": self.num_timesteps,
+                        "train_wall_s": round(self.train_s, 3),
+                        "mean": result.mean,
+                        "std": result.std,
+                    }
+                )
+                self.started = time.perf_counter()
+            return True
+
+        def _on_training_end(self) -> None:
+            self.train_s += time.perf_counter() - self.started
+
+    callback = EvaluateEvery()
+    model.learn(total_timesteps=budget_steps, callback=callback)
+    evaluator.close()
+    return {"train_wall_s": round(callback.train_s, 3), "env_steps": budget_steps, "evals": evals}
+
+
+WORKERS = {"deepq": run_deepq, "sb3": run_sb3}
+
+
+def score(system: str, seed: int, raw: dict[str, Any]) -> dict[str, Any]:
+    """Per-seed figures from a worker's raw evaluation history."""
+    evals = raw["evals"]
+    solved = next((e for e in evals if e["mean"] >= SOLVED_MEAN), None)
+    best = max(evals, key=lambda e: e["mean"]) if evals else None
+    final = evals[-1] if evals else None
+    return {
+        "system": system,
+        "seed": seed,
+        "solved": solved is not None,
+        "time_to_solve_s": solved["train_wall_s"] if solved else None,
+        "steps_to_solve": solved["env_steps"] if solved else None,
+        "best_mean": best["mean"] if best else None,
+        "best_std": best["std"] if best else None,
+        "final_mean": final["mean"] if final else None,
+        "final_std": final["std"] if final else None,
+        "train_wall_s": raw["train_wall_s"],
+        "env_steps": raw["env_steps"],
+        "steps_per_s": round(raw["env_steps"] / max(raw["train_wall_s"], 1e-9), 1),
+        "peak_rss_mib": raw["peak_rss_mib"],
+        "evals": evals,
+    }
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Solved fraction and medians per system; unsolved seeds count as their whole budget."""
+    out: dict[str, Any] = {}
+    for system in dict.fromkeys(r["system"] for r in rows):
+        mine = [r for r in rows if r["system"] == system]
+        out[system] = {
+            "seeds": len(mine),
+            "solved": sum(r["solved"] for r in mine),
+            "median_time_to_solve_s": statistics.median(
+                r["time_to_solve_s"] if r["solved"] else r["train_wall_s"] for r in mine
+            ),
+            "median_steps_to_solve": statistics.median(
+                r["steps_to_solve"] if r["solved"] else r["env_steps"] for r in mine
+            ),
+            "median_best_mean": statistics.median(r["best_mean"] for r in mine),
+            "median_final_mean": statistics.median(r["final_mean"] for r in mine),
+            "median_steps_per_s": statistics.median(r["steps_per_s"] for r in mine),
+            "median_peak_rss_mib": statistics.median(r["peak_rss_mib"] for r in mine),
+        }
+    if "deepq" in out and "sb3" in out:
+        out["ratio_sb3_over_deepq_time_to_solve"] = round(
+            out["sb3"]["median_time_to_solve_s"]
+            / max(out["deepq"]["median_time_to_solve_s"], 1e-9),
+            2,
+        )
+    return out
+
+
+def markdown(rows: list[dict[str, Any]], summary: dict[str, Any], settings: dict[str, Any]) -> str:
+    def fmt(value: Any, spec: str = ".1f") -> str:
+        return "—" if value is None else format(value, spec)
+
+    lines = [
+        f"LunarLander-v3, budget {settings['budget_steps']:,} env steps, greedy evaluation every "
+        f"{settings['eval_every']:,} steps over {settings['eval_episodes']} episodes; "
+        f"{settings['machine']}.",
+        "",
+        "| system | seed | solved | time to solve (s) | steps to solve | best mean ± std | final mean ± std "
+        "| steps/s | peak RSS (MiB) |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['system']} | {r['seed']} | {'yes' if r['solved'] else 'no'} | {fmt(r['time_to_solve_s'])} "
+            f"| {fmt(r['steps_to_solve'], ',')} | {fmt(r['best_mean'])} ± {fmt(r['best_std'])} "
+            f"| {fmt(r['final_mean'])} ± {fmt(r['final_std'])} | {fmt(r['steps_per_s'], ',.0f')} "
+            f"| {fmt(r['peak_rss_mib'], '.0f')} |"
+        )
+    lines += [
+        "",
+        "| system | solved | median time to solve (s) | median steps to solve | median best | median final "
+        "| median steps/s | median peak RSS (MiB) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for system, s in summary.items():
+        if not isinstance(s, dict):
+            continue
+        lines.append(
+            f"| {system} | {s['solved']}/{s['seeds']} | {s['median_time_to_solve_s']:.1f} "
+            f"| {s['median_steps_to_solve']:,.0f} | {s['median_best_mean']:.1f} | {s['median_final_mean']:.1f} "
+            f"| {s['median_steps_per_s']:,.0f} | {s['median_peak_rss_mib']:.0f} |"
+        )
+    if "ratio_sb3_over_deepq_time_to_solve" in summary:
+        lines += [
+            "",
+            f"SB3 / deepq median time to solve: **{summary['ratio_sb3_over_deepq_time_to_solve']}×**",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def run_bench(
+    seeds: list[int],
+    budget_steps: int,
+    systems: list[str],
+    eval_every: int,
+    eval_episodes: int,
+    out_dir: Path,
+) -> dict[str, Any]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for seed in seeds:
+        for system in systems:
+            started = time.perf_counter()
+            raw_path = out_dir / f"raw-{system}-{seed}.json"
+            command = [sys.executable, "-m", "deepq.bench", "--worker", system, "--seed", str(seed)]
+            command += ["--budget-steps", str(budget_steps), "--eval-every", str(eval_every)]
+            command += ["--eval-episodes", str(eval_episodes), "--raw-out", str(raw_path)]
+            process = subprocess.run(
+                command,
+                capture_output=True,
+                text=True,
+                env={**os.environ, "SDL_VIDEODRIVER": "dummy"},
+            )
+            if process.returncode != 0:
+                tail = (process.stderr.strip().splitlines() or ["(no output)"])[-1]
+                raise UsageError(f"bench worker {system} seed {seed} failed: {tail}")
+            row = score(system, seed, json.loads(raw_path.read_text()))
+            rows.append(row)
+            print(
+                f"{system:>5} seed {seed}: solved={row['solved']} time_to_solve={row['time_to_solve_s']} "
+                f"steps_to_solve={row['steps_to_solve']} best={row['best_mean']:.1f} final={row['final_mean']:.1f} "
+                f"{row['steps_per_s']:,.0f} steps/s ({time.perf_counter() - started:.0f} s with evaluation)",
+                flush=True,
+            )
+    settings = {
+        "budget_steps": budget_steps,
+        "eval_every": eval_every,
+        "eval_episodes": eval_episodes,
+        "seeds": seeds,
+        "systems": systems,
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+    }
+    summary = summarise(rows)
+    (out_dir / "results.json").write_text(
+        json.dumps({"settings": settings, "summary": summary, "runs": rows}, indent=1)
+    )
+    table = markdown(rows, summary, settings)
+    (out_dir / "results.md").write_text(table)
+    return {"settings": settings, "summary": summary, "runs": rows, "markdown": table}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--seeds", default="0-9", help="seeds: a list or range, e.g. 0-9 or 3,7,11 (default 0-9)"
+    )
+    parser.add_argument(
+        "--budget-steps",
+        type=int,
+        default=100_000,
+        metavar="N",
+        help="env steps per run (default 100000)",
+    )
+    parser.add_argument(
+        "--systems", default="deepq,sb3", help="comma-separated: deepq, sb3 (default both)"
+    )
+    parser.add_argument(
+        "--eval-every",
+        type=int,
+        default=5000,
+        metavar="N",
+        help="env steps between evaluations (default 5000)",
+    )
+    parser.add_argument(
+        "--eval-episodes",
+        type=int,
+        default=100,
+        metavar="N",
+        help="episodes per evaluation (default 100)",
+    )
+    parser.add_argument(
+        "--out",
+        default="bench-results",
+        metavar="DIR",
+        help="where to write results.json and results.md",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="development mode: seed 0, 30k steps, 20 episodes every 10k steps",
+    )
+
+
+def bench_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+    unknown = [s for s in systems if s not in SYSTEMS]
+    if unknown or not systems:
+        raise UsageError(f"--systems {args.systems!r}: choose from {', '.join(SYSTEMS)}")
+    seeds, budget, every, episodes = (
+        parse_seeds(args.seeds),
+        args.budget_steps,
+        args.eval_every,
+        args.eval_episodes,
+    )
+    if args.quick:
+        seeds, budget, every, episodes = seeds[:1], 30_000, 10_000, 20
+    for name, value in (
+        ("--budget-steps", budget),
+        ("--eval-every", every),
+        ("--eval-episodes", episodes),
+    ):
+        if value < 1:
+            raise UsageError(f"{name} {value} must be >= 1")
+    return run_bench(seeds, budget, systems, every, episodes, Path(args.out))
+
+
+def _worker_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deepq.bench")
+    parser.add_argument("--worker", choices=SYSTEMS, required=True)
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--budget-steps", type=int, required=True)
+    parser.add_argument("--eval-every", type=int, required=True)
+    parser.add_argument("--eval-episodes", type=int, required=True)
+    parser.add_argument("--raw-out", required=True)
+    args = parser.parse_args(argv)
+    raw = WORKERS[args.worker](args.seed, args.budget_steps, args.eval_every, args.eval_episodes)
+    raw["peak_rss_mib"] = round(peak_rss_mib(), 1)
+    Path(args.raw_out).write_text(json.dumps(raw))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_worker_main(sys.argv[1:]))
