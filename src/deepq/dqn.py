@@ -1,8 +1,8 @@
 """Deep Q-learning (Mnih et al. 2015) with Double DQN, dueling heads, Huber/MSE, soft/hard targets.
 
 Read top to bottom: the pure functions of learning (TD target, loss, update, action selection,
-target updates), then :func:`train`, whose loop is collect → store → learn → sync target →
-episode bookkeeping → evaluate → stop. Everything on the hot path is a jitted pure function;
+target updates), then :func:`train`, whose loop is act → learn → sync target → step envs →
+store → episode bookkeeping → evaluate → stop. Everything on the hot path is a jitted pure function;
 the loop itself does only numpy bookkeeping.
 
 Where do ``terminated`` and ``truncated`` go? Both are stored in the replay buffer; only
@@ -16,6 +16,7 @@ import signal
 import time
 from collections import deque
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -477,7 +478,7 @@ def train(
             f"eval @ {env_steps} steps: {result.line()}{'  (best so far)' if improved else ''}"
         )
 
-    # --- the loop: collect → store → learn → sync target → bookkeeping → evaluate → stop ---
+    # --- the loop: act → learn → sync target → step → store → bookkeeping → evaluate → stop ---
     obs, _ = envs.reset(seed=c.seed)  # sub-env i is seeded seed + i
     episode_return = np.zeros(c.num_envs)
     episode_length = np.zeros(c.num_envs, dtype=np.int64)
@@ -492,40 +493,44 @@ def train(
     stop_reason = None
     train_seconds = 0.0  # training wall-clock, evaluation excluded
     started = time.perf_counter()
-    with _StopSignal() as stop_signal:
+    with ExitStack() as resources, _StopSignal() as stop_signal:
+        for resource in (envs, evaluator, logger):  # closed on every way out, errors included
+            resources.callback(resource.close)
         while stop_reason is None:
             # 1. act ε-greedily in every env
             coins = rng.random(c.num_envs)
             random_actions = rng.integers(0, n_actions, c.num_envs)
             actions = np.asarray(select_actions(state.params, obs, epsilon, coins, random_actions))
-            # 2. step; a finished episode's s' is its final observation, not the reset one
+            previous_steps, env_steps = env_steps, env_steps + c.num_envs
+            # 2. learn: one learning step per multiple of train_every in this step's window, from
+            #    learning_starts on. JAX dispatches it asynchronously, so it computes on the other
+            #    core while the envs step below; it samples the transitions stored before this step.
+            if env_steps >= c.learning_starts and len(buffer) >= c.batch_size:
+                first_counted = max(previous_steps, c.learning_starts - 1)
+                learning_steps = env_steps // c.train_every - first_counted // c.train_every
+                if learning_steps > 0:
+                    batches = buffer.sample(rng, c.batch_size, learning_steps * c.gradient_steps)
+                    state, metrics = update(state, batches)
+            # 3. hard target copy every target_update_every env steps
+            if (
+                c.target_update == "hard"
+                and env_steps // c.target_update_every > previous_steps // c.target_update_every
+            ):
+                state = hard_target_update(state)
+            # 4. step; a finished episode's s' is its final observation, not the reset one
             next_obs, rewards, terminated, truncated, infos = envs.step(actions)
             done = terminated | truncated
             real_next_obs = final_observations(next_obs, done, infos)
             if not (np.isfinite(rewards).all() and np.isfinite(real_next_obs).all()):
                 raise TrainingDiverged(
                     f"{c.env_id} returned a non-finite {'reward' if not np.isfinite(rewards).all() else 'observation'} "
-                    f"at env step {env_steps + c.num_envs}"
+                    f"at env step {env_steps}"
                 )
-            # 3. store (as n-step transitions when n_step > 1)
+            # 5. store (as n-step transitions when n_step > 1)
             completed = n_step.push(obs, actions, rewards, real_next_obs, terminated, truncated)
             if completed is not None:
                 buffer.add(*completed)
             obs = next_obs
-            previous_steps, env_steps = env_steps, env_steps + c.num_envs
-            # 4. learn: one learning step per multiple of train_every passed since learning_starts
-            if env_steps >= c.learning_starts:
-                first_counted = max(previous_steps, c.learning_starts - 1)
-                learning_steps = env_steps // c.train_every - first_counted // c.train_every
-                if learning_steps > 0:
-                    batches = buffer.sample(rng, c.batch_size, learning_steps * c.gradient_steps)
-                    state, metrics = update(state, batches)
-            # 5. hard target copy every target_update_every env steps
-            if (
-                c.target_update == "hard"
-                and env_steps // c.target_update_every > previous_steps // c.target_update_every
-            ):
-                state = hard_target_update(state)
             # 6. episode bookkeeping
             episode_return += rewards
             episode_length += 1
@@ -592,16 +597,16 @@ def train(
             elif c.time_budget_s is not None and elapsed >= c.time_budget_s:
                 stop_reason = "time_budget"
         train_seconds += time.perf_counter() - started
+        logger.end_progress(env_steps)
 
         # --- save, pick the best, final evaluation, summary ---
         save_training_checkpoint("latest")
         if stop_reason != "interrupted":
             save_training_checkpoint("final")
-            if c.eval_every and (not eval_history or eval_history[-1]["env_steps"] != env_steps):
+            if not c.eval_every:
+                save_agent(checkpoints / "best", agent_of(state.params))  # nothing to compare with
+            elif not eval_history or eval_history[-1]["env_steps"] != env_steps:
                 run_periodic_eval()  # the end of the run competes for `best` too
-            else:
-                save_agent(checkpoints / "best", agent_of(state.params))
-        envs.close()
         summary: dict[str, Any] = {
             "env_id": c.env_id,
             "stop_reason": stop_reason,
@@ -622,8 +627,6 @@ def train(
         }
         if stop_reason == "interrupted":
             write_json(run_dir / "summary.json", summary)
-            logger.close()
-            evaluator.close()
             raise Interrupted(
                 f"interrupted at env step {env_steps}; the run so far is saved in {run_dir}",
                 run_dir,
@@ -634,8 +637,5 @@ def train(
             summary["final_eval"] = {
                 k: v for k, v in final.to_dict().items() if k not in ("returns", "lengths")
             }
-            logger.message(f"final evaluation of the best checkpoint: {final.line()}")
         write_json(run_dir / "summary.json", summary)
-        logger.close()
-        evaluator.close()
     return TrainResult(run_dir, summary, best)

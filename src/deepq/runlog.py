@@ -86,6 +86,13 @@ class RunLogger:
         elif int(row["episode"]) % self._log_every == 0:
             self.console.print(stats)
 
+    def end_progress(self, step: int) -> None:
+        """Show the final step count and stop the live display (training is over)."""
+        if self._progress is not None:
+            self._progress.update(self._task, completed=step)
+            self._progress.stop()
+            self._progress = None
+
     def scalars(self, step: int, values: dict[str, float]) -> None:
         if self._tb is not None:
             for name, value in values.items():
