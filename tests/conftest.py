@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import gymnasium as gym
 import numpy as np
 import pytest
+
+# Tests (and the deepq subprocesses they start) share one compilation cache of their own,
+# never the user's ~/.cache/deepq.
+os.environ["DEEPQ_COMPILATION_CACHE"] = tempfile.mkdtemp(prefix="deepq-test-xla-")
 
 
 class ConstantRewardEnv(gym.Env):

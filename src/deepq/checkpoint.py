@@ -150,7 +150,10 @@ def pytree_to_arrays(prefix: str, tree: Any) -> dict[str, np.ndarray]:
 
 
 def arrays_to_pytree(prefix: str, template: Any, arrays: dict[str, np.ndarray], source: str) -> Any:
-    """Fill ``template``'s structure from ``arrays``; every name, shape and dtype must match."""
+    """Fill ``template``'s structure from ``arrays``; every name, shape and dtype must match.
+
+    ``template`` may hold arrays or ``jax.ShapeDtypeStruct`` leaves (from ``jax.eval_shape``).
+    """
     leaves, treedef = jax.tree_util.tree_flatten_with_path(template)
     names = [prefix + jax.tree_util.keystr(path) for path, _ in leaves]
     extra = sorted(
@@ -162,11 +165,10 @@ def arrays_to_pytree(prefix: str, template: Any, arrays: dict[str, np.ndarray], 
     for name, (_, leaf) in zip(names, leaves, strict=True):
         if name not in arrays:
             raise CheckpointError(f"{source}: array {name} is missing")
-        value, expected = arrays[name], np.asarray(leaf)
-        if value.shape != expected.shape or value.dtype != expected.dtype:
+        value, shape, dtype = arrays[name], tuple(leaf.shape), np.dtype(leaf.dtype)
+        if value.shape != shape or value.dtype != dtype:
             raise CheckpointError(
-                f"{source}: array {name} is {value.dtype}{list(value.shape)}, "
-                f"expected {expected.dtype}{list(expected.shape)}"
+                f"{source}: array {name} is {value.dtype}{list(value.shape)}, expected {dtype}{list(shape)}"
             )
         restored.append(jax.numpy.asarray(value))
     return jax.tree_util.tree_unflatten(treedef, restored)
