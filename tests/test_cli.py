@@ -155,3 +155,17 @@ def test_sigint_saves_and_exits_130(tmp_path):
     assert "interrupted at env step" in stderr and str(run) in stderr
     assert (run / "checkpoints" / "latest" / "COMPLETE").exists()
     assert json.loads((run / "summary.json").read_text())["stop_reason"] == "interrupted"
+
+
+def test_a_closed_pipe_is_not_a_traceback():
+    env = {**os.environ, "SDL_VIDEODRIVER": "dummy"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "deepq", "env", "LunarLander-v3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    process.stdout.close()  # the reader is gone before the first write, like `| head -0`
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 1
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import textwrap
 from collections.abc import Sequence
@@ -224,7 +225,7 @@ def cmd_env(args: argparse.Namespace) -> int:
     print(f"{args.env_id}")
     print(f"  max episode steps: {spec.max_episode_steps if spec else None}")
     print(f"  reward threshold:  {spec.reward_threshold if spec else None}")
-    print(f"observation space: {obs_space}")
+    print(f"observation space: Box{obs_space.shape} {obs_space.dtype}")
     for i, name in enumerate(state_names):
         print(f"  [{i}] {name:<24} in [{obs_space.low[i]:.3g}, {obs_space.high[i]:.3g}]")
     print(f"action space: {action_space}")
@@ -255,13 +256,18 @@ COMMANDS = {"train": cmd_train, "eval": cmd_eval, "env": cmd_env, "bench": cmd_b
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        sys.stdout.flush()  # inside the try: a closed pipe surfaces here, not at interpreter exit
+        return code
     except DeepQError as exc:
         print(f"deepq {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print(f"deepq {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # e.g. `deepq env ID | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILURE
 
 
 if __name__ == "__main__":
