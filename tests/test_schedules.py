@@ -31,6 +31,10 @@ def test_epsilon_at_follows_the_config():
         epsilon_schedule="linear", total_steps=1000, epsilon_fraction=0.2, epsilon_end=0.05
     )
     assert epsilon_at(linear, episodes=99, env_steps=100) == pytest.approx(1.0 - 0.5 * 0.95)
+    absolute = DQNConfig(
+        epsilon_schedule="linear", total_steps=10**6, epsilon_decay_steps=100, epsilon_end=0.0
+    )
+    assert epsilon_at(absolute, episodes=0, env_steps=25) == pytest.approx(0.75)  # fraction ignored
     exponential = DQNConfig(epsilon_schedule="exponential", epsilon_decay=0.5, epsilon_end=0.1)
     assert epsilon_at(exponential, episodes=2, env_steps=10**6) == pytest.approx(0.25)
     assert epsilon_at(exponential, episodes=10, env_steps=0) == pytest.approx(0.1)

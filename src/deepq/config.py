@@ -93,6 +93,9 @@ class DQNConfig:
     epsilon_fraction: float = _doc(
         "Fraction of total_steps over which epsilon decays (linear schedule).", 0.1
     )
+    epsilon_decay_steps: int | None = _doc(
+        "Env steps over which epsilon decays (linear schedule); overrides epsilon_fraction.", None
+    )
     # --- solving, evaluation, checkpoints ---
     solved_threshold: float | None = _doc(
         "Solved when the mean return of the last solved_window training episodes reaches this; "
@@ -328,8 +331,14 @@ def _validate(c: DQNConfig) -> None:
         0.0 < c.epsilon_fraction <= 1.0, f"epsilon_fraction={c.epsilon_fraction} must be in (0, 1]"
     )
     _require(
-        c.epsilon_schedule != "linear" or c.total_steps is not None,
-        "epsilon_schedule='linear' decays over total_steps, so total_steps must be set",
+        c.epsilon_decay_steps is None or c.epsilon_decay_steps >= 1,
+        f"epsilon_decay_steps={c.epsilon_decay_steps} must be >= 1 or null",
+    )
+    _require(
+        c.epsilon_schedule != "linear"
+        or c.total_steps is not None
+        or c.epsilon_decay_steps is not None,
+        "epsilon_schedule='linear' decays over total_steps, so set total_steps or epsilon_decay_steps",
     )
     _require(c.solved_window >= 1, f"solved_window={c.solved_window} must be >= 1")
     _require(c.eval_episodes >= 1, f"eval_episodes={c.eval_episodes} must be >= 1")

@@ -23,7 +23,10 @@ def epsilon_at(config: DQNConfig, episodes: int, env_steps: int) -> float:
             episodes, config.epsilon_start, config.epsilon_decay, config.epsilon_end
         )
     if config.epsilon_schedule == "linear":
-        assert config.total_steps is not None  # validated by DQNConfig
-        decay_steps = int(config.epsilon_fraction * config.total_steps)
+        if config.epsilon_decay_steps is not None:
+            decay_steps = config.epsilon_decay_steps
+        else:
+            assert config.total_steps is not None  # validated by DQNConfig
+            decay_steps = int(config.epsilon_fraction * config.total_steps)
         return linear_epsilon(env_steps, config.epsilon_start, config.epsilon_end, decay_steps)
     return config.epsilon_start
