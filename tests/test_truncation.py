@@ -53,7 +53,7 @@ def test_the_loop_stores_final_observations_not_reset_ones(tmp_path):
     arrays, meta = load_checkpoint(tmp_path / "run" / "checkpoints" / "final")
     obs, next_obs = arrays["replay/obs"][:, 0], arrays["replay/next_obs"][:, 0]
     terminated = arrays["replay/terminated"]
-    assert len(obs) == 30 and meta["counters"]["episodes"] == 10
+    assert len(obs) == 30 and meta["progress"]["episodes"] == 10
     np.testing.assert_array_equal(next_obs, obs + 1)  # never a reset observation (0) as s'
     np.testing.assert_array_equal(terminated, next_obs == 3)
     np.testing.assert_allclose(arrays["replay/discounts"], 0.99)

@@ -12,6 +12,7 @@ its real final observation, which :func:`deepq.envs.final_observations` recovers
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import signal
@@ -19,7 +20,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -32,9 +33,9 @@ import optax
 
 from deepq import __version__
 from deepq.checkpoint import arrays_to_pytree, load_checkpoint, pytree_to_arrays, save_checkpoint
-from deepq.config import DQNConfig, resolve_config
+from deepq.config import DQNConfig, config_from_dict, resolve_config
 from deepq.envs import final_observations, make_env, make_vector_env
-from deepq.errors import CheckpointError, TrainingDiverged, UsageError
+from deepq.errors import CheckpointError, DeepQError, TrainingDiverged, UsageError
 from deepq.evaluation import SELECTION_EVAL_SEED, TEST_EVAL_SEED, EvalResult, Evaluator
 from deepq.networks import QNetwork
 from deepq.replay import Batch, NStepAccumulator, ReplayBuffer
@@ -409,6 +410,20 @@ def new_run_dir(run_dir: str | Path | None) -> Path:
     return path
 
 
+@dataclass
+class RunProgress:
+    """The loop's counters and records: everything besides arrays that a resume needs."""
+
+    env_steps: int = 0
+    episodes: int = 0
+    recent_returns: list[float] = field(default_factory=list)  # the last solved_window returns
+    solved_at: dict[str, Any] | None = None
+    best_eval_mean: float | None = None
+    best_eval_step: int | None = None
+    eval_history: list[dict[str, Any]] = field(default_factory=list)
+    train_seconds: float = 0.0  # training wall-clock so far, evaluation excluded
+
+
 def train(
     config: DQNConfig | dict[str, Any] | None = None,
     run_dir: str | Path | None = None,
@@ -420,13 +435,53 @@ def train(
     if config is None:
         config = resolve_config()
     elif isinstance(config, dict):
-        from deepq.config import config_from_dict
-
         config = config_from_dict(config)
-    c = config
+    make_env(
+        config.env_id, config.max_episode_steps, config.time_feature
+    ).close()  # fail before writing
+    run_dir = new_run_dir(run_dir)
+    write_json(run_dir / "config.json", config.to_dict())
+    return _run(config, run_dir, None, show_progress, tensorboard)
+
+
+def resume(
+    run_dir: str | Path, *, show_progress: bool | None = None, tensorboard: bool = True
+) -> TrainResult:
+    """Continue an interrupted run from its latest checkpoint, exactly as if it had never stopped.
+
+    Exact means bit for bit on the same machine and software: the parameters, optimiser state,
+    replay buffer, RNG and counters are restored, and each env's unfinished episode is rebuilt by
+    resetting it with the episode's seed and replaying its actions (environments must be
+    deterministic given seed and actions, as Gymnasium's are). Wall-clock columns differ.
+    """
+    run_dir = Path(run_dir)
+    checkpoints = run_dir / "checkpoints"
+    if not run_dir.is_dir():
+        raise UsageError(f"no such run directory: {run_dir}")
+    if (checkpoints / "final").exists():
+        raise UsageError(f"{run_dir} already finished; start a new run instead")
+    arrays, meta = load_checkpoint(checkpoints / "latest")
+    if meta.get("kind") != "dqn-training-state":
+        raise CheckpointError(f"{checkpoints / 'latest'} is not a training-state checkpoint")
+    try:
+        config = config_from_dict(meta["config"])
+    except (KeyError, TypeError, DeepQError) as exc:
+        raise CheckpointError(
+            f"{checkpoints / 'latest'}: meta.json holds no valid config ({exc})"
+        ) from None
+    return _run(config, run_dir, (arrays, meta), show_progress, tensorboard)
+
+
+def _run(
+    c: DQNConfig,
+    run_dir: Path,
+    restore_from: tuple[dict[str, np.ndarray], dict[str, Any]] | None,
+    show_progress: bool | None,
+    tensorboard: bool,
+) -> TrainResult:
     enable_compilation_cache()
 
-    # --- environment (checked before anything is written) ---
+    # --- environment ---
     envs = make_vector_env(c.env_id, c.num_envs, c.max_episode_steps, c.time_feature)
     obs_shape = envs.single_observation_space.shape
     obs_dim, n_actions = int(obs_shape[0]), int(envs.single_action_space.n)
@@ -436,8 +491,6 @@ def train(
         if c.solved_threshold is not None
         else (spec.reward_threshold if spec else None)
     )
-    run_dir = new_run_dir(run_dir)
-    write_json(run_dir / "config.json", c.to_dict())
 
     # --- networks, optimiser, learner ---
     q_net = build_network(c, n_actions)
@@ -448,13 +501,50 @@ def train(
     select_actions = make_select_actions(q_net.apply)
     greedy_actions = make_greedy_actions(q_net.apply)
 
-    # --- replay, randomness, evaluation, logging ---
+    # --- replay, randomness, per-episode state ---
     buffer = ReplayBuffer(c.buffer_size, obs_shape, envs.single_observation_space.dtype)
     n_step = NStepAccumulator(c.n_step, c.gamma, c.num_envs)
     rng = np.random.default_rng(c.seed)  # replay sampling and exploration
+    obs, _ = envs.reset(seed=c.seed)  # sub-env i gets base seed seed + i, one seed per episode
+    episode_return = np.zeros(c.num_envs)
+    episode_length = np.zeros(c.num_envs, dtype=np.int64)
+    episode_actions: list[list[int]] = [[] for _ in range(c.num_envs)]  # to rebuild envs on resume
+    progress = RunProgress()
+    if restore_from is not None:
+        arrays, meta = restore_from
+        source = str(run_dir / "checkpoints" / "latest")
+        state = LearnerState(
+            arrays_to_pytree("params", state.params, arrays, source),
+            arrays_to_pytree("target_params", state.target_params, arrays, source),
+            arrays_to_pytree("opt_state", state.opt_state, arrays, source),
+            arrays_to_pytree("grad_steps", state.grad_steps, arrays, source),
+        )
+        try:
+            buffer.load_state_arrays(
+                {k.removeprefix("replay/"): v for k, v in arrays.items() if k.startswith("replay/")}
+            )
+            rng.bit_generator.state = meta["rng"]
+            progress = RunProgress(**meta["progress"])
+            obs = _rebuild_envs(
+                envs, meta["envs"], arrays, n_step, episode_return, episode_length, episode_actions
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"{source}: cannot restore the training state ({exc})") from None
+
+    # --- evaluation, logging, checkpoints ---
     evaluator = Evaluator(lambda: make_env(c.env_id, c.max_episode_steps, c.time_feature))
-    logger = RunLogger(run_dir, c.total_steps, show_progress, tensorboard=tensorboard)
+    try:
+        logger = RunLogger(
+            run_dir,
+            c.total_steps,
+            show_progress,
+            tensorboard=tensorboard,
+            resume_at_episode=progress.episodes if restore_from is not None else None,
+        )
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from None
     checkpoints = run_dir / "checkpoints"
+    p = progress
 
     def agent_of(state_params: Any, **info: Any) -> Agent:
         return Agent(
@@ -462,20 +552,27 @@ def train(
             state_params,
             obs_dim,
             n_actions,
-            {"env_steps": env_steps, "episodes": episodes, **info},
+            {"env_steps": p.env_steps, "episodes": p.episodes, **info},
         )
 
     def save_training_checkpoint(name: str) -> None:
         if not bool(all_finite(state.params)):
             raise TrainingDiverged(
-                f"parameters became non-finite by env step {env_steps}; "
+                f"parameters became non-finite by env step {p.env_steps}; "
                 f"the last finite checkpoint is in {checkpoints}"
             )
+        longest = max(1, max(len(a) for a in episode_actions))
+        padded_actions = np.zeros((c.num_envs, longest), dtype=np.int64)
+        for i, taken in enumerate(episode_actions):
+            padded_actions[i, : len(taken)] = taken
         arrays = {
             **pytree_to_arrays("params", state.params),
             **pytree_to_arrays("target_params", state.target_params),
             **pytree_to_arrays("opt_state", state.opt_state),
+            **pytree_to_arrays("grad_steps", state.grad_steps),
             **{f"replay/{k}": v for k, v in buffer.state_arrays().items()},
+            "envs/episode_actions": padded_actions,
+            "envs/episode_length": episode_length.copy(),
         }
         meta = {
             "kind": "dqn-training-state",
@@ -483,51 +580,43 @@ def train(
             "config": c.to_dict(),
             "obs_dim": obs_dim,
             "n_actions": n_actions,
-            "info": {"env_steps": env_steps, "episodes": episodes},
-            "counters": {
-                "env_steps": env_steps,
-                "episodes": episodes,
-                "grad_steps": int(state.grad_steps),
-            },
+            "info": {"env_steps": p.env_steps, "episodes": p.episodes},
+            "progress": {**dataclasses.asdict(p), "recent_returns": list(recent_returns)},
             "rng": rng.bit_generator.state,
+            "envs": {
+                "base_seeds": [int(env.base_seed) for env in envs.envs],
+                "episodes_started": [int(env.episode) for env in envs.envs],
+            },
         }
         save_checkpoint(checkpoints / name, arrays, meta)
 
     def run_periodic_eval() -> None:
-        nonlocal best_eval_mean, best_eval_step
         policy = lambda obs: np.asarray(greedy_actions(state.params, obs))  # noqa: E731
         result = evaluator.run(policy, c.eval_episodes, SELECTION_EVAL_SEED)
-        eval_history.append(
+        p.eval_history.append(
             {
-                "env_steps": env_steps,
-                "episodes": episodes,
-                "train_wall_s": round(train_seconds, 3),
+                "env_steps": p.env_steps,
+                "episodes": p.episodes,
+                "train_wall_s": round(p.train_seconds, 3),
                 **result.to_dict(),
             }
         )
-        logger.scalars(env_steps, {"eval/mean_return": result.mean, "eval/std_return": result.std})
-        improved = best_eval_mean is None or result.mean > best_eval_mean
+        logger.scalars(
+            p.env_steps, {"eval/mean_return": result.mean, "eval/std_return": result.std}
+        )
+        improved = p.best_eval_mean is None or result.mean > p.best_eval_mean
         if improved:
-            best_eval_mean, best_eval_step = result.mean, env_steps
+            p.best_eval_mean, p.best_eval_step = result.mean, p.env_steps
             save_agent(checkpoints / "best", agent_of(state.params, eval_mean=result.mean))
         logger.message(
-            f"eval @ {env_steps} steps: {result.line()}{'  (best so far)' if improved else ''}"
+            f"eval @ {p.env_steps} steps: {result.line()}{'  (best so far)' if improved else ''}"
         )
 
     # --- the loop: act → learn → sync target → step → store → bookkeeping → evaluate → stop ---
-    obs, _ = envs.reset(seed=c.seed)  # sub-env i is seeded seed + i
-    episode_return = np.zeros(c.num_envs)
-    episode_length = np.zeros(c.num_envs, dtype=np.int64)
-    recent_returns: deque[float] = deque(maxlen=c.solved_window)
-    env_steps = episodes = 0
-    epsilon = epsilon_at(c, 0, 0)
+    recent_returns: deque[float] = deque(p.recent_returns, maxlen=c.solved_window)
+    epsilon = epsilon_at(c, p.episodes, p.env_steps)
     metrics: dict[str, jax.Array] | None = None
-    best_eval_mean: float | None = None
-    best_eval_step: int | None = None
-    eval_history: list[dict[str, Any]] = []
-    solved_at: dict[str, Any] | None = None
     stop_reason = None
-    train_seconds = 0.0  # training wall-clock, evaluation excluded
     started = time.perf_counter()
     with ExitStack() as resources, _StopSignal() as stop_signal:
         for resource in (envs, evaluator, logger):  # closed on every way out, errors included
@@ -537,20 +626,21 @@ def train(
             coins = rng.random(c.num_envs)
             random_actions = rng.integers(0, n_actions, c.num_envs)
             actions = np.asarray(select_actions(state.params, obs, epsilon, coins, random_actions))
-            previous_steps, env_steps = env_steps, env_steps + c.num_envs
+            previous_steps = p.env_steps
+            p.env_steps += c.num_envs
             # 2. learn: one learning step per multiple of train_every in this step's window, from
             #    learning_starts on. JAX dispatches it asynchronously, so it computes on the other
             #    core while the envs step below; it samples the transitions stored before this step.
             #    Whole windows only, so the scan length (hence the compiled update) stays the same.
-            if env_steps >= c.learning_starts and len(buffer) >= c.batch_size:
-                learning_steps = env_steps // c.train_every - previous_steps // c.train_every
+            if p.env_steps >= c.learning_starts and len(buffer) >= c.batch_size:
+                learning_steps = p.env_steps // c.train_every - previous_steps // c.train_every
                 if learning_steps > 0:
                     batches = buffer.sample(rng, c.batch_size, learning_steps * c.gradient_steps)
                     state, metrics = update(state, batches)
             # 3. hard target copy every target_update_every env steps
             if (
                 c.target_update == "hard"
-                and env_steps // c.target_update_every > previous_steps // c.target_update_every
+                and p.env_steps // c.target_update_every > previous_steps // c.target_update_every
             ):
                 state = hard_target_update(state)
             # 4. step; a finished episode's s' is its final observation, not the reset one
@@ -558,9 +648,9 @@ def train(
             done = terminated | truncated
             real_next_obs = final_observations(next_obs, done, infos)
             if not (np.isfinite(rewards).all() and np.isfinite(real_next_obs).all()):
+                what = "reward" if not np.isfinite(rewards).all() else "observation"
                 raise TrainingDiverged(
-                    f"{c.env_id} returned a non-finite {'reward' if not np.isfinite(rewards).all() else 'observation'} "
-                    f"at env step {env_steps}"
+                    f"{c.env_id} returned a non-finite {what} at env step {p.env_steps}"
                 )
             # 5. store (as n-step transitions when n_step > 1)
             completed = n_step.push(obs, actions, rewards, real_next_obs, terminated, truncated)
@@ -570,101 +660,110 @@ def train(
             # 6. episode bookkeeping
             episode_return += rewards
             episode_length += 1
-            wall = train_seconds + time.perf_counter() - started
+            for i, action in enumerate(actions.tolist()):
+                episode_actions[i].append(action)
+            wall = p.train_seconds + time.perf_counter() - started
+            checkpoint_due = False
             for i in np.flatnonzero(done):
-                episodes += 1
+                p.episodes += 1
                 recent_returns.append(float(episode_return[i]))
                 mean_recent = float(np.mean(recent_returns))
                 row = {
-                    "episode": episodes,
-                    "env_steps": env_steps,
+                    "episode": p.episodes,
+                    "env_steps": p.env_steps,
                     "return": float(episode_return[i]),
                     "length": int(episode_length[i]),
                     "mean_100": mean_recent,
                     "epsilon": epsilon,
                     "wall_s": round(wall, 3),
                 }
-                logger.episode(row, env_steps / max(wall, 1e-9))
+                logger.episode(row, p.env_steps / max(wall, 1e-9))
                 episode_return[i], episode_length[i] = 0.0, 0
+                episode_actions[i].clear()
                 if (
-                    solved_at is None
+                    p.solved_at is None
                     and threshold is not None
                     and len(recent_returns) == c.solved_window
                     and mean_recent >= threshold
                 ):
-                    solved_at = {
-                        "episode": episodes,
-                        "env_steps": env_steps,
+                    p.solved_at = {
+                        "episode": p.episodes,
+                        "env_steps": p.env_steps,
                         "wall_s": round(wall, 3),
                     }
                     logger.message(
-                        f"Environment solved in {episodes} episodes! mean of the last {c.solved_window} "
-                        f"returns {mean_recent:.2f} ≥ {threshold:g} after {env_steps} env steps, {wall:.1f} s"
+                        f"Environment solved in {p.episodes} episodes! mean of the last {c.solved_window} "
+                        f"returns {mean_recent:.2f} ≥ {threshold:g} after {p.env_steps} env steps, {wall:.1f} s"
                     )
-                if c.checkpoint_every_episodes and episodes % c.checkpoint_every_episodes == 0:
-                    save_training_checkpoint("latest")
+                if c.checkpoint_every_episodes and p.episodes % c.checkpoint_every_episodes == 0:
+                    checkpoint_due = True
             if done.any() or c.epsilon_schedule == "linear":
-                epsilon = epsilon_at(c, episodes, env_steps)
-            if metrics is not None and env_steps // 1000 > previous_steps // 1000:
+                epsilon = epsilon_at(c, p.episodes, p.env_steps)
+            if metrics is not None and p.env_steps // 1000 > previous_steps // 1000:
                 loss_value = float(metrics["loss"])
                 if not np.isfinite(loss_value):
                     raise TrainingDiverged(
-                        f"the loss became non-finite by env step {env_steps} "
+                        f"the loss became non-finite by env step {p.env_steps} "
                         f"(try a lower learning_rate); the last finite checkpoint is in {checkpoints}"
                     )
                 logger.scalars(
-                    env_steps, {"train/loss": loss_value, "train/q_mean": float(metrics["q_mean"])}
+                    p.env_steps,
+                    {"train/loss": loss_value, "train/q_mean": float(metrics["q_mean"])},
                 )
             # 7. evaluate (the clock stops: evaluation is not training time)
-            if c.eval_every and env_steps // c.eval_every > previous_steps // c.eval_every:
-                train_seconds += time.perf_counter() - started
+            if c.eval_every and p.env_steps // c.eval_every > previous_steps // c.eval_every:
+                p.train_seconds += time.perf_counter() - started
                 run_periodic_eval()
                 started = time.perf_counter()
-            # 8. stop?
-            elapsed = train_seconds + time.perf_counter() - started
+            # 8. stop? (checked at the end of a step, where the whole state is consistent)
+            elapsed = p.train_seconds + time.perf_counter() - started
             if stop_signal.requested:
                 stop_reason = "interrupted"
-            elif solved_at is not None and c.stop_when_solved:
+            elif p.solved_at is not None and c.stop_when_solved:
                 stop_reason = "solved"
-            elif c.total_steps is not None and env_steps >= c.total_steps:
+            elif c.total_steps is not None and p.env_steps >= c.total_steps:
                 stop_reason = "total_steps"
-            elif c.max_episodes is not None and episodes >= c.max_episodes:
+            elif c.max_episodes is not None and p.episodes >= c.max_episodes:
                 stop_reason = "max_episodes"
             elif c.time_budget_s is not None and elapsed >= c.time_budget_s:
                 stop_reason = "time_budget"
-        train_seconds += time.perf_counter() - started
-        logger.end_progress(env_steps)
+            if checkpoint_due and stop_reason is None:
+                p.train_seconds += time.perf_counter() - started
+                save_training_checkpoint("latest")
+                started = time.perf_counter()
+        p.train_seconds += time.perf_counter() - started
+        logger.end_progress(p.env_steps)
 
         # --- save, pick the best, final evaluation, summary ---
         save_training_checkpoint("latest")
         if stop_reason != "interrupted":
-            save_training_checkpoint("final")
             if not c.eval_every:
                 save_agent(checkpoints / "best", agent_of(state.params))  # nothing to compare with
-            elif not eval_history or eval_history[-1]["env_steps"] != env_steps:
+            elif not p.eval_history or p.eval_history[-1]["env_steps"] != p.env_steps:
                 run_periodic_eval()  # the end of the run competes for `best` too
+            save_training_checkpoint("final")
         summary: dict[str, Any] = {
             "env_id": c.env_id,
             "stop_reason": stop_reason,
-            "solved": solved_at is not None,
+            "solved": p.solved_at is not None,
             "solved_threshold": threshold,
-            "solved_at_episode": solved_at["episode"] if solved_at else None,
-            "solved_at_step": solved_at["env_steps"] if solved_at else None,
-            "solved_at_wall_s": solved_at["wall_s"] if solved_at else None,
-            "train_wall_s": round(train_seconds, 3),
-            "env_steps": env_steps,
-            "episodes": episodes,
+            "solved_at_episode": p.solved_at["episode"] if p.solved_at else None,
+            "solved_at_step": p.solved_at["env_steps"] if p.solved_at else None,
+            "solved_at_wall_s": p.solved_at["wall_s"] if p.solved_at else None,
+            "train_wall_s": round(p.train_seconds, 3),
+            "env_steps": p.env_steps,
+            "episodes": p.episodes,
             "grad_steps": int(state.grad_steps),
-            "steps_per_s": round(env_steps / max(train_seconds, 1e-9), 1),
-            "best_eval_mean": best_eval_mean,
-            "best_eval_step": best_eval_step,
-            "eval_history": eval_history,
+            "steps_per_s": round(p.env_steps / max(p.train_seconds, 1e-9), 1),
+            "best_eval_mean": p.best_eval_mean,
+            "best_eval_step": p.best_eval_step,
+            "eval_history": p.eval_history,
             "final_eval": None,
         }
         if stop_reason == "interrupted":
             write_json(run_dir / "summary.json", summary)
             raise Interrupted(
-                f"interrupted at env step {env_steps}; the run so far is saved in {run_dir}",
+                f"interrupted at env step {p.env_steps}; resume with: deepq train --resume {run_dir}",
                 run_dir,
             )
         best = load_agent_checkpoint(checkpoints / "best")
@@ -675,3 +774,35 @@ def train(
             }
         write_json(run_dir / "summary.json", summary)
     return TrainResult(run_dir, summary, best)
+
+
+def _rebuild_envs(
+    envs: Any,
+    env_meta: dict[str, Any],
+    arrays: dict[str, np.ndarray],
+    n_step: NStepAccumulator,
+    episode_return: np.ndarray,
+    episode_length: np.ndarray,
+    episode_actions: list[list[int]],
+) -> np.ndarray:
+    """Put every sub-env back into its unfinished episode: reset with that episode's seed and
+    replay its actions, refilling the episode's return, length and pending n-step entries."""
+    lengths = arrays["envs/episode_length"]
+    all_actions = arrays["envs/episode_actions"]
+    obs = np.empty(
+        (len(envs.envs), *envs.single_observation_space.shape), envs.single_observation_space.dtype
+    )
+    for i, env in enumerate(envs.envs):
+        env.base_seed = int(env_meta["base_seeds"][i])
+        current, _ = env.restart_episode(int(env_meta["episodes_started"][i]) - 1)
+        for action in all_actions[i, : int(lengths[i])].tolist():
+            next_current, reward, terminated, truncated, _ = env.step(action)
+            if terminated or truncated:
+                raise ValueError(f"env {i} ended its episode while replaying it: not deterministic")
+            n_step.refill(i, current, action, reward)
+            episode_return[i] += reward
+            episode_length[i] += 1
+            episode_actions[i].append(action)
+            current = next_current
+        obs[i] = current
+    return obs

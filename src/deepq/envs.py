@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
@@ -95,11 +94,47 @@ def check_spaces(env_id: str, observation_space: gym.Space, action_space: gym.Sp
         )
 
 
+def episode_seed(base_seed: int, episode: int) -> int:
+    """The reset seed of an env's ``episode``-th episode (below 2**32, so never an eval seed)."""
+    return int(np.random.SeedSequence([base_seed, episode]).generate_state(1, np.uint32)[0])
+
+
+class SeededEpisodes(gym.Wrapper):
+    """Every episode starts from ``reset(seed=episode_seed(base_seed, k))``, autoresets included.
+
+    An episode is then a function of its number and its actions, so a checkpoint taken in the
+    middle of one can rebuild the env exactly by resetting and replaying the actions: the
+    environment's own state (a Box2D world, say) never has to be serialised.
+    """
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        self.base_seed = 0
+        self.episode = 0  # episodes started so far
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        if seed is not None:
+            self.base_seed, self.episode = seed, 0
+        self.episode += 1
+        return self.env.reset(seed=episode_seed(self.base_seed, self.episode - 1), options=options)
+
+    def restart_episode(self, episode: int) -> tuple[Any, dict[str, Any]]:
+        """Reset into the start of episode number ``episode`` (0-based) again."""
+        self.episode = episode
+        return self.reset()
+
+
 def make_vector_env(
     env_id: str, num_envs: int, max_episode_steps: int | None = None, time_feature: bool = False
 ) -> SyncVectorEnv:
-    """``num_envs`` copies stepped in this process, autoreset in the same step."""
-    make_one: Callable[[], gym.Env] = lambda: make_env(env_id, max_episode_steps, time_feature)  # noqa: E731
+    """``num_envs`` copies stepped in this process, autoreset in the same step, each episode seeded.
+
+    ``reset(seed=s)`` gives sub-env i the base seed s + i.
+    """
+
+    def make_one() -> gym.Env:
+        return SeededEpisodes(make_env(env_id, max_episode_steps, time_feature))
+
     return SyncVectorEnv([make_one] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
 
 

@@ -207,6 +207,16 @@ class NStepAccumulator:
             np.asarray(columns[6], dtype=np.float32),
         )
 
+    def refill(self, env_index: int, obs: np.ndarray, action: int, reward: float) -> None:
+        """Replay one step of env ``env_index``'s unfinished episode when resuming: only its
+        last n - 1 steps are pending (the transitions of earlier ones are in the buffer)."""
+        if self.n == 1:
+            return
+        queue = self.pending[env_index]
+        queue.append((obs.copy(), int(action), float(reward)))
+        while len(queue) >= self.n:
+            queue.popleft()
+
     def _emit(self, queue: deque, next_obs: np.ndarray, terminated: bool, truncated: bool) -> tuple:
         ret = sum(self.gamma**k * reward for k, (_, _, reward) in enumerate(queue))
         first_obs, first_action, _ = queue[0]

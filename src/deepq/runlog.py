@@ -37,11 +37,23 @@ class RunLogger:
         show_progress: bool | None = None,
         log_every_episodes: int = 100,
         tensorboard: bool = True,
+        resume_at_episode: int | None = None,
     ):
         self.console = Console(highlight=False, soft_wrap=True)
-        self._csv_file: TextIO = open(run_dir / "progress.csv", "w", newline="")  # noqa: SIM115
-        self._csv = csv.writer(self._csv_file)
-        self._csv.writerow(PROGRESS_COLUMNS)
+        path = run_dir / "progress.csv"
+        if resume_at_episode is None:
+            self._csv_file: TextIO = open(path, "w", newline="")  # noqa: SIM115
+            self._csv = csv.writer(self._csv_file)
+            self._csv.writerow(PROGRESS_COLUMNS)
+        else:  # keep the rows up to the checkpoint; later ones are replayed by the resumed run
+            kept = path.read_text().splitlines(keepends=True)[: 1 + resume_at_episode]
+            if len(kept) != 1 + resume_at_episode:
+                raise ValueError(
+                    f"{path} holds fewer than the {resume_at_episode} episodes checkpointed"
+                )
+            path.write_text("".join(kept))
+            self._csv_file = open(path, "a", newline="")  # noqa: SIM115
+            self._csv = csv.writer(self._csv_file)
         self._tb = None
         if tensorboard:
             from tensorboardX import SummaryWriter  # imported lazily: protobuf start-up cost
