@@ -33,7 +33,7 @@ def test_round_trip_keeps_values_shapes_and_dtypes(tmp_path):
     arrays, meta = load_checkpoint(tmp_path / "ckpt")
     assert meta["note"] == "hi" and meta["schema_version"] == 1
     for name, value in ARRAYS.items():
-        assert arrays[name].dtype == value.dtype
+        assert (arrays[name].shape, arrays[name].dtype) == (value.shape, value.dtype), name
         np.testing.assert_array_equal(arrays[name], value)
 
 

@@ -62,7 +62,8 @@ def save_checkpoint(
     for leftover in (tmp, old):
         shutil.rmtree(leftover, ignore_errors=True)
     tmp.mkdir()
-    array_bytes = safetensors_save({k: np.ascontiguousarray(v) for k, v in arrays.items()})
+    # np.asarray(order="C"), not np.ascontiguousarray: the latter turns 0-d arrays into shape (1,)
+    array_bytes = safetensors_save({k: np.asarray(v, order="C") for k, v in arrays.items()})
     meta_bytes = json.dumps({"schema_version": SCHEMA_VERSION, **meta}, indent=1).encode()
     _write_file(tmp / ARRAYS_FILE, array_bytes)
     _write_file(tmp / META_FILE, meta_bytes)

@@ -96,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--no-progress", action="store_true", help="no live progress bar (plain lines instead)"
     )
+    train.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue an interrupted run from its latest checkpoint, exactly as if uninterrupted "
+        "(takes no other config options: the run's own config is used)",
+    )
 
     evaluate = commands.add_parser(
         "eval",
@@ -153,17 +159,37 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    overrides = parse_overrides(args.overrides)
-    if args.stop_when_solved is not None:
-        overrides["stop_when_solved"] = args.stop_when_solved
-    config = resolve_config(
-        args.preset, args.env, args.seed, overrides
-    )  # ConfigError -> exit 2, nothing built
+    show_progress = False if args.no_progress else None
+    if args.resume is not None:
+        given = [
+            flag
+            for flag, value in (
+                ("--env", args.env),
+                ("--preset", args.preset),
+                ("--seed", args.seed),
+                ("--run-dir", args.run_dir),
+                ("--set", args.overrides or None),
+                ("--stop-when-solved", args.stop_when_solved),
+            )
+            if value is not None
+        ]
+        if given:
+            raise UsageError(
+                f"--resume continues a run with its own config; drop {', '.join(given)}"
+            )
+    else:
+        overrides = parse_overrides(args.overrides)
+        if args.stop_when_solved is not None:
+            overrides["stop_when_solved"] = args.stop_when_solved
+        config = resolve_config(args.preset, args.env, args.seed, overrides)  # ConfigError: exit 2
 
-    from deepq.dqn import Interrupted, train
+    from deepq.dqn import Interrupted, resume, train
 
     try:
-        result = train(config, args.run_dir, show_progress=False if args.no_progress else None)
+        if args.resume is not None:
+            result = resume(args.resume, show_progress=show_progress)
+        else:
+            result = train(config, args.run_dir, show_progress=show_progress)
     except Interrupted as exc:
         print(f"deepq: {exc}", file=sys.stderr)
         return EXIT_INTERRUPTED

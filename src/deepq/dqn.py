@@ -556,10 +556,10 @@ def _run(
         )
 
     def save_training_checkpoint(name: str) -> None:
-        if not bool(all_finite(state.params)):
+        if not bool(all_finite((state.params, state.target_params, state.opt_state))):
             raise TrainingDiverged(
-                f"parameters became non-finite by env step {p.env_steps}; "
-                f"the last finite checkpoint is in {checkpoints}"
+                f"the parameters or optimiser state became non-finite by env step {p.env_steps} "
+                f"(try a lower learning_rate); the last finite checkpoint is in {checkpoints}"
             )
         longest = max(1, max(len(a) for a in episode_actions))
         padded_actions = np.zeros((c.num_envs, longest), dtype=np.int64)

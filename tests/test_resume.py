@@ -1,0 +1,141 @@
+"""Same seed, same run; an interrupted run resumed equals the uninterrupted one, bit for bit."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from deepq.checkpoint import load_checkpoint
+
+# LunarLander, so that resuming must rebuild Box2D worlds mid-episode; n-step and two envs, so
+# that pending n-step entries and several unfinished episodes must be restored too.
+SETTINGS = {
+    "num_envs": 2,
+    "n_step": 3,
+    "total_steps": 24000,
+    "hidden_sizes": "16",
+    "batch_size": 32,
+    "learning_starts": 500,
+    "train_every": 2,
+    "epsilon_decay_steps": 5000,
+    "eval_every": 8000,
+    "eval_episodes": 2,
+    "final_eval_episodes": 2,
+    "checkpoint_every_episodes": 100000,
+}
+
+
+def deepq_train(run_dir, seed=0, wait=True, extra=()):
+    args = [
+        sys.executable,
+        "-m",
+        "deepq",
+        "train",
+        "--run-dir",
+        str(run_dir),
+        "--seed",
+        str(seed),
+        "--no-progress",
+    ]
+    for key, value in SETTINGS.items():
+        args += ["--set", f"{key}={value}"]
+    env = {**os.environ, "SDL_VIDEODRIVER": "dummy"}
+    process = subprocess.Popen(
+        [*args, *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    if wait:
+        _, stderr = process.communicate(timeout=600)
+        assert process.returncode == 0, stderr
+    return process
+
+
+def progress_rows(run_dir):
+    """progress.csv without the wall-clock column."""
+    with open(run_dir / "progress.csv") as handle:
+        return [{k: v for k, v in row.items() if k != "wall_s"} for row in csv.DictReader(handle)]
+
+
+def assert_same_run(a, b):
+    arrays_a, meta_a = load_checkpoint(a / "checkpoints" / "final")
+    arrays_b, meta_b = load_checkpoint(b / "checkpoints" / "final")
+    assert sorted(arrays_a) == sorted(arrays_b)
+    for name in arrays_a:  # parameters, target, optimiser state, replay, env action logs
+        np.testing.assert_array_equal(arrays_a[name], arrays_b[name], err_msg=name)
+    assert meta_a["rng"] == meta_b["rng"]
+    progress_a, progress_b = meta_a["progress"], meta_b["progress"]
+    for run in (progress_a, progress_b):
+        run.pop("train_seconds")
+        for entry in run["eval_history"]:
+            entry.pop("train_wall_s")
+    assert progress_a == progress_b
+    assert progress_rows(a) == progress_rows(b)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("uninterrupted") / "run"
+    deepq_train(run_dir)
+    return run_dir
+
+
+def test_the_same_seed_gives_the_same_run_in_another_process(uninterrupted, tmp_path):
+    again = tmp_path / "again"
+    deepq_train(again)
+    assert_same_run(uninterrupted, again)
+
+
+def test_another_seed_gives_another_run(uninterrupted, tmp_path):
+    other = tmp_path / "other"
+    deepq_train(other, seed=1)
+    a = load_checkpoint(uninterrupted / "checkpoints" / "final")[0]
+    b = load_checkpoint(other / "checkpoints" / "final")[0]
+    assert not np.array_equal(a["replay/obs"], b["replay/obs"])
+    assert not np.array_equal(
+        a["params['params']['hidden_0']['kernel']"], b["params['params']['hidden_0']['kernel']"]
+    )
+
+
+def test_sigint_mid_run_then_resume_equals_the_uninterrupted_run(uninterrupted, tmp_path):
+    run_dir = tmp_path / "interrupted"
+    process = deepq_train(run_dir, wait=False)
+    progress = run_dir / "progress.csv"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and (
+        not progress.exists() or len(progress.read_text().splitlines()) < 30
+    ):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 130, stderr
+    assert f"resume with: deepq train --resume {run_dir}" in stderr
+    arrays, meta = load_checkpoint(run_dir / "checkpoints" / "latest")
+    assert 0 < meta["progress"]["env_steps"] < SETTINGS["total_steps"]
+    assert (
+        arrays["envs/episode_length"].max() > 0
+    )  # stopped mid-episode: the replay path is exercised
+
+    env = {**os.environ, "SDL_VIDEODRIVER": "dummy"}
+    resumed = subprocess.run(
+        [sys.executable, "-m", "deepq", "train", "--resume", str(run_dir), "--no-progress"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_run(uninterrupted, run_dir)
+    assert json.loads((run_dir / "summary.json").read_text())["stop_reason"] == "total_steps"
+
+    again = subprocess.run(
+        [sys.executable, "-m", "deepq", "train", "--resume", str(run_dir)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert again.returncode == 2 and "already finished" in again.stderr
