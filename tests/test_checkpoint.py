@@ -124,3 +124,72 @@ def test_run_directory_resolves_to_best_then_final_then_latest(tmp_path):
     save_agent(run / "checkpoints" / "best", make_agent())
     shutil.rmtree(run / "checkpoints" / "latest")
     assert load(run).config.hidden_sizes == (8,)
+
+
+def test_keep_copy_keeps_the_newest_k_and_shares_bytes(tmp_path):
+    from deepq.checkpoint import keep_copy
+
+    for step in (100, 200, 300, 400):
+        save_checkpoint(tmp_path / "latest", ARRAYS, {"step": step})
+        keep_copy(tmp_path / "latest", tmp_path / f"step-{step:012d}", keep=2)
+    kept = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("step-"))
+    assert kept == ["step-000000000300", "step-000000000400"]
+    assert load_checkpoint(tmp_path / "step-000000000300")[1]["step"] == 300
+    latest_file = tmp_path / "latest" / "arrays.safetensors"
+    assert (
+        os.stat(latest_file).st_ino
+        == os.stat(tmp_path / "step-000000000400" / "arrays.safetensors").st_ino
+    )
+
+
+def test_a_full_disk_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):
+    import errno
+
+    import deepq.checkpoint as checkpoint
+
+    save_checkpoint(tmp_path / "latest", ARRAYS, {"version": 1})
+
+    def disk_full(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoint, "_write_file", disk_full)
+    with pytest.raises(
+        CheckpointError, match=r"No space left on device\); the previous one is intact"
+    ):
+        save_checkpoint(tmp_path / "latest", ARRAYS, {"version": 2})
+    monkeypatch.undo()
+    assert load_checkpoint(tmp_path / "latest")[1]["version"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest"]
+
+
+WRITER = """
+import sys
+import numpy as np
+from deepq.checkpoint import save_checkpoint
+big = {"x": np.random.default_rng(0).standard_normal(3_000_000).astype(np.float32)}
+version = 0
+while True:
+    version += 1
+    save_checkpoint(sys.argv[1], big, {"version": version})
+    print(version, flush=True)
+"""
+
+
+def test_a_writer_killed_mid_save_leaves_a_loadable_checkpoint(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    target = tmp_path / "latest"
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        writer = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(target)], stdout=subprocess.PIPE, text=True
+        )
+        writer.stdout.readline()  # at least one complete checkpoint exists
+        time.sleep(rng.uniform(0.0, 0.3))  # then die somewhere inside a later save
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+        arrays, meta = load_checkpoint(target)
+        assert meta["version"] >= 1 and arrays["x"].shape == (3_000_000,)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 SMOKE_SETTINGS = [
@@ -169,3 +170,45 @@ def test_a_closed_pipe_is_not_a_traceback():
     stderr = process.stderr.read().decode()
     assert process.wait(timeout=60) == 1
     assert "Traceback" not in stderr and "BrokenPipeError" not in stderr
+
+
+NEXT_STEPS = """
+import json, sys
+import numpy as np
+import deepq
+agent = deepq.load(sys.argv[1])
+env = agent.make_env()
+obs, _ = env.reset(seed=123)
+trace = []
+for _ in range(500):
+    action = agent.act(obs)
+    trace.append(action)
+    obs, reward, terminated, truncated, _ = env.step(action)
+    if terminated or truncated:
+        obs, _ = env.reset()
+probe = np.random.default_rng(7).standard_normal((64, 4)).astype(np.float32)
+print(json.dumps({"trace": trace, "probe": agent.act(probe).tolist(), "q": agent.q_values(probe).tolist()}))
+"""
+
+
+def test_a_saved_agent_behaves_the_same_in_a_new_process(tmp_path):
+    run = tmp_path / "run"
+    assert (
+        deepq("train", "--env", "CartPole-v1", "--run-dir", str(run), *SMOKE_SETTINGS).returncode
+        == 0
+    )
+    env = {**os.environ, "SDL_VIDEODRIVER": "dummy"}
+    outputs = [
+        subprocess.run(
+            [sys.executable, "-c", NEXT_STEPS, str(run)], capture_output=True, text=True, env=env
+        )
+        for _ in range(2)
+    ]
+    assert all(o.returncode == 0 for o in outputs), outputs[0].stderr
+    first, second = (json.loads(o.stdout) for o in outputs)
+    assert len(first["trace"]) == 500 and first == second
+    import deepq as library
+
+    agent = library.load(run)  # and the same as in this process
+    probe = np.random.default_rng(7).standard_normal((64, 4)).astype(np.float32)
+    assert agent.act(probe).tolist() == first["probe"]

@@ -54,10 +54,26 @@ def _fsync_dir(path: Path) -> None:
 def save_checkpoint(
     directory: str | Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]
 ) -> Path:
-    """Atomically write (or replace) the checkpoint at ``directory``."""
+    """Atomically write (or replace) the checkpoint at ``directory``.
+
+    Any failure to write (a full disk, say) leaves the previous checkpoint as it was and raises
+    CheckpointError.
+    """
     directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = directory.parent / f".{directory.name}.tmp-{os.getpid()}"
+    try:
+        return _save_checkpoint(directory, tmp, arrays, meta)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise CheckpointError(
+            f"could not write checkpoint {directory} ({exc.strerror or exc}); the previous one is intact"
+        ) from None
+
+
+def _save_checkpoint(
+    directory: Path, tmp: Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]
+) -> Path:
+    directory.parent.mkdir(parents=True, exist_ok=True)
     old = directory.parent / f".{directory.name}.old-{os.getpid()}"
     for leftover in (tmp, old):
         shutil.rmtree(leftover, ignore_errors=True)
@@ -85,6 +101,35 @@ def save_checkpoint(
     _fsync_dir(directory.parent)
     shutil.rmtree(old, ignore_errors=True)
     return directory
+
+
+def keep_copy(checkpoint: str | Path, copy: str | Path, keep: int) -> None:
+    """Keep ``checkpoint`` also as ``copy`` (hard links, so no bytes are written twice), then
+    delete the oldest copies with the same name prefix beyond the newest ``keep``."""
+    checkpoint, copy = Path(checkpoint), Path(copy)
+    tmp = copy.parent / f".{copy.name}.tmp-{os.getpid()}"
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(checkpoint, tmp, copy_function=_link_or_copy)
+        if copy.exists():
+            shutil.rmtree(copy)
+        os.rename(tmp, copy)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise CheckpointError(
+            f"could not keep a copy of {checkpoint} as {copy} ({exc.strerror or exc})"
+        ) from None
+    prefix = copy.name.rstrip("0123456789")
+    copies = sorted(p for p in copy.parent.iterdir() if p.is_dir() and p.name.startswith(prefix))
+    for stale in copies[: max(0, len(copies) - keep)]:
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def _link_or_copy(source: str, destination: str) -> None:
+    try:
+        os.link(source, destination)
+    except OSError:
+        shutil.copy2(source, destination)
 
 
 def is_complete(directory: str | Path) -> bool:

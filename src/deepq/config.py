@@ -113,6 +113,10 @@ class DQNConfig:
     checkpoint_every_episodes: int | None = _doc(
         "Write the latest checkpoint every this many episodes (null: only at the end).", 100
     )
+    keep_checkpoints: int = _doc(
+        "Periodic checkpoints kept as checkpoints/step-<env steps> besides latest, best and final.",
+        3,
+    )
     seed: int = _doc("Seed for the networks, replay sampling, exploration and env resets.", 0)
 
     def __post_init__(self) -> None:
@@ -345,6 +349,7 @@ def _validate(c: DQNConfig) -> None:
     _require(
         c.final_eval_episodes >= 0, f"final_eval_episodes={c.final_eval_episodes} must be >= 0"
     )
+    _require(c.keep_checkpoints >= 0, f"keep_checkpoints={c.keep_checkpoints} must be >= 0")
     _require(0 <= c.seed <= MAX_SEED, f"seed={c.seed} must be in [0, {MAX_SEED}]")
 
 

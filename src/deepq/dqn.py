@@ -32,7 +32,13 @@ import numpy as np
 import optax
 
 from deepq import __version__
-from deepq.checkpoint import arrays_to_pytree, load_checkpoint, pytree_to_arrays, save_checkpoint
+from deepq.checkpoint import (
+    arrays_to_pytree,
+    keep_copy,
+    load_checkpoint,
+    pytree_to_arrays,
+    save_checkpoint,
+)
 from deepq.config import DQNConfig, config_from_dict, resolve_config
 from deepq.envs import final_observations, make_env, make_vector_env
 from deepq.errors import CheckpointError, DeepQError, TrainingDiverged, UsageError
@@ -730,6 +736,9 @@ def _run(
             if checkpoint_due and stop_reason is None:
                 p.train_seconds += time.perf_counter() - started
                 save_training_checkpoint("latest")
+                if c.keep_checkpoints:
+                    copy = checkpoints / f"step-{p.env_steps:012d}"
+                    keep_copy(checkpoints / "latest", copy, c.keep_checkpoints)
                 started = time.perf_counter()
         p.train_seconds += time.perf_counter() - started
         logger.end_progress(p.env_steps)
