@@ -57,6 +57,9 @@ def test_train_then_eval_then_env(tmp_path):
     # `deepq eval` uses the same held-out seeds as the run's final evaluation
     assert result["mean"] == pytest.approx(summary["final_eval"]["mean"])
 
+    plotted = deepq("plot", str(run))
+    assert plotted.returncode == 0 and (run / "history.png").stat().st_size > 10_000, plotted.stderr
+
     described = deepq("env", "LunarLander-v3", "--action", "2", "--seed", "1")
     assert described.returncode == 0, described.stderr
     for text in (
@@ -85,6 +88,9 @@ BAD_CALLS = [
     (["eval", ".", "--episodes", "0"], "--episodes 0 must be >= 1"),
     (["env", "LunarLander-v3", "--action", "7"], "--action 7 must be in [0, 3]"),
     (["env", "NoSuchEnv-v0"], "cannot make environment"),
+    (["plot", "/no/such/run"], "has no progress.csv"),
+    (["plot", ".", "--rolling-only", "--data-only"], "not allowed with argument --rolling-only"),
+    (["plot", ".", "--window", "0"], "--window 0 must be >= 1"),
     ([], "the following arguments are required: COMMAND"),
 ]
 
@@ -111,7 +117,9 @@ def test_an_existing_run_directory_is_never_overwritten(tmp_path):
 
 def test_help_is_complete():
     top = deepq("--help")
-    assert top.returncode == 0 and all(cmd in top.stdout for cmd in ("train", "eval", "env"))
+    assert top.returncode == 0 and all(
+        cmd in top.stdout for cmd in ("train", "eval", "env", "plot", "bench")
+    )
     train_help = deepq("train", "--help").stdout
     for text in (
         "--env",
@@ -212,3 +220,27 @@ def test_a_saved_agent_behaves_the_same_in_a_new_process(tmp_path):
     agent = library.load(run)  # and the same as in this process
     probe = np.random.default_rng(7).standard_normal((64, 4)).astype(np.float32)
     assert agent.act(probe).tolist() == first["probe"]
+
+
+def test_a_second_sigint_aborts_at_once_and_keeps_the_last_checkpoint(tmp_path):
+    from deepq.checkpoint import load_checkpoint
+
+    run = tmp_path / "run"
+    env = {**os.environ, "SDL_VIDEODRIVER": "dummy"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "deepq", "train", "--env", "CartPole-v1", "--run-dir", str(run), "--no-progress",
+         "--set", "total_steps=10000000", "--set", "eval_every=null", "--set", "checkpoint_every_episodes=5"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while (
+        time.monotonic() < deadline and not (run / "checkpoints" / "latest" / "COMPLETE").exists()
+    ):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1, stderr
+    _, meta = load_checkpoint(run / "checkpoints" / "latest")  # whichever save won, it is whole
+    assert meta["progress"]["env_steps"] > 0

@@ -24,6 +24,9 @@ def test_best_checkpoint_is_the_best_evaluation_even_when_the_last_eval_is_at_th
     result = run(tmp_path, total_steps=1000, eval_every=500)
     history = result.summary["eval_history"]
     assert [e["env_steps"] for e in history] == [500, 1000]  # no extra evaluation at the end
+    rows = (tmp_path / "run" / "progress.csv").read_text().splitlines()[1:]
+    episodes_by_500 = sum(int(row.split(",")[1]) <= 500 for row in rows)
+    assert history[0]["episodes"] == episodes_by_500 and history[0]["eval_episodes"] == 2
     best = load(tmp_path / "run")
     assert (
         best.info["eval_mean"]

@@ -136,6 +136,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     env.add_argument("--seed", type=int, default=0, metavar="N", help="reset seed (default 0)")
 
+    plot = commands.add_parser(
+        "plot",
+        help="plot the training history of one or more runs",
+        description="Per-episode return and its moving average, the solve threshold, where the run was "
+        "solved and the greedy evaluations; several run directories give one figure with the mean ± std "
+        "across them.",
+    )
+    plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="one or more run directories")
+    plot.add_argument(
+        "--window",
+        type=int,
+        metavar="N",
+        help="moving-average window (default: 10%% of the episodes)",
+    )
+    plot.add_argument("--first", type=int, metavar="EP", help="first episode shown")
+    plot.add_argument("--last", type=int, metavar="EP", help="last episode shown")
+    only = plot.add_mutually_exclusive_group()
+    only.add_argument("--rolling-only", action="store_true", help="only the moving average")
+    only.add_argument("--data-only", action="store_true", help="only the per-episode returns")
+    plot.add_argument(
+        "--out",
+        metavar="FILE.png",
+        help="output file (default: RUN_DIR/history.png, or ./history.png for several)",
+    )
+
     bench = commands.add_parser(
         "bench",
         help="benchmark deepq against Stable-Baselines3 on LunarLander",
@@ -155,6 +180,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print()
     print(result["markdown"], end="")
     print(f"\nwritten to {args.out}/results.json and {args.out}/results.md")
+    return EXIT_OK
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from deepq.plots import plot_history
+
+    out = plot_history(
+        args.run_dirs,
+        args.out,
+        args.window,
+        args.first,
+        args.last,
+        args.rolling_only,
+        args.data_only,
+    )
+    print(f"wrote {out}")
     return EXIT_OK
 
 
@@ -276,7 +317,13 @@ def cmd_env(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "env": cmd_env, "bench": cmd_bench}
+COMMANDS = {
+    "train": cmd_train,
+    "eval": cmd_eval,
+    "env": cmd_env,
+    "plot": cmd_plot,
+    "bench": cmd_bench,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -545,7 +545,7 @@ def _run(
             c.total_steps,
             show_progress,
             tensorboard=tensorboard,
-            resume_at_episode=progress.episodes if restore_from is not None else None,
+            resume_at=(progress.episodes, progress.env_steps) if restore_from is not None else None,
         )
     except ValueError as exc:
         raise CheckpointError(str(exc)) from None
@@ -599,12 +599,14 @@ def _run(
     def run_periodic_eval() -> None:
         policy = lambda obs: np.asarray(greedy_actions(state.params, obs))  # noqa: E731
         result = evaluator.run(policy, c.eval_episodes, SELECTION_EVAL_SEED)
+        evaluation = {k: v for k, v in result.to_dict().items() if k != "episodes"}
         p.eval_history.append(
             {
                 "env_steps": p.env_steps,
-                "episodes": p.episodes,
+                "episodes": p.episodes,  # training episodes so far
                 "train_wall_s": round(p.train_seconds, 3),
-                **result.to_dict(),
+                "eval_episodes": result.episodes,
+                **evaluation,
             }
         )
         logger.scalars(

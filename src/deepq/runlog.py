@@ -37,20 +37,20 @@ class RunLogger:
         show_progress: bool | None = None,
         log_every_episodes: int = 100,
         tensorboard: bool = True,
-        resume_at_episode: int | None = None,
+        resume_at: tuple[int, int] | None = None,
     ):
+        """``resume_at=(episodes, env_steps)`` continues the logs of a run resumed from there."""
         self.console = Console(highlight=False, soft_wrap=True)
         path = run_dir / "progress.csv"
-        if resume_at_episode is None:
+        if resume_at is None:
             self._csv_file: TextIO = open(path, "w", newline="")  # noqa: SIM115
             self._csv = csv.writer(self._csv_file)
             self._csv.writerow(PROGRESS_COLUMNS)
         else:  # keep the rows up to the checkpoint; later ones are replayed by the resumed run
-            kept = path.read_text().splitlines(keepends=True)[: 1 + resume_at_episode]
-            if len(kept) != 1 + resume_at_episode:
-                raise ValueError(
-                    f"{path} holds fewer than the {resume_at_episode} episodes checkpointed"
-                )
+            episodes = resume_at[0]
+            kept = path.read_text().splitlines(keepends=True)[: 1 + episodes]
+            if len(kept) != 1 + episodes:
+                raise ValueError(f"{path} holds fewer than the {episodes} episodes checkpointed")
             path.write_text("".join(kept))
             self._csv_file = open(path, "a", newline="")  # noqa: SIM115
             self._csv = csv.writer(self._csv_file)
@@ -58,7 +58,10 @@ class RunLogger:
         if tensorboard:
             from tensorboardX import SummaryWriter  # imported lazily: protobuf start-up cost
 
-            self._tb = SummaryWriter(str(run_dir / "tb"), flush_secs=10)
+            # On resume, TensorBoard hides the events at or after the checkpoint's step that the
+            # interrupted process wrote: the resumed run writes them again.
+            purge_step = None if resume_at is None else resume_at[1]
+            self._tb = SummaryWriter(str(run_dir / "tb"), flush_secs=10, purge_step=purge_step)
         self._log_every = log_every_episodes
         live = self.console.is_terminal if show_progress is None else show_progress
         self._progress: Progress | None = None
