@@ -57,6 +57,9 @@ def test_train_then_eval_then_env(tmp_path):
     # `deepq eval` uses the same held-out seeds as the run's final evaluation
     assert result["mean"] == pytest.approx(summary["final_eval"]["mean"])
 
+    filmed = deepq("video", str(run), "--out", str(tmp_path / "clip.gif"))
+    assert filmed.returncode == 0 and (tmp_path / "clip.gif").stat().st_size > 1000, filmed.stderr
+
     plotted = deepq("plot", str(run))
     assert plotted.returncode == 0 and (run / "history.png").stat().st_size > 10_000, plotted.stderr
 
@@ -88,6 +91,7 @@ BAD_CALLS = [
     (["eval", ".", "--episodes", "0"], "--episodes 0 must be >= 1"),
     (["env", "LunarLander-v3", "--action", "7"], "--action 7 must be in [0, 3]"),
     (["env", "NoSuchEnv-v0"], "cannot make environment"),
+    (["video", "/no/such/run"], "no such run directory or checkpoint"),
     (["plot", "/no/such/run"], "has no progress.csv"),
     (["plot", ".", "--rolling-only", "--data-only"], "not allowed with argument --rolling-only"),
     (["plot", ".", "--window", "0"], "--window 0 must be >= 1"),

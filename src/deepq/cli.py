@@ -161,6 +161,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="output file (default: RUN_DIR/history.png, or ./history.png for several)",
     )
 
+    video = commands.add_parser(
+        "video",
+        help="render greedy episodes of an agent to MP4 or GIF",
+        description="Greedy rollouts of a run's best checkpoint (or of a checkpoint directory) rendered to "
+        "MP4 or GIF, each frame showing the episode and its return so far. Needs no display.",
+    )
+    video.add_argument("path", metavar="PATH", help="run directory or checkpoint directory")
+    video.add_argument("--episodes", type=int, default=1, metavar="N", help="episodes (default 1)")
+    video.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="episode k is reset with seed N + k (default 0)",
+    )
+    video.add_argument(
+        "--fps", type=int, default=30, metavar="N", help="frames per second (default 30)"
+    )
+    video.add_argument(
+        "--out",
+        metavar="FILE",
+        help="FILE.mp4 or FILE.gif (default: RUN_DIR/video.mp4, or ./video.mp4)",
+    )
+
     bench = commands.add_parser(
         "bench",
         help="benchmark deepq against Stable-Baselines3 on LunarLander",
@@ -196,6 +220,28 @@ def cmd_plot(args: argparse.Namespace) -> int:
         args.data_only,
     )
     print(f"wrote {out}")
+    return EXIT_OK
+
+
+def cmd_video(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from deepq.dqn import load
+    from deepq.video import record_video
+
+    if args.seed < 0:
+        raise UsageError(f"--seed {args.seed} must be >= 0")
+    path = Path(args.path)
+    out = (
+        Path(args.out)
+        if args.out
+        else (path if (path / "progress.csv").exists() else Path(".")) / "video.mp4"
+    )
+    agent = load(path)
+    written, returns = record_video(agent, out, args.episodes, args.seed, args.fps)
+    print(
+        f"wrote {written}: {len(returns)} episodes, returns {', '.join(f'{r:.2f}' for r in returns)}"
+    )
     return EXIT_OK
 
 
@@ -322,6 +368,7 @@ COMMANDS = {
     "eval": cmd_eval,
     "env": cmd_env,
     "plot": cmd_plot,
+    "video": cmd_video,
     "bench": cmd_bench,
 }
 

@@ -225,10 +225,13 @@ class Agent:
     def network(self) -> QNetwork:
         return build_network(self.config, self.n_actions)
 
+    @functools.cached_property
+    def _q_values(self) -> Callable[[Any, jax.Array], jax.Array]:
+        return jax.jit(self.network.apply)
+
     def q_values(self, obs: np.ndarray) -> np.ndarray:
         """Q-values [n_actions] for one observation, or [N, n_actions] for a batch."""
-        obs = np.asarray(obs, dtype=np.float32)
-        return np.asarray(self.network.apply(self.params, obs))
+        return np.asarray(self._q_values(self.params, np.asarray(obs, dtype=np.float32)))
 
     def act(self, obs: np.ndarray) -> int | np.ndarray:
         """Greedy action for one observation (int) or a batch (array)."""

@@ -1,0 +1,92 @@
+"""``deepq video``: greedy rollouts of an agent rendered to MP4 or GIF, with no display needed.
+
+Frames come from the env's ``rgb_array`` renderer; the episode number and its running return are
+drawn onto each frame with Pillow. MP4 is encoded by the ffmpeg binary that the imageio-ffmpeg
+wheel ships, GIF by Pillow.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deepq.errors import UsageError
+
+VIDEO_SUFFIXES = (".mp4", ".gif")
+
+
+def rollout_frames(agent: Any, episodes: int, seed: int) -> tuple[list[np.ndarray], list[float]]:
+    """Frames [H, W, 3] of ``episodes`` greedy episodes (episode k reset with seed + k): the first
+    frame and one after every step; and each episode's return."""
+    env = agent.make_env(render_mode="rgb_array")
+    frames: list[np.ndarray] = []
+    returns: list[float] = []
+    try:
+        for k in range(episodes):
+            obs, _ = env.reset(seed=seed + k)
+            episode_return, done = 0.0, False
+            frames.append(annotate(env.render(), k + 1, episode_return))
+            while not done:
+                obs, reward, terminated, truncated, _ = env.step(agent.act(obs))
+                episode_return += float(reward)
+                done = terminated or truncated
+                frames.append(annotate(env.render(), k + 1, episode_return))
+            returns.append(episode_return)
+    finally:
+        env.close()
+    return frames, returns
+
+
+def annotate(frame: np.ndarray, episode: int, episode_return: float) -> np.ndarray:
+    """The frame with 'episode N  return R' written in its top-left corner."""
+    from PIL import Image, ImageDraw
+
+    image = Image.fromarray(np.asarray(frame, dtype=np.uint8))
+    draw = ImageDraw.Draw(image)
+    text = f"episode {episode}  return {episode_return:8.2f}"
+    draw.rectangle((4, 4, 12 + 7 * len(text), 22), fill=(0, 0, 0))
+    draw.text((8, 8), text, fill=(255, 255, 255))
+    return np.asarray(image)
+
+
+def write_video(frames: list[np.ndarray], out: Path, fps: int) -> Path:
+    """Encode ``frames`` to ``out`` (.mp4 with H.264, or .gif)."""
+    import imageio.v2 as imageio
+
+    if out.suffix.lower() not in VIDEO_SUFFIXES:
+        raise UsageError(f"--out {out} must end in .mp4 or .gif")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".gif":
+        imageio.mimsave(out, frames, duration=1000 / fps, loop=0)
+    else:
+        # macro_block_size=1: keep the env's frame size (x264 needs only even sides, which
+        # Gymnasium's renderers give) instead of resizing to multiples of 16. JAX warns on any
+        # fork; starting ffmpeg forks and at once execs, which is safe.
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning
+            )
+            with imageio.get_writer(
+                out, fps=fps, codec="libx264", macro_block_size=1, quality=7
+            ) as writer:
+                for frame in frames:
+                    writer.append_data(frame)
+    return out
+
+
+def record_video(
+    agent: Any, out: str | Path, episodes: int = 1, seed: int = 0, fps: int = 30
+) -> tuple[Path, list[float]]:
+    """Render ``episodes`` greedy episodes of ``agent`` into ``out``; return the path and the returns."""
+    if episodes < 1:
+        raise UsageError(f"--episodes {episodes} must be >= 1")
+    if fps < 1:
+        raise UsageError(f"--fps {fps} must be >= 1")
+    out = Path(out)
+    if out.suffix.lower() not in VIDEO_SUFFIXES:
+        raise UsageError(f"--out {out} must end in .mp4 or .gif")
+    frames, returns = rollout_frames(agent, episodes, seed)
+    return write_video(frames, out, fps), returns

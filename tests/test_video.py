@@ -1,0 +1,64 @@
+"""deepq video: rollouts render headless and decode to the expected number of frames."""
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+from deepq.config import DQNConfig
+from deepq.dqn import Agent, init_params
+from deepq.errors import UsageError
+from deepq.video import annotate, record_video
+
+
+@pytest.fixture(scope="module")
+def agent():
+    config = DQNConfig(env_id="CartPole-v1", hidden_sizes=(8,))
+    return Agent(config, init_params(config, 4, 2), 4, 2, {})
+
+
+def expected_frames(agent, episodes, seed):
+    """One frame after each reset and one after each step of the same greedy episodes."""
+    env = agent.make_env()
+    total = 0
+    for k in range(episodes):
+        obs, _ = env.reset(seed=seed + k)
+        total += 1
+        done = False
+        while not done:
+            obs, _, terminated, truncated, _ = env.step(agent.act(obs))
+            done = terminated or truncated
+            total += 1
+    return total
+
+
+@pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")  # reading an MP4 starts ffmpeg
+@pytest.mark.parametrize("suffix", [".mp4", ".gif"])
+def test_video_decodes_to_the_expected_frame_count(tmp_path, agent, suffix):
+    out, returns = record_video(agent, tmp_path / f"clip{suffix}", episodes=2, seed=5)
+    frames = iio.imread(out, plugin="FFMPEG" if suffix == ".mp4" else "pillow")
+    assert frames.shape[0] == expected_frames(agent, 2, 5)
+    assert frames.shape[1:3] == (400, 600)  # CartPole's 600x400 render, not resized
+    assert len(returns) == 2 and all(r >= 1 for r in returns)
+
+
+def test_the_return_is_drawn_on_the_frame():
+    frame = np.full((60, 300, 3), 128, np.uint8)
+    drawn = annotate(frame, 3, 12.5)
+    box = drawn[5:22, 5:100]
+    assert (box == 0).any() and (box > 200).any()  # a black box with light text in it
+    np.testing.assert_array_equal(drawn[30:], frame[30:])  # the rest of the frame is untouched
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"out": "clip.avi"}, "must end in .mp4 or .gif"),
+        ({"episodes": 0}, "--episodes 0"),
+        ({"fps": 0}, "--fps 0"),
+    ],
+)
+def test_bad_arguments(tmp_path, agent, kwargs, message):
+    options = {"out": "clip.mp4", **kwargs}
+    options["out"] = tmp_path / options["out"]
+    with pytest.raises(UsageError, match=message):
+        record_video(agent, **options)
