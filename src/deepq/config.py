@@ -144,10 +144,13 @@ def field_help() -> list[tuple[str, str, str]]:
     """(name, default, help) for every config field, in declaration order."""
     rows = []
     for f in dataclasses.fields(DQNConfig):
-        default = f.default if not isinstance(f.default, tuple) else ",".join(map(str, f.default))
-        rows.append(
-            (f.name, json.dumps(default) if default is None else str(default), f.metadata["help"])
-        )
+        if isinstance(f.default, tuple):
+            default = ",".join(map(str, f.default))  # as typed after --set: 64,64
+        elif f.default is None or isinstance(f.default, bool):
+            default = json.dumps(f.default)  # null, true, false
+        else:
+            default = str(f.default)
+        rows.append((f.name, default, f.metadata["help"]))
     return rows
 
 
