@@ -518,7 +518,7 @@ def _run(
     episode_return = np.zeros(c.num_envs)
     episode_length = np.zeros(c.num_envs, dtype=np.int64)
     episode_actions: list[list[int]] = [[] for _ in range(c.num_envs)]  # to rebuild envs on resume
-    progress = RunProgress()
+    p = RunProgress()  # the loop's counters and records, saved with every checkpoint
     if restore_from is not None:
         arrays, meta = restore_from
         source = str(run_dir / "checkpoints" / "latest")
@@ -533,7 +533,7 @@ def _run(
                 {k.removeprefix("replay/"): v for k, v in arrays.items() if k.startswith("replay/")}
             )
             rng.bit_generator.state = meta["rng"]
-            progress = RunProgress(**meta["progress"])
+            p = RunProgress(**meta["progress"])
             obs = _rebuild_envs(
                 envs, meta["envs"], arrays, n_step, episode_return, episode_length, episode_actions
             )
@@ -548,12 +548,11 @@ def _run(
             c.total_steps,
             show_progress,
             tensorboard=tensorboard,
-            resume_at=(progress.episodes, progress.env_steps) if restore_from is not None else None,
+            resume_at=(p.episodes, p.env_steps) if restore_from is not None else None,
         )
     except ValueError as exc:
         raise CheckpointError(str(exc)) from None
     checkpoints = run_dir / "checkpoints"
-    p = progress
 
     def agent_of(state_params: Any, **info: Any) -> Agent:
         return Agent(
@@ -755,7 +754,7 @@ def _run(
                 save_agent(checkpoints / "best", agent_of(state.params))  # nothing to compare with
             elif not p.eval_history or p.eval_history[-1]["env_steps"] != p.env_steps:
                 run_periodic_eval()  # the end of the run competes for `best` too
-            save_training_checkpoint("final")
+            keep_copy(checkpoints / "latest", checkpoints / "final", keep=1)  # same state: links
         summary: dict[str, Any] = {
             "env_id": c.env_id,
             "stop_reason": stop_reason,
