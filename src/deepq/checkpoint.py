@@ -136,6 +136,12 @@ def is_complete(directory: str | Path) -> bool:
     return (Path(directory) / COMPLETE_FILE).is_file()
 
 
+def checkpoint_exists(directory: str | Path) -> bool:
+    """Whether ``directory`` or a copy left by a save interrupted mid-swap is there to load."""
+    directory = Path(directory)
+    return directory.exists() or any(directory.parent.glob(f".{directory.name}.old-*"))
+
+
 def _readable_location(directory: Path) -> Path:
     """``directory`` if complete, else a complete copy left by a save interrupted mid-swap."""
     if is_complete(directory):

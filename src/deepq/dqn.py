@@ -34,6 +34,7 @@ import optax
 from deepq import __version__
 from deepq.checkpoint import (
     arrays_to_pytree,
+    checkpoint_exists,
     keep_copy,
     load_checkpoint,
     pytree_to_arrays,
@@ -285,8 +286,6 @@ def save_agent(directory: Path, agent: Agent) -> None:
 
 def load_agent_checkpoint(directory: Path) -> Agent:
     """Load a checkpoint directory written by :func:`save_agent` or the training loop."""
-    from deepq.config import config_from_dict
-
     arrays, meta = load_checkpoint(directory)
     try:
         config = config_from_dict(meta["config"])
@@ -311,7 +310,7 @@ def find_checkpoint(path: str | Path) -> Path:
         return path
     for name in ("best", "final", "latest"):
         candidate = path / "checkpoints" / name
-        if candidate.exists() or any(candidate.parent.glob(f".{name}.old-*")):
+        if checkpoint_exists(candidate):
             return candidate
     raise UsageError(f"{path} is neither a checkpoint nor a run directory with checkpoints/")
 

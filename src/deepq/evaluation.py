@@ -72,13 +72,8 @@ class Evaluator:
         envs = self._envs[:width]
         returns = np.zeros(episodes)
         lengths = np.zeros(episodes, dtype=np.int64)
-        first_obs, _ = envs[0].reset(seed=seed)
-        obs = np.zeros((width, *first_obs.shape), dtype=first_obs.dtype)
-        slot_episode = np.full(width, -1)  # episode index each env is running, -1 when idle
-        next_episode = 0
-        for slot in range(width):
-            obs[slot] = first_obs if slot == 0 else envs[slot].reset(seed=seed + slot)[0]
-            slot_episode[slot] = slot
+        obs = np.stack([env.reset(seed=seed + slot)[0] for slot, env in enumerate(envs)])
+        slot_episode = np.arange(width)  # episode index each env is running, -1 when idle
         next_episode = width
         while (slot_episode >= 0).any():
             actions = np.asarray(policy(obs))

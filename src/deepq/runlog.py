@@ -105,6 +105,10 @@ class RunLogger:
         """Show the final step count and stop the live display (training is over)."""
         if self._progress is not None:
             self._progress.update(self._task, completed=step)
+        self._stop_progress()
+
+    def _stop_progress(self) -> None:
+        if self._progress is not None:
             self._progress.stop()
             self._progress = None
 
@@ -117,9 +121,7 @@ class RunLogger:
         self.console.print(text)
 
     def close(self) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-            self._progress = None
+        self._stop_progress()
         self._csv_file.close()
         if self._tb is not None:
             self._tb.close()
