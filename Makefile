@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: train test lint bench clean
+.PHONY: train test lint bench pretrained clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "deepq needs Python >= 3.11, found " + sys.version.split()[0]'
@@ -27,6 +27,13 @@ $(VENV)/.bench-installed: $(STAMP)
 # `make bench ARGS="--quick"` is a minute-long smoke run.
 bench: $(VENV)/.bench-installed
 	$(BIN)/deepq bench $(ARGS)
+
+# Re-make the pretrained LunarLander agent shipped in src/deepq/pretrained/ (see the README).
+PRETRAINED_SEED ?= 7
+pretrained: $(STAMP)
+	rm -rf runs/pretrained-lunarlander
+	$(BIN)/deepq train --seed $(PRETRAINED_SEED) --run-dir runs/pretrained-lunarlander --no-progress
+	$(BIN)/python -m deepq.pretrained runs/pretrained-lunarlander
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

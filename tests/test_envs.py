@@ -1,5 +1,7 @@
 """Environment construction, supported spaces, final observations under autoreset."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -82,3 +84,18 @@ def test_space_names_for_lunar_lander_and_generic_envs():
         ["obs[0]", "obs[1]"],
         ["action 0", "action 1", "action 2"],
     )
+
+
+def test_offscreen_envs_get_the_dummy_sdl_driver_and_windows_the_real_one(monkeypatch):
+    import deepq.envs
+
+    monkeypatch.delenv("SDL_VIDEODRIVER")
+    monkeypatch.setattr(deepq.envs, "_DUMMY_SDL_SET_HERE", False)
+    make_env("CartPole-v1").close()
+    assert os.environ["SDL_VIDEODRIVER"] == "dummy"
+    make_env("CartPole-v1", render_mode="human").close()  # the window opens at reset, not here
+    assert "SDL_VIDEODRIVER" not in os.environ
+    monkeypatch.setenv("SDL_VIDEODRIVER", "x11")  # the user's choice is left alone either way
+    make_env("CartPole-v1").close()
+    make_env("CartPole-v1", render_mode="human").close()
+    assert os.environ["SDL_VIDEODRIVER"] == "x11"

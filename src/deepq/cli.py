@@ -47,7 +47,7 @@ def _train_epilog() -> str:
         "With neither --env nor --preset the 'lunarlander' preset is used; --env alone picks that",
         "env's preset when there is one (CartPole-v1: 'cartpole') and the generic defaults otherwise.",
         "The run directory gets config.json, progress.csv, tb/ (TensorBoard), checkpoints/",
-        "(latest, best, final) and summary.json.",
+        "(latest, best, final), summary.json, history.png and report.html.",
     ]
     return "\n".join(lines)
 
@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-progress", action="store_true", help="no live progress bar (plain lines instead)"
     )
     train.add_argument(
+        "--no-report", action="store_true", help="do not write report.html at the end of the run"
+    )
+    train.add_argument(
         "--resume",
         metavar="RUN_DIR",
         help="continue an interrupted run from its latest checkpoint, exactly as if uninterrupted "
@@ -106,9 +109,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser(
         "eval",
         help="evaluate a trained agent greedily",
-        description="Greedy returns of a run's best checkpoint (or of a checkpoint directory).",
+        description="Greedy returns of a run's best checkpoint (or of a checkpoint directory); with no "
+        "PATH, of the pretrained LunarLander agent shipped with deepq.",
     )
-    evaluate.add_argument("path", metavar="PATH", help="run directory or checkpoint directory")
+    evaluate.add_argument(
+        "path",
+        metavar="PATH",
+        nargs="?",
+        help="run directory or checkpoint directory (default: the pretrained LunarLander agent)",
+    )
     evaluate.add_argument(
         "--episodes", type=int, default=100, metavar="N", help="episodes (default 100)"
     )
@@ -185,6 +194,45 @@ def build_parser() -> argparse.ArgumentParser:
         help="FILE.mp4 or FILE.gif (default: RUN_DIR/video.mp4, or ./video.mp4)",
     )
 
+    play = commands.add_parser(
+        "play",
+        help="watch an agent play (a window, or a video where there is no display)",
+        description="Greedy episodes of a run's best checkpoint (or of a checkpoint directory; with no "
+        "PATH, the pretrained LunarLander agent) shown in a window when a display exists. Without "
+        "one, or with --video, the episodes are written to a video file instead.",
+    )
+    play.add_argument(
+        "path",
+        metavar="PATH",
+        nargs="?",
+        help="run directory or checkpoint directory (default: the pretrained LunarLander agent)",
+    )
+    play.add_argument("--episodes", type=int, default=3, metavar="N", help="episodes (default 3)")
+    play.add_argument(
+        "--seed", type=int, default=0, metavar="N", help="episode k is reset with seed N + k"
+    )
+    play.add_argument(
+        "--video", action="store_true", help="write a video even when a display exists"
+    )
+    play.add_argument(
+        "--out",
+        metavar="FILE",
+        default="play.mp4",
+        help="video file used without a display: .mp4 or .gif (default play.mp4)",
+    )
+
+    report = commands.add_parser(
+        "report",
+        help="write a run's self-contained HTML report",
+        description="One HTML page for a run: headline, history plot, a greedy episode as video, the "
+        "greedy evaluations, the full config, versions and machine. Opens from disk with no server "
+        "and fetches nothing. 'deepq train' writes it at the end of every run.",
+    )
+    report.add_argument("run_dir", metavar="RUN_DIR", help="a finished run directory")
+    report.add_argument(
+        "--out", metavar="FILE.html", help="output file (default: RUN_DIR/report.html)"
+    )
+
     bench = commands.add_parser(
         "bench",
         help="benchmark deepq against Stable-Baselines3 on LunarLander",
@@ -204,6 +252,39 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print()
     print(result["markdown"], end="")
     print(f"\nwritten to {args.out}/results.json and {args.out}/results.md")
+    return EXIT_OK
+
+
+def cmd_play(args: argparse.Namespace) -> int:
+    if args.seed < 0:
+        raise UsageError(f"--seed {args.seed} must be >= 0")
+    if args.episodes < 1:
+        raise UsageError(f"--episodes {args.episodes} must be >= 1")
+    if not args.out.lower().endswith((".mp4", ".gif")):
+        raise UsageError(f"--out {args.out} must end in .mp4 or .gif")
+
+    from deepq.dqn import load
+    from deepq.video import play
+
+    agent = load(args.path)
+    result = play(agent, args.episodes, args.seed, args.out, window=False if args.video else None)
+    returns = ", ".join(f"{r:.2f}" for r in result.returns)
+    if result.video is not None:
+        why = f"{result.reason}: " if result.reason else ""
+        count = len(result.returns)
+        print(f"{why}wrote {count} episode{'s' if count > 1 else ''} to {result.video}")
+    print(f"{_agent_name(args.path, agent)}: returns {returns}")
+    return EXIT_OK
+
+
+def _agent_name(path: str | None, agent) -> str:
+    return f"pretrained {agent.config.env_id} agent" if path is None else agent.config.env_id
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from deepq.report import write_report
+
+    print(f"wrote {write_report(args.run_dir, args.out)}")
     return EXIT_OK
 
 
@@ -274,9 +355,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     try:
         if args.resume is not None:
-            result = resume(args.resume, show_progress=show_progress)
+            result = resume(args.resume, show_progress=show_progress, report=not args.no_report)
         else:
-            result = train(config, args.run_dir, show_progress=show_progress)
+            result = train(
+                config, args.run_dir, show_progress=show_progress, report=not args.no_report
+            )
     except Interrupted as exc:
         print(f"deepq: {exc}", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -299,6 +382,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"greedy evaluation of the best checkpoint: {final['mean']:.2f} ± {final['std']:.2f} "
             f"(min {final['min']:.2f}, max {final['max']:.2f}, {final['episodes']} episodes)"
         )
+    if (result.run_dir / "report.html").is_file():
+        print(f"report: {result.run_dir / 'report.html'}")
     return EXIT_OK
 
 
@@ -317,7 +402,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         keys = ("mean", "std", "min", "max", "episodes", "returns")
         print(json.dumps({k: getattr(result, k) for k in keys}))
     else:
-        print(f"{agent.config.env_id}: {result.line()}")
+        print(f"{_agent_name(args.path, agent)}: {result.line()}")
     return EXIT_OK
 
 
@@ -369,6 +454,8 @@ COMMANDS = {
     "env": cmd_env,
     "plot": cmd_plot,
     "video": cmd_video,
+    "play": cmd_play,
+    "report": cmd_report,
     "bench": cmd_bench,
 }
 

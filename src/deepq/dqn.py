@@ -16,6 +16,7 @@ import dataclasses
 import functools
 import os
 import signal
+import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -315,8 +316,13 @@ def find_checkpoint(path: str | Path) -> Path:
     raise UsageError(f"{path} is neither a checkpoint nor a run directory with checkpoints/")
 
 
-def load(path: str | Path) -> Agent:
-    """Load an agent from a run directory (its best checkpoint) or a checkpoint directory."""
+def load(path: str | Path | None = None) -> Agent:
+    """Load an agent from a run directory (its best checkpoint) or a checkpoint directory; with no
+    path, the pretrained LunarLander agent shipped with deepq."""
+    if path is None:
+        from deepq.pretrained import pretrained_path
+
+        return load_agent_checkpoint(pretrained_path())
     return load_agent_checkpoint(find_checkpoint(path))
 
 
@@ -438,8 +444,10 @@ def train(
     *,
     show_progress: bool | None = None,
     tensorboard: bool = True,
+    report: bool = True,
 ) -> TrainResult:
-    """Train DQN as ``config`` says, writing everything into ``run_dir`` (default runs/<time>)."""
+    """Train DQN as ``config`` says, writing everything into ``run_dir`` (default runs/<time>),
+    ending with ``report.html`` unless ``report`` is false."""
     if config is None:
         config = resolve_config()
     elif isinstance(config, dict):
@@ -449,11 +457,15 @@ def train(
     ).close()  # fail before writing
     run_dir = new_run_dir(run_dir)
     write_json(run_dir / "config.json", config.to_dict())
-    return _run(config, run_dir, None, show_progress, tensorboard)
+    return _with_report(_run(config, run_dir, None, show_progress, tensorboard), report)
 
 
 def resume(
-    run_dir: str | Path, *, show_progress: bool | None = None, tensorboard: bool = True
+    run_dir: str | Path,
+    *,
+    show_progress: bool | None = None,
+    tensorboard: bool = True,
+    report: bool = True,
 ) -> TrainResult:
     """Continue an interrupted run from its latest checkpoint, exactly as if it had never stopped.
 
@@ -477,7 +489,20 @@ def resume(
         raise CheckpointError(
             f"{checkpoints / 'latest'}: meta.json holds no valid config ({exc})"
         ) from None
-    return _run(config, run_dir, (arrays, meta), show_progress, tensorboard)
+    return _with_report(_run(config, run_dir, (arrays, meta), show_progress, tensorboard), report)
+
+
+def _with_report(result: TrainResult, report: bool) -> TrainResult:
+    """Write the run's report.html. The run is saved by now, so a failure here (say, no video
+    encoder) is a warning on stderr, not a failed run."""
+    if report:
+        from deepq.report import write_report
+
+        try:
+            write_report(result.run_dir)
+        except Exception as exc:
+            print(f"deepq: warning: report.html not written ({exc})", file=sys.stderr)
+    return result
 
 
 def _run(

@@ -44,6 +44,22 @@ KNOWN_NAMES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 
 
+_DUMMY_SDL_SET_HERE = False
+
+
+def _choose_sdl_driver(render_mode: str | None) -> None:
+    """Off-screen rendering must never need a display, so pygame gets SDL's dummy video driver
+    unless the user chose one; a window ("human") needs the real one back."""
+    global _DUMMY_SDL_SET_HERE
+    if render_mode == "human":
+        if _DUMMY_SDL_SET_HERE and os.environ.get("SDL_VIDEODRIVER") == "dummy":
+            del os.environ["SDL_VIDEODRIVER"]
+            _DUMMY_SDL_SET_HERE = False
+    elif "SDL_VIDEODRIVER" not in os.environ:
+        os.environ["SDL_VIDEODRIVER"] = "dummy"
+        _DUMMY_SDL_SET_HERE = True
+
+
 def make_env(
     env_id: str,
     max_episode_steps: int | None = None,
@@ -51,7 +67,7 @@ def make_env(
     render_mode: str | None = None,
 ) -> gym.Env:
     """``gym.make`` with deepq's wrappers; unknown or unsupported envs raise UsageError."""
-    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # pygame must never need a display here
+    _choose_sdl_driver(render_mode)
     kwargs: dict[str, Any] = {}
     if max_episode_steps is not None:
         kwargs["max_episode_steps"] = max_episode_steps

@@ -1,4 +1,5 @@
-"""``deepq video``: greedy rollouts of an agent rendered to MP4 or GIF, with no display needed.
+"""``deepq video`` and ``deepq play``: greedy rollouts of an agent rendered to MP4 or GIF with no
+display needed, or shown in a window where there is one.
 
 Frames come from the env's ``rgb_array`` renderer; the episode number and its running return are
 drawn onto each frame with Pillow. MP4 is encoded by the ffmpeg binary that the imageio-ffmpeg
@@ -7,7 +8,10 @@ wheel ships, GIF by Pillow.
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -90,3 +94,71 @@ def record_video(
         raise UsageError(f"--out {out} must end in .mp4 or .gif")
     frames, returns = rollout_frames(agent, episodes, seed)
     return write_video(frames, out, fps), returns
+
+
+def has_display() -> bool:
+    """Whether a window can be opened: always on macOS and Windows; on other systems only with an
+    X11 or Wayland display named in the environment."""
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+@dataclass
+class PlayResult:
+    returns: list[float]
+    video: Path | None  # where the episodes were written when no window could be opened
+    reason: str = ""  # why there was no window
+
+
+def play(
+    agent: Any,
+    episodes: int = 3,
+    seed: int = 0,
+    out: str | Path = "play.mp4",
+    window: bool | None = None,
+) -> PlayResult:
+    """Watch ``episodes`` greedy episodes in a window (render_mode "human") when a display exists;
+    otherwise, or when the window cannot open, write them to the video ``out`` instead.
+    ``window=False`` always writes the video."""
+    if episodes < 1:
+        raise UsageError(f"--episodes {episodes} must be >= 1")
+    if window is None:
+        window = has_display()
+    reason = "" if window else "no display found"
+    if window:
+        try:
+            return PlayResult(_play_in_window(agent, episodes, seed), None)
+        except Exception as exc:  # pygame cannot open a window on this display
+            reason = f"no window could be opened ({exc})"
+    written, returns = record_video(agent, out, episodes, seed)
+    return PlayResult(returns, written, reason)
+
+
+def _play_in_window(agent: Any, episodes: int, seed: int) -> list[float]:
+    env = agent.make_env(render_mode="human")
+    returns = []
+    try:
+        for k in range(episodes):
+            obs, _ = env.reset(seed=seed + k)  # the first reset opens the window
+            if k == 0:
+                _check_window_opened()
+            episode_return, done = 0.0, False
+            while not done:
+                obs, reward, terminated, truncated, _ = env.step(agent.act(obs))
+                episode_return += float(reward)
+                done = terminated or truncated
+            returns.append(episode_return)
+    finally:
+        env.close()
+    return returns
+
+
+def _check_window_opened() -> None:
+    """Gymnasium's classic and Box2D envs draw with pygame. Where SDL cannot reach the display
+    it quietly falls back to an off-screen driver: playing on would show nothing."""
+    pygame = sys.modules.get("pygame")
+    if pygame is not None and pygame.display.get_init():
+        driver = pygame.display.get_driver()
+        if driver in ("offscreen", "dummy"):
+            raise RuntimeError(f"SDL found no usable display (video driver {driver!r})")

@@ -1,0 +1,71 @@
+"""The pretrained LunarLander agent shipped inside the package, and how it is made.
+
+``deepq eval`` and ``deepq play`` with no PATH use it. It is the best checkpoint of one run of the
+default ``lunarlander`` preset, re-saved with where it came from and its held-out score::
+
+    make pretrained            # = deepq train --seed $(PRETRAINED_SEED) --run-dir runs/pretrained-lunarlander
+                               #   then: python -m deepq.pretrained runs/pretrained-lunarlander
+
+The weights are a safetensors checkpoint like any other (about 20 KB), loaded without pickle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib import resources
+from pathlib import Path
+
+PRETRAINED_NAME = "lunarlander"
+
+
+def pretrained_path() -> Path:
+    """The directory of the shipped LunarLander checkpoint."""
+    return Path(str(resources.files("deepq") / "pretrained" / PRETRAINED_NAME))
+
+
+def install_pretrained(run_dir: str | Path, destination: str | Path | None = None) -> dict:
+    """Re-save ``run_dir``'s best checkpoint as the shipped agent, with its provenance and its
+    greedy score over 100 held-out episodes in the checkpoint's ``info``; return that info."""
+    from deepq.dqn import evaluate, load, save_agent
+    from deepq.evaluation import TEST_EVAL_SEED
+
+    run_dir = Path(run_dir)
+    agent = load(run_dir)
+    result = evaluate(agent, 100, TEST_EVAL_SEED)
+    agent.info = {
+        **agent.info,
+        "pretrained": {
+            "trained_with": f"deepq train --seed {agent.config.seed} (preset lunarlander)",
+            "source_run": run_dir.name,
+            "eval_100_held_out": {"mean": result.mean, "std": result.std, "min": result.min},
+        },
+    }
+    save_agent(Path(destination) if destination else pretrained_path(), agent)
+    return agent.info["pretrained"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m deepq.pretrained",
+        description="Install a run's best checkpoint as the pretrained agent shipped with deepq.",
+    )
+    parser.add_argument("run_dir", metavar="RUN_DIR")
+    args = parser.parse_args(argv)
+    from deepq.errors import DeepQError
+
+    try:
+        info = install_pretrained(args.run_dir)
+    except DeepQError as exc:
+        print(f"python -m deepq.pretrained: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    score = info["eval_100_held_out"]
+    print(
+        f"installed {pretrained_path()}: greedy {score['mean']:.2f} ± {score['std']:.2f} "
+        f"(min {score['min']:.2f}) over 100 held-out episodes"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,215 @@
+"""``deepq report``: one self-contained HTML page per run.
+
+The page holds the headline (solved or not, when, best and final greedy scores), the history plot
+(PNG) and a greedy episode (MP4) both embedded as data URIs, the table of greedy evaluations, the
+full resolved config, and the software versions and machine. It opens from disk with no server and
+fetches nothing: no scripts, fonts or stylesheets from elsewhere. Written with the standard
+library's ``html.escape`` and f-strings: a template engine would add a dependency for one page.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+import platform
+import sys
+import tempfile
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from deepq.errors import DeepQError, UsageError
+
+VERSIONED_PACKAGES = ("deepq", "jax", "jaxlib", "flax", "optax", "gymnasium", "numpy")
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1060px; color: #222; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 1.6em; }
+.headline { font-size: 1.1em; padding: 0.8em 1em; border-radius: 6px; }
+.solved { background: #e6f4ea; } .unsolved { background: #fdf0e0; }
+table { border-collapse: collapse; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
+th { background: #f3f3f3; } td.key { text-align: left; font-family: monospace; }
+img, video { max-width: 100%; border: 1px solid #ddd; }
+.note { color: #666; font-size: 0.9em; }
+"""
+
+
+def write_report(run_dir: str | Path, out: str | Path | None = None, video_seed: int = 0) -> Path:
+    """Write ``out`` (default RUN_DIR/report.html) for a run directory; return its path.
+
+    Also (re)writes RUN_DIR/history.png, the default of ``deepq plot RUN_DIR``.
+    """
+    from deepq.plots import plot_history
+
+    run_dir = Path(run_dir)
+    config = _read_json(run_dir / "config.json", "config.json")
+    summary = _read_json(run_dir / "summary.json", "summary.json (has the run finished?)")
+    out = Path(out) if out is not None else run_dir / "report.html"
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise UsageError(f"--out {out} must end in .html")
+    plot_png = plot_history([run_dir]).read_bytes()
+    video_mp4, video_note = _greedy_video(run_dir, video_seed)
+    page = render_page(run_dir.name, config, summary, plot_png, video_mp4, video_note)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temporary = out.with_name(f".{out.name}.tmp")
+    temporary.write_text(page, encoding="utf-8")
+    os.replace(temporary, out)
+    return out
+
+
+def _read_json(path: Path, what: str) -> dict[str, Any]:
+    if not path.parent.is_dir():
+        raise UsageError(f"no such run directory: {path.parent}")
+    if not path.is_file():
+        raise UsageError(f"{path.parent} has no {what}")
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path} is not readable JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise UsageError(f"{path} does not hold a JSON object")
+    return value
+
+
+def _greedy_video(run_dir: Path, seed: int) -> tuple[bytes | None, str]:
+    """One greedy episode of the run's best checkpoint as MP4 bytes, or None and why not."""
+    from deepq.dqn import load
+    from deepq.video import record_video
+
+    try:
+        agent = load(run_dir)
+    except DeepQError as exc:
+        return None, f"no video: {exc}"
+    with tempfile.TemporaryDirectory(prefix="deepq-report-") as scratch:
+        try:
+            _, returns = record_video(agent, Path(scratch) / "episode.mp4", 1, seed)
+            data = (Path(scratch) / "episode.mp4").read_bytes()
+        except Exception as exc:  # an env without an rgb_array renderer, a missing encoder, ...
+            return None, f"no video: {agent.config.env_id} could not be rendered ({exc})"
+    return (
+        data,
+        f"Greedy episode of the best checkpoint, reset seed {seed}: return {returns[0]:.2f}.",
+    )
+
+
+def software_versions() -> dict[str, str]:
+    versions = {"python": sys.version.split()[0]}
+    for name in VERSIONED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def machine_facts() -> dict[str, str]:
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu cores": str(os.cpu_count()),
+    }
+
+
+def headline(summary: dict[str, Any]) -> str:
+    """One sentence: solved or not and when, then the best and final greedy scores."""
+    parts = []
+    if summary.get("solved"):
+        parts.append(
+            f"Solved at episode {summary['solved_at_episode']}, env step "
+            f"{summary['solved_at_step']:,}, after {summary['solved_at_wall_s']:.1f} s of training."
+        )
+    else:
+        parts.append(f"Not solved (stopped by {summary.get('stop_reason', 'unknown')}).")
+    parts.append(
+        f"Trained {summary.get('env_steps', 0):,} env steps, {summary.get('episodes', 0):,} "
+        f"episodes in {summary.get('train_wall_s', 0.0):.1f} s."
+    )
+    history = summary.get("eval_history") or []
+    if summary.get("best_eval_mean") is not None:
+        best = max(history, key=lambda e: e["mean"], default=None)
+        spread = f" ± {best['std']:.2f}" if best else ""
+        parts.append(
+            f"Best greedy evaluation {summary['best_eval_mean']:.2f}{spread} at env step "
+            f"{summary['best_eval_step']:,}."
+        )
+    final = summary.get("final_eval")
+    if final:
+        parts.append(
+            f"Final greedy evaluation of the best checkpoint: {final['mean']:.2f} ± "
+            f"{final['std']:.2f} over {final['episodes']} held-out episodes."
+        )
+    return " ".join(parts)
+
+
+def render_page(
+    name: str,
+    config: dict[str, Any],
+    summary: dict[str, Any],
+    plot_png: bytes,
+    video_mp4: bytes | None,
+    video_note: str,
+) -> str:
+    e = html.escape
+    png = base64.b64encode(plot_png).decode("ascii")
+    if video_mp4 is not None:
+        mp4 = base64.b64encode(video_mp4).decode("ascii")
+        video = (
+            f'<video controls muted loop playsinline src="data:video/mp4;base64,{mp4}"></video>'
+            f'<p class="note">{e(video_note)}</p>'
+        )
+    else:
+        video = f'<p class="note">{e(video_note)}</p>'
+    evals = summary.get("eval_history") or []
+    eval_rows = "".join(
+        f"<tr><td>{row['env_steps']:,}</td><td>{row['episodes']:,}</td>"
+        f"<td>{row['train_wall_s']:.1f}</td><td>{row['mean']:.2f}</td><td>{row['std']:.2f}</td>"
+        f"<td>{row['min']:.2f}</td><td>{row['max']:.2f}</td><td>{row['eval_episodes']}</td></tr>"
+        for row in evals
+    )
+    eval_table = (
+        "<table><tr><th>env steps</th><th>episodes</th><th>train s</th><th>mean</th><th>std</th>"
+        f"<th>min</th><th>max</th><th>eval episodes</th></tr>{eval_rows}</table>"
+        if evals
+        else '<p class="note">No greedy evaluations were run (eval_every is null).</p>'
+    )
+    config_rows = "".join(
+        f'<tr><td class="key">{e(key)}</td><td class="key">{e(json.dumps(value))}</td></tr>'
+        for key, value in config.items()
+    )
+    facts = {**software_versions(), **machine_facts()}
+    fact_rows = "".join(
+        f'<tr><td class="key">{e(key)}</td><td class="key">{e(value)}</td></tr>'
+        for key, value in facts.items()
+    )
+    solved_class = "solved" if summary.get("solved") else "unsolved"
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>deepq run {e(name)}: {e(str(summary.get("env_id", "")))}</title>
+<style>{_STYLE}</style>
+</head>
+<body>
+<h1>deepq run <code>{e(name)}</code> on {e(str(summary.get("env_id", "")))}</h1>
+<p class="headline {solved_class}" id="headline">{e(headline(summary))}</p>
+<h2>Training history</h2>
+<img id="history-plot" alt="return per episode, moving average and greedy evaluations"
+ src="data:image/png;base64,{png}">
+<h2>The agent</h2>
+{video}
+<h2>Greedy evaluations during training</h2>
+{eval_table}
+<h2>Config</h2>
+<table id="config">{config_rows}</table>
+<h2>Software and machine</h2>
+<table id="versions">{fact_rows}</table>
+<p class="note">Written by deepq {e(facts["deepq"])} on {generated}.</p>
+</body>
+</html>
+"""

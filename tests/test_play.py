@@ -1,0 +1,126 @@
+"""The pretrained LunarLander agent shipped in the package, and `deepq play`."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import imageio.v3 as iio
+import pytest
+
+from deepq.dqn import evaluate, load
+from deepq.evaluation import TEST_EVAL_SEED
+from deepq.pretrained import pretrained_path
+from deepq.video import has_display, play
+
+
+@pytest.fixture(scope="module")
+def pretrained():
+    return load()
+
+
+def deepq_cli(*args, env=None, timeout=300):
+    return subprocess.run(
+        [sys.executable, "-m", "deepq", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
+def test_shipped_agent_lands(pretrained):
+    """Greedy mean over 20 fixed held-out episodes (seeds no training or selection used)."""
+    result = evaluate(pretrained, 20, TEST_EVAL_SEED)
+    assert result.mean >= 200, result.line()
+
+
+def test_shipped_agent_is_small_and_says_where_it_came_from(pretrained):
+    files = {path.name: path.stat().st_size for path in pretrained_path().iterdir()}
+    assert set(files) == {"arrays.safetensors", "meta.json", "manifest.json", "COMPLETE"}
+    assert files["arrays.safetensors"] < 100_000
+    provenance = pretrained.info["pretrained"]
+    assert provenance["trained_with"].startswith("deepq train --seed")
+    assert provenance["eval_100_held_out"]["mean"] >= 200
+    assert pretrained.config.env_id == "LunarLander-v3"
+
+
+def test_eval_without_a_path_uses_the_shipped_agent():
+    done = deepq_cli("eval", "--episodes", "3", "--seed", "11", "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["episodes"] == 3 and len(result["returns"]) == 3
+
+
+def test_has_display_reads_the_environment(monkeypatch):
+    if sys.platform in ("darwin", "win32"):
+        pytest.skip("a display is assumed on macOS and Windows")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert not has_display()
+    monkeypatch.setenv("DISPLAY", ":0")
+    assert has_display()
+
+
+@pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")
+def test_play_without_a_display_writes_a_video(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    out = tmp_path / "watch.mp4"
+    done = deepq_cli("play", "--episodes", "1", "--seed", "3", "--out", str(out), env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"no display found: wrote 1 episode to {out}\n")
+    frames = iio.imread(out, plugin="FFMPEG")
+    assert frames.shape[0] > 1 and frames.shape[1:] == (400, 600, 3)
+
+
+@pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")
+def test_play_falls_back_to_a_video_when_no_window_opens(tmp_path, pretrained, monkeypatch):
+    """A DISPLAY that names no X server: SDL falls back to an off-screen driver, which would show
+    nothing; play notices and writes the video instead."""
+    monkeypatch.setenv("DISPLAY", ":93")
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")  # what SDL picks when no display answers
+    result = play(pretrained, 1, 3, tmp_path / "watch.mp4")
+    assert result.video == tmp_path / "watch.mp4" and result.video.is_file()
+    assert "no window could be opened" in result.reason
+    assert len(result.returns) == 1
+
+
+def test_play_opens_a_window_on_a_display(tmp_path, pretrained, monkeypatch):
+    """On a virtual X display (Xvfb) the episodes play in a real window and no video is written."""
+    xvfb = shutil.which("Xvfb")
+    if xvfb is None:
+        pytest.skip("needs Xvfb (apt install xvfb) for a display")
+    server = subprocess.Popen(
+        [xvfb, ":94", "-screen", "0", "800x600x24", "-nolisten", "tcp"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(1.0)
+        monkeypatch.setenv("DISPLAY", ":94")
+        monkeypatch.delenv("SDL_VIDEODRIVER", raising=False)
+        result = play(pretrained, 1, 3, tmp_path / "unused.mp4")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    assert result.video is None and result.reason == ""
+    assert len(result.returns) == 1
+    assert not (tmp_path / "unused.mp4").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--episodes", "0"], "--episodes 0 must be >= 1"),
+        (["--seed", "-1"], "--seed -1 must be >= 0"),
+        (["--out", "clip.avi"], "--out clip.avi must end in .mp4 or .gif"),
+        (["/no/such/run"], "no such run directory or checkpoint"),
+    ],
+)
+def test_play_bad_calls_exit_2(args, message):
+    done = deepq_cli("play", *args)
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"deepq play: error: {message}" or message in done.stderr
+    assert "Traceback" not in done.stderr
