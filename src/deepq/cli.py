@@ -221,6 +221,47 @@ def build_parser() -> argparse.ArgumentParser:
         help="video file used without a display: .mp4 or .gif (default play.mp4)",
     )
 
+    mdp = commands.add_parser(
+        "mdp",
+        help="Markov chains and MDPs: sample, value iteration, tabular Q-learning, plot",
+        description="The seed's Markov chain and 3-state MDP (the defaults), an MDP from a JSON/TOML "
+        "spec, or a Gymnasium toy-text env with a model (FrozenLake-v1, Taxi-v4, CliffWalking-v1).",
+    )
+    mdp.add_argument(
+        "action",
+        choices=("chain", "value-iteration", "q-learning", "plot"),
+        help="chain: sample state sequences; value-iteration / q-learning: print the Q table and "
+        "greedy policy; plot: Q(s0,a0) against iterations for both, true value dashed",
+    )
+    mdp.add_argument(
+        "--env",
+        metavar="ID",
+        help="built-in seed-mdp / seed-chain (defaults), a .json/.toml spec, or a toy-text env id",
+    )
+    mdp.add_argument("--gamma", type=float, default=0.9, metavar="G", help="discount (default 0.9)")
+    mdp.add_argument("--seed", type=int, default=42, metavar="N", help="random seed (default 42)")
+    mdp.add_argument(
+        "--iterations",
+        type=int,
+        metavar="N",
+        help="value iteration sweeps (default: until converged; plot: 50) / Q-learning updates "
+        "(default 10000)",
+    )
+    mdp.add_argument(
+        "--alpha0", type=float, default=0.05, help="Q-learning initial learning rate (0.05)"
+    )
+    mdp.add_argument(
+        "--decay", type=float, default=0.005, help="learning rate alpha0/(1+t*decay) (0.005)"
+    )
+    mdp.add_argument(
+        "--sequences", type=int, default=10, metavar="N", help="chain: sequences (default 10)"
+    )
+    mdp.add_argument(
+        "--max-steps", type=int, default=50, metavar="N", help="chain: states per sequence (50)"
+    )
+    mdp.add_argument("--out", metavar="FILE.png", help="plot: output (default mdp_q_values.png)")
+    mdp.add_argument("--json", action="store_true", help="print the result as JSON")
+
     report = commands.add_parser(
         "report",
         help="write a run's self-contained HTML report",
@@ -279,6 +320,62 @@ def cmd_play(args: argparse.Namespace) -> int:
 
 def _agent_name(path: str | None, agent) -> str:
     return f"pretrained {agent.config.env_id} agent" if path is None else agent.config.env_id
+
+
+def cmd_mdp(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from deepq import mdp
+
+    if not 0.0 <= args.gamma <= 1.0:
+        raise UsageError(f"--gamma {args.gamma} must be in [0, 1]")
+    for flag, value in (("--iterations", args.iterations), ("--sequences", args.sequences),
+                        ("--max-steps", args.max_steps)):  # fmt: skip
+        if value is not None and value < 1:
+            raise UsageError(f"{flag} {value} must be >= 1")
+    if args.alpha0 <= 0 or args.decay < 0:
+        raise UsageError("--alpha0 must be > 0 and --decay >= 0")
+    if args.seed < 0:
+        raise UsageError(f"--seed {args.seed} must be >= 0")
+
+    if args.action == "chain":
+        chain = mdp.resolve_chain(args.env)
+        rng = np.random.default_rng(args.seed)
+        samples = [mdp.sample_chain(chain, rng, args.max_steps) for _ in range(args.sequences)]
+        if args.json:
+            print(
+                json.dumps(
+                    {"sequences": [s for s, _ in samples], "cut_off": [c for _, c in samples]}
+                )
+            )
+        else:
+            for states, cut_off in samples:
+                print("States:", " ".join(map(str, states)) + (" ..." if cut_off else ""))
+        return EXIT_OK
+
+    model = mdp.resolve_mdp(args.env)
+    if args.action == "plot":
+        vi_q, vi_history = mdp.value_iteration(model, args.gamma, args.iterations or 50)
+        vi_q, _ = mdp.value_iteration(model, args.gamma)  # the true value: converged
+        _, ql_history = mdp.q_learning(model, args.gamma, args.iterations or 10_000, args.alpha0,
+                                       args.decay, args.seed)  # fmt: skip
+        out = mdp.plot_convergence(
+            vi_history, ql_history, vi_q[0, 0], args.out or "mdp_q_values.png"
+        )
+        print(json.dumps({"out": str(out)}) if args.json else f"wrote {out}")
+        return EXIT_OK
+    if args.action == "value-iteration":
+        q_values, _ = mdp.value_iteration(model, args.gamma, args.iterations)
+    else:
+        q_values, _ = mdp.q_learning(model, args.gamma, args.iterations or 10_000, args.alpha0,
+                                     args.decay, args.seed)  # fmt: skip
+    if args.json:
+        print(json.dumps(mdp.q_table_json(q_values)))
+    else:
+        print(f"{model.name}, gamma {args.gamma:g}: Q-values (rows: states, columns: actions)")
+        print(mdp.format_q_table(q_values))
+        print(f"greedy policy: {mdp.greedy_policy(q_values)}")
+    return EXIT_OK
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -455,6 +552,7 @@ COMMANDS = {
     "plot": cmd_plot,
     "video": cmd_video,
     "play": cmd_play,
+    "mdp": cmd_mdp,
     "report": cmd_report,
     "bench": cmd_bench,
 }

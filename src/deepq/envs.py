@@ -38,6 +38,16 @@ LUNAR_LANDER_STATE = (
 CARTPOLE_ACTIONS = ("push cart left", "push cart right")
 CARTPOLE_STATE = ("cart position", "cart velocity", "pole angle", "pole angular velocity")
 
+# Deterministic FrozenLake (each move goes where it is told), the classic first tabular task.
+if "deepq/FrozenLake-NotSlippery-v1" not in gym.registry:
+    gym.register(
+        "deepq/FrozenLake-NotSlippery-v1",
+        entry_point="gymnasium.envs.toy_text.frozen_lake:FrozenLakeEnv",
+        kwargs={"map_name": "4x4", "is_slippery": False},
+        max_episode_steps=100,
+        reward_threshold=1.0,
+    )
+
 KNOWN_NAMES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "LunarLander": (LUNAR_LANDER_STATE, LUNAR_LANDER_ACTIONS),
     "CartPole": (CARTPOLE_STATE, CARTPOLE_ACTIONS),
@@ -65,8 +75,10 @@ def make_env(
     max_episode_steps: int | None = None,
     time_feature: bool = False,
     render_mode: str | None = None,
+    tabular: bool = False,
 ) -> gym.Env:
-    """``gym.make`` with deepq's wrappers; unknown or unsupported envs raise UsageError."""
+    """``gym.make`` with deepq's wrappers; unknown or unsupported envs raise UsageError.
+    ``tabular`` asks for Discrete observations (tabular Q-learning) instead of a 1-D Box."""
     _choose_sdl_driver(render_mode)
     kwargs: dict[str, Any] = {}
     if max_episode_steps is not None:
@@ -81,7 +93,17 @@ def make_env(
         raise UsageError(f"cannot make environment {env_id!r}: {_first_line(exc)}") from None
     except TypeError as exc:
         raise UsageError(f"cannot make environment {env_id!r}: {_first_line(exc)}") from None
-    check_spaces(env_id, env.observation_space, env.action_space)
+    if tabular:
+        if not isinstance(env.observation_space, gym.spaces.Discrete) or not isinstance(
+            env.action_space, gym.spaces.Discrete
+        ):
+            env.close()
+            raise UsageError(
+                f"{env_id} has {env.observation_space} observations and {env.action_space} "
+                "actions; tabular Q-learning needs Discrete states and actions"
+            )
+    else:
+        check_spaces(env_id, env.observation_space, env.action_space)
     if time_feature:
         if env.spec is None or env.spec.max_episode_steps is None:
             env.close()
