@@ -12,16 +12,14 @@ its real final observation, which :func:`deepq.envs.final_observations` recovers
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 import signal
 import sys
 import time
-from collections import deque
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -48,6 +46,7 @@ from deepq.evaluation import SELECTION_EVAL_SEED, TEST_EVAL_SEED, EvalResult, Ev
 from deepq.networks import QNetwork
 from deepq.replay import Batch, NStepAccumulator, ReplayBuffer
 from deepq.runlog import RunLogger, write_json
+from deepq.runs import RunProgress, RunRecorder, final_eval_summary, solved_threshold
 from deepq.schedules import epsilon_at
 
 ApplyFn = Callable[[Any, jax.Array], jax.Array]
@@ -424,20 +423,6 @@ def new_run_dir(run_dir: str | Path | None) -> Path:
     return path
 
 
-@dataclass
-class RunProgress:
-    """The loop's counters and records: everything besides arrays that a resume needs."""
-
-    env_steps: int = 0
-    episodes: int = 0
-    recent_returns: list[float] = field(default_factory=list)  # the last solved_window returns
-    solved_at: dict[str, Any] | None = None
-    best_eval_mean: float | None = None
-    best_eval_step: int | None = None
-    eval_history: list[dict[str, Any]] = field(default_factory=list)
-    train_seconds: float = 0.0  # training wall-clock so far, evaluation excluded
-
-
 def train(
     config: DQNConfig | dict[str, Any] | None = None,
     run_dir: str | Path | None = None,
@@ -518,12 +503,7 @@ def _run(
     envs = make_vector_env(c.env_id, c.num_envs, c.max_episode_steps, c.time_feature)
     obs_shape = envs.single_observation_space.shape
     obs_dim, n_actions = int(obs_shape[0]), int(envs.single_action_space.n)
-    spec = envs.envs[0].spec
-    threshold = (
-        c.solved_threshold
-        if c.solved_threshold is not None
-        else (spec.reward_threshold if spec else None)
-    )
+    threshold = solved_threshold(c.solved_threshold, envs.envs[0].spec)
 
     # --- networks, optimiser, learner ---
     q_net = build_network(c, n_actions)
@@ -576,6 +556,7 @@ def _run(
         )
     except ValueError as exc:
         raise CheckpointError(str(exc)) from None
+    record = RunRecorder(p, logger, threshold, c.solved_window)
     checkpoints = run_dir / "checkpoints"
 
     def agent_of(state_params: Any, **info: Any) -> Agent:
@@ -613,7 +594,7 @@ def _run(
             "obs_dim": obs_dim,
             "n_actions": n_actions,
             "info": {"env_steps": p.env_steps, "episodes": p.episodes},
-            "progress": {**dataclasses.asdict(p), "recent_returns": list(recent_returns)},
+            "progress": record.state(),
             "rng": rng.bit_generator.state,
             "envs": {
                 "base_seeds": [int(env.base_seed) for env in envs.envs],
@@ -625,29 +606,10 @@ def _run(
     def run_periodic_eval() -> None:
         policy = lambda obs: np.asarray(greedy_actions(state.params, obs))  # noqa: E731
         result = evaluator.run(policy, c.eval_episodes, SELECTION_EVAL_SEED)
-        evaluation = {k: v for k, v in result.to_dict().items() if k != "episodes"}
-        p.eval_history.append(
-            {
-                "env_steps": p.env_steps,
-                "episodes": p.episodes,  # training episodes so far
-                "train_wall_s": round(p.train_seconds, 3),
-                "eval_episodes": result.episodes,
-                **evaluation,
-            }
-        )
-        logger.scalars(
-            p.env_steps, {"eval/mean_return": result.mean, "eval/std_return": result.std}
-        )
-        improved = p.best_eval_mean is None or result.mean > p.best_eval_mean
-        if improved:
-            p.best_eval_mean, p.best_eval_step = result.mean, p.env_steps
+        if record.add_evaluation(result):
             save_agent(checkpoints / "best", agent_of(state.params, eval_mean=result.mean))
-        logger.message(
-            f"eval @ {p.env_steps} steps: {result.line()}{'  (best so far)' if improved else ''}"
-        )
 
     # --- the loop: act → learn → sync target → step → store → bookkeeping → evaluate → stop ---
-    recent_returns: deque[float] = deque(p.recent_returns, maxlen=c.solved_window)
     epsilon = epsilon_at(c, p.episodes, p.env_steps)
     metrics: dict[str, jax.Array] | None = None
     stop_reason = None
@@ -699,36 +661,9 @@ def _run(
             wall = p.train_seconds + time.perf_counter() - started
             checkpoint_due = False
             for i in np.flatnonzero(done):
-                p.episodes += 1
-                recent_returns.append(float(episode_return[i]))
-                mean_recent = float(np.mean(recent_returns))
-                row = {
-                    "episode": p.episodes,
-                    "env_steps": p.env_steps,
-                    "return": float(episode_return[i]),
-                    "length": int(episode_length[i]),
-                    "mean_100": mean_recent,
-                    "epsilon": epsilon,
-                    "wall_s": round(wall, 3),
-                }
-                logger.episode(row, p.env_steps / max(wall, 1e-9))
+                record.end_episode(episode_return[i], episode_length[i], epsilon, wall)
                 episode_return[i], episode_length[i] = 0.0, 0
                 episode_actions[i].clear()
-                if (
-                    p.solved_at is None
-                    and threshold is not None
-                    and len(recent_returns) == c.solved_window
-                    and mean_recent >= threshold
-                ):
-                    p.solved_at = {
-                        "episode": p.episodes,
-                        "env_steps": p.env_steps,
-                        "wall_s": round(wall, 3),
-                    }
-                    logger.message(
-                        f"Environment solved in {p.episodes} episodes! mean of the last {c.solved_window} "
-                        f"returns {mean_recent:.2f} ≥ {threshold:g} after {p.env_steps} env steps, {wall:.1f} s"
-                    )
                 if c.checkpoint_every_episodes and p.episodes % c.checkpoint_every_episodes == 0:
                     checkpoint_due = True
             if done.any() or c.epsilon_schedule == "linear":
@@ -779,24 +714,7 @@ def _run(
             elif not p.eval_history or p.eval_history[-1]["env_steps"] != p.env_steps:
                 run_periodic_eval()  # the end of the run competes for `best` too
             keep_copy(checkpoints / "latest", checkpoints / "final", keep=1)  # same state: links
-        summary: dict[str, Any] = {
-            "env_id": c.env_id,
-            "stop_reason": stop_reason,
-            "solved": p.solved_at is not None,
-            "solved_threshold": threshold,
-            "solved_at_episode": p.solved_at["episode"] if p.solved_at else None,
-            "solved_at_step": p.solved_at["env_steps"] if p.solved_at else None,
-            "solved_at_wall_s": p.solved_at["wall_s"] if p.solved_at else None,
-            "train_wall_s": round(p.train_seconds, 3),
-            "env_steps": p.env_steps,
-            "episodes": p.episodes,
-            "grad_steps": int(state.grad_steps),
-            "steps_per_s": round(p.env_steps / max(p.train_seconds, 1e-9), 1),
-            "best_eval_mean": p.best_eval_mean,
-            "best_eval_step": p.best_eval_step,
-            "eval_history": p.eval_history,
-            "final_eval": None,
-        }
+        summary = record.summary(c.env_id, stop_reason, grad_steps=int(state.grad_steps))
         if stop_reason == "interrupted":
             write_json(run_dir / "summary.json", summary)
             raise Interrupted(
@@ -806,9 +724,7 @@ def _run(
         best = load_agent_checkpoint(checkpoints / "best")
         if c.final_eval_episodes > 0:
             final = evaluator.run(best.policy(), c.final_eval_episodes, TEST_EVAL_SEED)
-            summary["final_eval"] = {
-                k: v for k, v in final.to_dict().items() if k not in ("returns", "lengths")
-            }
+            summary["final_eval"] = final_eval_summary(final)
         write_json(run_dir / "summary.json", summary)
     return TrainResult(run_dir, summary, best)
 

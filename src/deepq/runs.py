@@ -1,0 +1,146 @@
+"""The bookkeeping every training loop shares: counters, finished episodes, the solved test,
+greedy evaluations and the best one, and the run's summary.
+
+DQN, REINFORCE and tabular Q-learning each keep their own loop (one file each) and call these, so
+their run directories, progress logs, summaries, plots and reports are the same.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from deepq.evaluation import EvalResult
+from deepq.runlog import RunLogger
+
+
+@dataclass
+class RunProgress:
+    """The loop's counters and records: everything besides arrays that a resume needs."""
+
+    env_steps: int = 0
+    episodes: int = 0
+    recent_returns: list[float] = field(default_factory=list)  # the last solved_window returns
+    solved_at: dict[str, Any] | None = None
+    best_eval_mean: float | None = None
+    best_eval_step: int | None = None
+    eval_history: list[dict[str, Any]] = field(default_factory=list)
+    train_seconds: float = 0.0  # training wall-clock so far, evaluation excluded
+
+
+def solved_threshold(configured: float | None, env_spec: Any) -> float | None:
+    """The configured threshold, else the env's ``reward_threshold`` (200 for LunarLander)."""
+    if configured is not None:
+        return configured
+    return env_spec.reward_threshold if env_spec is not None else None
+
+
+class RunRecorder:
+    """Records finished episodes and evaluations of one run into ``progress`` and the logger."""
+
+    def __init__(
+        self,
+        progress: RunProgress,
+        logger: RunLogger,
+        threshold: float | None,
+        solved_window: int,
+    ):
+        self.progress = progress
+        self.logger = logger
+        self.threshold = threshold
+        self.solved_window = solved_window
+        self.recent_returns: deque[float] = deque(progress.recent_returns, maxlen=solved_window)
+
+    def end_episode(self, episode_return: float, length: int, epsilon: float, wall: float) -> None:
+        """Count a finished training episode: log its row, and note when the run is solved (the
+        mean of the last ``solved_window`` returns reaches the threshold)."""
+        p = self.progress
+        p.episodes += 1
+        self.recent_returns.append(float(episode_return))
+        mean_recent = float(np.mean(self.recent_returns))
+        row = {
+            "episode": p.episodes,
+            "env_steps": p.env_steps,
+            "return": float(episode_return),
+            "length": int(length),
+            "mean_100": mean_recent,
+            "epsilon": epsilon,
+            "wall_s": round(wall, 3),
+        }
+        self.logger.episode(row, p.env_steps / max(wall, 1e-9))
+        if (
+            p.solved_at is None
+            and self.threshold is not None
+            and len(self.recent_returns) == self.solved_window
+            and mean_recent >= self.threshold
+        ):
+            p.solved_at = {
+                "episode": p.episodes,
+                "env_steps": p.env_steps,
+                "wall_s": round(wall, 3),
+            }
+            self.logger.message(
+                f"Environment solved in {p.episodes} episodes! mean of the last "
+                f"{self.solved_window} returns {mean_recent:.2f} ≥ {self.threshold:g} after "
+                f"{p.env_steps} env steps, {wall:.1f} s"
+            )
+
+    def add_evaluation(self, result: EvalResult) -> bool:
+        """Record a periodic greedy evaluation; True when it is the best so far (the caller then
+        saves the ``best`` checkpoint)."""
+        p = self.progress
+        evaluation = {k: v for k, v in result.to_dict().items() if k != "episodes"}
+        p.eval_history.append(
+            {
+                "env_steps": p.env_steps,
+                "episodes": p.episodes,  # training episodes so far
+                "train_wall_s": round(p.train_seconds, 3),
+                "eval_episodes": result.episodes,
+                **evaluation,
+            }
+        )
+        self.logger.scalars(
+            p.env_steps, {"eval/mean_return": result.mean, "eval/std_return": result.std}
+        )
+        improved = p.best_eval_mean is None or result.mean > p.best_eval_mean
+        if improved:
+            p.best_eval_mean, p.best_eval_step = result.mean, p.env_steps
+        self.logger.message(
+            f"eval @ {p.env_steps} steps: {result.line()}{'  (best so far)' if improved else ''}"
+        )
+        return improved
+
+    def state(self) -> dict[str, Any]:
+        """``progress`` as JSON-ready data for a checkpoint's meta.json."""
+        return {**dataclasses.asdict(self.progress), "recent_returns": list(self.recent_returns)}
+
+    def summary(self, env_id: str, stop_reason: str, **extra: Any) -> dict[str, Any]:
+        """summary.json's content; ``extra`` adds algorithm-specific counts (e.g. grad_steps)."""
+        p = self.progress
+        return {
+            "env_id": env_id,
+            "stop_reason": stop_reason,
+            "solved": p.solved_at is not None,
+            "solved_threshold": self.threshold,
+            "solved_at_episode": p.solved_at["episode"] if p.solved_at else None,
+            "solved_at_step": p.solved_at["env_steps"] if p.solved_at else None,
+            "solved_at_wall_s": p.solved_at["wall_s"] if p.solved_at else None,
+            "train_wall_s": round(p.train_seconds, 3),
+            "env_steps": p.env_steps,
+            "episodes": p.episodes,
+            **extra,
+            "steps_per_s": round(p.env_steps / max(p.train_seconds, 1e-9), 1),
+            "best_eval_mean": p.best_eval_mean,
+            "best_eval_step": p.best_eval_step,
+            "eval_history": p.eval_history,
+            "final_eval": None,
+        }
+
+
+def final_eval_summary(result: EvalResult) -> dict[str, Any]:
+    """The final evaluation as summary.json keeps it: the statistics, not every return."""
+    return {k: v for k, v in result.to_dict().items() if k not in ("returns", "lengths")}
