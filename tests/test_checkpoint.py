@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from deepq.api import load
 from deepq.checkpoint import (
     arrays_to_pytree,
     is_complete,
@@ -16,7 +17,7 @@ from deepq.checkpoint import (
     save_checkpoint,
 )
 from deepq.config import DQNConfig
-from deepq.dqn import Agent, init_params, load, load_agent_checkpoint, save_agent
+from deepq.dqn import Agent, init_params, load_agent_checkpoint, save_agent
 from deepq.errors import CheckpointError
 
 ARRAYS = {

@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from deepq.api import load
 from deepq.checkpoint import load_checkpoint
 from deepq.config import DQNConfig
-from deepq.dqn import Agent, init_params, load, save_agent, train
+from deepq.dqn import Agent, init_params, save_agent, train
 from deepq.errors import CheckpointError, TrainingDiverged
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "deepq"

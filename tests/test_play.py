@@ -10,7 +10,7 @@ import time
 import imageio.v3 as iio
 import pytest
 
-from deepq.dqn import evaluate, load
+from deepq.api import evaluate, load
 from deepq.evaluation import TEST_EVAL_SEED
 from deepq.pretrained import pretrained_path
 from deepq.video import has_display, play

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from deepq.api import train
 from deepq.config import DQNConfig
-from deepq.dqn import train
 from deepq.errors import UsageError
 from deepq.report import headline, render_page, write_report
 

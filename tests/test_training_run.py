@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from deepq.dqn import load, train
+from deepq.api import load
+from deepq.dqn import train
 
 QUICK = {
     "env_id": "CartPole-v1",

@@ -16,10 +16,22 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-from deepq.config import DQNConfig, config_from_dict, resolve_config  # noqa: E402
+from deepq.config import (  # noqa: E402
+    DQNConfig,
+    QLearningConfig,
+    ReinforceConfig,
+    config_from_dict,
+    resolve_config,
+)
 from deepq.errors import CheckpointError, ConfigError, DeepQError, UsageError  # noqa: E402
 
-_LAZY = {"train": "deepq.dqn", "load": "deepq.dqn", "evaluate": "deepq.dqn", "Agent": "deepq.dqn"}
+_LAZY = {
+    "train": "deepq.api",
+    "resume": "deepq.api",
+    "load": "deepq.api",
+    "evaluate": "deepq.api",
+    "Agent": "deepq.dqn",
+}
 
 __all__ = [
     "Agent",
@@ -27,11 +39,14 @@ __all__ = [
     "ConfigError",
     "DQNConfig",
     "DeepQError",
+    "QLearningConfig",
+    "ReinforceConfig",
     "UsageError",
     "config_from_dict",
     "evaluate",
     "load",
     "resolve_config",
+    "resume",
     "train",
 ]
 

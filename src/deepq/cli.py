@@ -16,6 +16,10 @@ from typing import NoReturn
 
 from deepq import __version__
 from deepq.config import (
+    DQNConfig,
+    QLearningConfig,
+    ReinforceConfig,
+    config_from_dict,
     field_help,
     parse_overrides,
     preset_description,
@@ -35,13 +39,18 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _train_epilog() -> str:
-    lines = ["presets (--preset NAME):"]
+    lines = ["presets for --algo dqn (--preset NAME):"]
     for name in preset_names():
         lines.append(f"  {name:<20} {textwrap.shorten(preset_description(name), 70)}")
-    lines += ["", "config keys (--set KEY=VALUE; lists as 64,64; null for none):"]
-    for name, default, text in field_help():
-        lines.append(f"  {name} (default {default})")
-        lines += textwrap.wrap(text, 90, initial_indent="      ", subsequent_indent="      ")
+    for algo, cls in (("dqn", DQNConfig), ("reinforce", ReinforceConfig),
+                      ("q-learning", QLearningConfig)):  # fmt: skip
+        lines += [
+            "",
+            f"--algo {algo} config keys (--set KEY=VALUE; lists as 64,64; null for none):",
+        ]
+        for name, default, text in field_help(cls):
+            lines.append(f"  {name} (default {default})")
+            lines += textwrap.wrap(text, 90, initial_indent="      ", subsequent_indent="      ")
     lines += [
         "",
         "With neither --env nor --preset the 'lunarlander' preset is used; --env alone picks that",
@@ -68,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train DQN; writes a run directory and prints the greedy evaluation of its best checkpoint.",
         epilog=_train_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    train.add_argument(
+        "--algo",
+        choices=("dqn", "reinforce", "q-learning"),
+        default="dqn",
+        help="algorithm (default dqn); q-learning is tabular, for Discrete-state envs",
     )
     train.add_argument(
         "--env", metavar="ID", help="Gymnasium env id (Box observations, Discrete actions)"
@@ -304,7 +319,7 @@ def cmd_play(args: argparse.Namespace) -> int:
     if not args.out.lower().endswith((".mp4", ".gif")):
         raise UsageError(f"--out {args.out} must end in .mp4 or .gif")
 
-    from deepq.dqn import load
+    from deepq.api import load
     from deepq.video import play
 
     agent = load(args.path)
@@ -404,7 +419,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def cmd_video(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from deepq.dqn import load
+    from deepq.api import load
     from deepq.video import record_video
 
     if args.seed < 0:
@@ -430,6 +445,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             flag
             for flag, value in (
                 ("--env", args.env),
+                ("--algo", None if args.algo == "dqn" else args.algo),
                 ("--preset", args.preset),
                 ("--seed", args.seed),
                 ("--run-dir", args.run_dir),
@@ -442,13 +458,24 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise UsageError(
                 f"--resume continues a run with its own config; drop {', '.join(given)}"
             )
-    else:
+    elif args.algo == "dqn":
         overrides = parse_overrides(args.overrides)
         if args.stop_when_solved is not None:
             overrides["stop_when_solved"] = args.stop_when_solved
         config = resolve_config(args.preset, args.env, args.seed, overrides)  # ConfigError: exit 2
+    else:
+        if args.preset is not None:
+            raise UsageError(f"presets are DQN configurations; --algo {args.algo} takes --set")
+        cls = ReinforceConfig if args.algo == "reinforce" else QLearningConfig
+        values = parse_overrides(args.overrides, cls)
+        for key, value in (("env_id", args.env), ("seed", args.seed),
+                           ("stop_when_solved", args.stop_when_solved)):  # fmt: skip
+            if value is not None:
+                values[key] = value
+        config = config_from_dict(values, cls)
 
-    from deepq.dqn import Interrupted, resume, train
+    from deepq.api import resume, train
+    from deepq.runs import Interrupted
 
     try:
         if args.resume is not None:
@@ -490,7 +517,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.seed is not None and args.seed < 0:
         raise UsageError(f"--seed {args.seed} must be >= 0")
 
-    from deepq.dqn import evaluate, load
+    from deepq.api import evaluate, load
     from deepq.evaluation import TEST_EVAL_SEED
 
     agent = load(args.path)

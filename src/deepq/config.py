@@ -8,6 +8,7 @@ coerced by :func:`config_from_dict`; unknown keys and wrong types are :class:`Co
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import types
@@ -21,7 +22,7 @@ from deepq.errors import ConfigError
 MAX_SEED = 2**31 - 1
 
 
-def _doc(text: str, default: Any) -> Any:
+def documented(text: str, default: Any) -> Any:
     return field(default=default, metadata={"help": text})
 
 
@@ -30,120 +31,155 @@ class DQNConfig:
     """Everything that defines a DQN run. Env steps are counted over all parallel envs."""
 
     # --- environment ---
-    env_id: str = _doc(
+    env_id: str = documented(
         "Gymnasium environment id (Box observations, Discrete actions).", "LunarLander-v3"
     )
-    num_envs: int = _doc("Parallel environments stepped together (Gymnasium sync vector env).", 1)
-    max_episode_steps: int | None = _doc(
+    num_envs: int = documented(
+        "Parallel environments stepped together (Gymnasium sync vector env).", 1
+    )
+    max_episode_steps: int | None = documented(
         "Truncate episodes after this many steps (TimeLimit); null keeps the env's own limit.", None
     )
-    time_feature: bool = _doc(
+    time_feature: bool = documented(
         "Append the fraction of the episode's step limit used so far to each observation.", False
     )
     # --- budgets: whichever comes first ends the run ---
-    total_steps: int | None = _doc("Stop after this many env steps (null: no step limit).", 500_000)
-    max_episodes: int | None = _doc("Stop after this many finished training episodes.", None)
-    time_budget_s: float | None = _doc(
+    total_steps: int | None = documented(
+        "Stop after this many env steps (null: no step limit).", 500_000
+    )
+    max_episodes: int | None = documented("Stop after this many finished training episodes.", None)
+    time_budget_s: float | None = documented(
         "Stop after this many seconds of training wall-clock (evaluation excluded).", None
     )
     # --- Q-learning ---
-    gamma: float = _doc("Discount factor in [0, 1].", 0.99)
-    n_step: int = _doc(
+    gamma: float = documented("Discount factor in [0, 1].", 0.99)
+    n_step: int = documented(
         "Bootstrap n steps ahead: target = r_t + ... + γ^(n-1) r_(t+n-1) + γ^n Q(s_(t+n)); 1 is plain DQN.",
         1,
     )
-    double: bool = _doc("Double DQN: the online net picks a', the target net values it.", False)
-    loss: Literal["mse", "huber"] = _doc("TD error loss: mse or huber.", "mse")
-    huber_delta: float = _doc("Huber loss threshold (quadratic inside, linear outside).", 1.0)
-    l2_coef: float = _doc("L2 penalty coefficient on the weight matrices (0 disables).", 0.0)
-    max_grad_norm: float | None = _doc("Clip gradients to this global norm (null disables).", None)
+    double: bool = documented(
+        "Double DQN: the online net picks a', the target net values it.", False
+    )
+    loss: Literal["mse", "huber"] = documented("TD error loss: mse or huber.", "mse")
+    huber_delta: float = documented("Huber loss threshold (quadratic inside, linear outside).", 1.0)
+    l2_coef: float = documented("L2 penalty coefficient on the weight matrices (0 disables).", 0.0)
+    max_grad_norm: float | None = documented(
+        "Clip gradients to this global norm (null disables).", None
+    )
     # --- network ---
-    hidden_sizes: tuple[int, ...] = _doc("Hidden layer widths of the Q-network MLP.", (64, 64))
-    activation: Literal["relu", "tanh", "elu", "gelu", "silu", "leaky_relu"] = _doc(
+    hidden_sizes: tuple[int, ...] = documented(
+        "Hidden layer widths of the Q-network MLP.", (64, 64)
+    )
+    activation: Literal["relu", "tanh", "elu", "gelu", "silu", "leaky_relu"] = documented(
         "Hidden layer activation.", "relu"
     )
-    dueling: bool = _doc("Dueling head: Q = V + A - mean(A).", False)
+    dueling: bool = documented("Dueling head: Q = V + A - mean(A).", False)
     # --- optimiser ---
-    optimizer: Literal["adam", "rmsprop"] = _doc("Optimiser: adam or rmsprop.", "adam")
-    learning_rate: float = _doc("Optimiser learning rate (> 0).", 1e-3)
-    optimizer_eps: float = _doc("Optimiser epsilon (numerical stability term, > 0).", 1e-8)
+    optimizer: Literal["adam", "rmsprop"] = documented("Optimiser: adam or rmsprop.", "adam")
+    learning_rate: float = documented("Optimiser learning rate (> 0).", 1e-3)
+    optimizer_eps: float = documented("Optimiser epsilon (numerical stability term, > 0).", 1e-8)
     # --- replay ---
-    buffer_size: int = _doc("Replay buffer capacity in transitions.", 100_000)
-    batch_size: int = _doc("Minibatch size per gradient step.", 64)
-    learning_starts: int = _doc("Env steps collected before learning starts (>= batch_size).", 1000)
-    train_every: int = _doc("Learn every this many env steps.", 4)
-    gradient_steps: int = _doc("Gradient steps per learning step.", 1)
+    buffer_size: int = documented("Replay buffer capacity in transitions.", 100_000)
+    batch_size: int = documented("Minibatch size per gradient step.", 64)
+    learning_starts: int = documented(
+        "Env steps collected before learning starts (>= batch_size).", 1000
+    )
+    train_every: int = documented("Learn every this many env steps.", 4)
+    gradient_steps: int = documented("Gradient steps per learning step.", 1)
     # --- target network ---
-    target_update: Literal["soft", "hard"] = _doc(
+    target_update: Literal["soft", "hard"] = documented(
         "soft: target += tau * (online - target) after every gradient step; "
         "hard: copy online into target every target_update_every env steps.",
         "soft",
     )
-    tau: float = _doc("Soft target update rate in (0, 1].", 0.005)
-    target_update_every: int = _doc("Env steps between hard target copies.", 1000)
+    tau: float = documented("Soft target update rate in (0, 1].", 0.005)
+    target_update_every: int = documented("Env steps between hard target copies.", 1000)
     # --- exploration ---
-    epsilon_schedule: Literal["exponential", "linear", "constant"] = _doc(
+    epsilon_schedule: Literal["exponential", "linear", "constant"] = documented(
         "exponential: start * decay**episodes (per finished episode), floored at epsilon_end; "
         "linear: start -> end over epsilon_fraction of total_steps; constant: epsilon_start.",
         "linear",
     )
-    epsilon_start: float = _doc("Initial exploration rate in [0, 1].", 1.0)
-    epsilon_end: float = _doc("Final (minimum) exploration rate in [0, epsilon_start].", 0.01)
-    epsilon_decay: float = _doc("Per-episode multiplicative decay (exponential schedule).", 0.995)
-    epsilon_fraction: float = _doc(
+    epsilon_start: float = documented("Initial exploration rate in [0, 1].", 1.0)
+    epsilon_end: float = documented("Final (minimum) exploration rate in [0, epsilon_start].", 0.01)
+    epsilon_decay: float = documented(
+        "Per-episode multiplicative decay (exponential schedule).", 0.995
+    )
+    epsilon_fraction: float = documented(
         "Fraction of total_steps over which epsilon decays (linear schedule).", 0.1
     )
-    epsilon_decay_steps: int | None = _doc(
+    epsilon_decay_steps: int | None = documented(
         "Env steps over which epsilon decays (linear schedule); overrides epsilon_fraction.", None
     )
     # --- solving, evaluation, checkpoints ---
-    solved_threshold: float | None = _doc(
+    solved_threshold: float | None = documented(
         "Solved when the mean return of the last solved_window training episodes reaches this; "
         "null uses the env spec's reward_threshold.",
         None,
     )
-    solved_window: int = _doc("Episodes in the solved moving average.", 100)
-    stop_when_solved: bool = _doc("End the run as soon as it is solved.", False)
-    eval_every: int | None = _doc(
+    solved_window: int = documented("Episodes in the solved moving average.", 100)
+    stop_when_solved: bool = documented("End the run as soon as it is solved.", False)
+    eval_every: int | None = documented(
         "Greedy evaluation every this many env steps; the best one is kept (null disables).",
         10_000,
     )
-    eval_episodes: int = _doc("Episodes per periodic greedy evaluation.", 10)
-    final_eval_episodes: int = _doc("Episodes of the greedy evaluation at the end of the run.", 100)
-    checkpoint_every_episodes: int | None = _doc(
+    eval_episodes: int = documented("Episodes per periodic greedy evaluation.", 10)
+    final_eval_episodes: int = documented(
+        "Episodes of the greedy evaluation at the end of the run.", 100
+    )
+    checkpoint_every_episodes: int | None = documented(
         "Write the latest checkpoint every this many episodes (null: only at the end).", 100
     )
-    keep_checkpoints: int = _doc(
+    keep_checkpoints: int = documented(
         "Periodic checkpoints kept as checkpoints/step-<env steps> besides latest, best and final.",
         3,
     )
-    seed: int = _doc("Seed for the networks, replay sampling, exploration and env resets.", 0)
+    seed: int = documented("Seed for the networks, replay sampling, exploration and env resets.", 0)
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            object.__setattr__(
-                self, f.name, _check_type(f.name, _FIELD_TYPES[f.name], getattr(self, f.name))
-            )
+        coerce_fields(self)
         _validate(self)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (tuples become lists); ``config_from_dict`` reads it back."""
-        return {
-            k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
-        }
+        return config_to_dict(self)
 
     def replace(self, **changes: Any) -> DQNConfig:
         """A copy with ``changes`` applied (coerced and validated like any other input)."""
         return config_from_dict({**self.to_dict(), **changes})
 
 
-_FIELD_TYPES: dict[str, Any] = typing.get_type_hints(DQNConfig)
+# ----------------------------------------------------------------------------------------------
+# Shared by every algorithm's config dataclass (DQN here; REINFORCE and tabular Q-learning in
+# their own files): typed fields with help, coerced on construction, parsed from --set.
+# ----------------------------------------------------------------------------------------------
 
 
-def field_help() -> list[tuple[str, str, str]]:
+@functools.cache
+def field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def coerce_fields(config: Any) -> None:
+    """Check every field of a frozen config dataclass against its annotation, normalising in
+    place (int -> float, list -> tuple); ConfigError names the field and value."""
+    types_ = field_types(type(config))
+    for f in dataclasses.fields(config):
+        object.__setattr__(
+            config, f.name, _check_type(f.name, types_[f.name], getattr(config, f.name))
+        )
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """JSON-ready dict (tuples become lists); ``config_from_dict`` reads it back."""
+    return {
+        k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()
+    }
+
+
+def field_help(cls: type = DQNConfig) -> list[tuple[str, str, str]]:
     """(name, default, help) for every config field, in declaration order."""
     rows = []
-    for f in dataclasses.fields(DQNConfig):
+    for f in dataclasses.fields(cls):
         if isinstance(f.default, tuple):
             default = ",".join(map(str, f.default))  # as typed after --set: 64,64
         elif f.default is None or isinstance(f.default, bool):
@@ -211,11 +247,11 @@ def _check_type(name: str, tp: Any, value: Any) -> Any:
     raise ConfigError(f"{name}={value!r} must be {_type_name(tp)}")
 
 
-def parse_value(name: str, text: str) -> Any:
+def parse_value(name: str, text: str, cls: type = DQNConfig) -> Any:
     """Parse a command-line string for field ``name`` (e.g. ``64,64``, ``1e5``, ``true``, ``null``)."""
-    if name not in _FIELD_TYPES:
+    if name not in field_types(cls):
         raise ConfigError(f"unknown config key {name!r} (see 'deepq train --help' for the keys)")
-    return _parse(name, _FIELD_TYPES[name], text.strip())
+    return _parse(name, field_types(cls)[name], text.strip())
 
 
 def _parse(name: str, tp: Any, text: str) -> Any:
@@ -273,14 +309,14 @@ def _parse(name: str, tp: Any, text: str) -> Any:
 # ----------------------------------------------------------------------------------------------
 
 
-def _require(ok: bool, message: str) -> None:
+def require(ok: bool, message: str) -> None:
     if not ok:
         raise ConfigError(message)
 
 
 def _validate(c: DQNConfig) -> None:
-    _require(bool(c.env_id.strip()), "env_id must not be empty")
-    _require(c.num_envs >= 1, f"num_envs={c.num_envs} must be >= 1")
+    require(bool(c.env_id.strip()), "env_id must not be empty")
+    require(c.num_envs >= 1, f"num_envs={c.num_envs} must be >= 1")
     for name in (
         "max_episode_steps",
         "total_steps",
@@ -289,71 +325,67 @@ def _validate(c: DQNConfig) -> None:
         "checkpoint_every_episodes",
     ):
         value = getattr(c, name)
-        _require(value is None or value >= 1, f"{name}={value} must be >= 1 or null")
-    _require(
+        require(value is None or value >= 1, f"{name}={value} must be >= 1 or null")
+    require(
         c.time_budget_s is None or c.time_budget_s > 0,
         f"time_budget_s={c.time_budget_s} must be > 0 or null",
     )
-    _require(
+    require(
         c.total_steps is not None or c.max_episodes is not None or c.time_budget_s is not None,
         "set at least one budget: total_steps, max_episodes or time_budget_s",
     )
-    _require(0.0 <= c.gamma <= 1.0, f"gamma={c.gamma} must be in [0, 1]")
-    _require(c.n_step >= 1, f"n_step={c.n_step} must be >= 1")
-    _require(c.huber_delta > 0, f"huber_delta={c.huber_delta} must be > 0")
-    _require(c.l2_coef >= 0, f"l2_coef={c.l2_coef} must be >= 0")
-    _require(
+    require(0.0 <= c.gamma <= 1.0, f"gamma={c.gamma} must be in [0, 1]")
+    require(c.n_step >= 1, f"n_step={c.n_step} must be >= 1")
+    require(c.huber_delta > 0, f"huber_delta={c.huber_delta} must be > 0")
+    require(c.l2_coef >= 0, f"l2_coef={c.l2_coef} must be >= 0")
+    require(
         c.max_grad_norm is None or c.max_grad_norm > 0,
         f"max_grad_norm={c.max_grad_norm} must be > 0 or null",
     )
-    _require(len(c.hidden_sizes) >= 1, "hidden_sizes=[] must list at least one layer width")
-    _require(
+    require(len(c.hidden_sizes) >= 1, "hidden_sizes=[] must list at least one layer width")
+    require(
         all(h >= 1 for h in c.hidden_sizes), f"hidden_sizes={list(c.hidden_sizes)} must all be >= 1"
     )
-    _require(c.learning_rate > 0, f"learning_rate={c.learning_rate} must be > 0")
-    _require(c.optimizer_eps > 0, f"optimizer_eps={c.optimizer_eps} must be > 0")
-    _require(c.buffer_size >= 1, f"buffer_size={c.buffer_size} must be >= 1")
-    _require(c.batch_size >= 1, f"batch_size={c.batch_size} must be >= 1")
-    _require(
+    require(c.learning_rate > 0, f"learning_rate={c.learning_rate} must be > 0")
+    require(c.optimizer_eps > 0, f"optimizer_eps={c.optimizer_eps} must be > 0")
+    require(c.buffer_size >= 1, f"buffer_size={c.buffer_size} must be >= 1")
+    require(c.batch_size >= 1, f"batch_size={c.batch_size} must be >= 1")
+    require(
         c.batch_size <= c.buffer_size,
         f"batch_size={c.batch_size} must be <= buffer_size={c.buffer_size}",
     )
-    _require(
+    require(
         c.learning_starts >= c.batch_size,
         f"learning_starts={c.learning_starts} must be >= batch_size={c.batch_size}",
     )
-    _require(c.train_every >= 1, f"train_every={c.train_every} must be >= 1")
-    _require(c.gradient_steps >= 1, f"gradient_steps={c.gradient_steps} must be >= 1")
-    _require(0.0 < c.tau <= 1.0, f"tau={c.tau} must be in (0, 1]")
-    _require(
-        c.target_update_every >= 1, f"target_update_every={c.target_update_every} must be >= 1"
-    )
-    _require(0.0 <= c.epsilon_start <= 1.0, f"epsilon_start={c.epsilon_start} must be in [0, 1]")
-    _require(
+    require(c.train_every >= 1, f"train_every={c.train_every} must be >= 1")
+    require(c.gradient_steps >= 1, f"gradient_steps={c.gradient_steps} must be >= 1")
+    require(0.0 < c.tau <= 1.0, f"tau={c.tau} must be in (0, 1]")
+    require(c.target_update_every >= 1, f"target_update_every={c.target_update_every} must be >= 1")
+    require(0.0 <= c.epsilon_start <= 1.0, f"epsilon_start={c.epsilon_start} must be in [0, 1]")
+    require(
         0.0 <= c.epsilon_end <= c.epsilon_start,
         f"epsilon_end={c.epsilon_end} must be in [0, epsilon_start={c.epsilon_start}]",
     )
-    _require(0.0 < c.epsilon_decay <= 1.0, f"epsilon_decay={c.epsilon_decay} must be in (0, 1]")
-    _require(
+    require(0.0 < c.epsilon_decay <= 1.0, f"epsilon_decay={c.epsilon_decay} must be in (0, 1]")
+    require(
         0.0 < c.epsilon_fraction <= 1.0, f"epsilon_fraction={c.epsilon_fraction} must be in (0, 1]"
     )
-    _require(
+    require(
         c.epsilon_decay_steps is None or c.epsilon_decay_steps >= 1,
         f"epsilon_decay_steps={c.epsilon_decay_steps} must be >= 1 or null",
     )
-    _require(
+    require(
         c.epsilon_schedule != "linear"
         or c.total_steps is not None
         or c.epsilon_decay_steps is not None,
         "epsilon_schedule='linear' decays over total_steps, so set total_steps or epsilon_decay_steps",
     )
-    _require(c.solved_window >= 1, f"solved_window={c.solved_window} must be >= 1")
-    _require(c.eval_episodes >= 1, f"eval_episodes={c.eval_episodes} must be >= 1")
-    _require(
-        c.final_eval_episodes >= 0, f"final_eval_episodes={c.final_eval_episodes} must be >= 0"
-    )
-    _require(c.keep_checkpoints >= 0, f"keep_checkpoints={c.keep_checkpoints} must be >= 0")
-    _require(0 <= c.seed <= MAX_SEED, f"seed={c.seed} must be in [0, {MAX_SEED}]")
+    require(c.solved_window >= 1, f"solved_window={c.solved_window} must be >= 1")
+    require(c.eval_episodes >= 1, f"eval_episodes={c.eval_episodes} must be >= 1")
+    require(c.final_eval_episodes >= 0, f"final_eval_episodes={c.final_eval_episodes} must be >= 0")
+    require(c.keep_checkpoints >= 0, f"keep_checkpoints={c.keep_checkpoints} must be >= 0")
+    require(0 <= c.seed <= MAX_SEED, f"seed={c.seed} must be in [0, {MAX_SEED}]")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -361,24 +393,24 @@ def _validate(c: DQNConfig) -> None:
 # ----------------------------------------------------------------------------------------------
 
 
-def config_from_dict(values: dict[str, Any]) -> DQNConfig:
+def config_from_dict(values: dict[str, Any], cls: type = DQNConfig) -> Any:
     """Build a config from JSON-style values; unknown keys are an error."""
-    unknown = sorted(set(values) - set(_FIELD_TYPES))
+    unknown = sorted(set(values) - set(field_types(cls)))
     if unknown:
         raise ConfigError(
             f"unknown config key {unknown[0]!r} (see 'deepq train --help' for the keys)"
         )
-    return DQNConfig(**values)
+    return cls(**values)
 
 
-def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+def parse_overrides(pairs: list[str], cls: type = DQNConfig) -> dict[str, Any]:
     """Parse ``["key=value", ...]`` from ``--set`` into typed values."""
     overrides: dict[str, Any] = {}
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set {pair!r} must look like key=value")
-        overrides[key.strip()] = parse_value(key.strip(), text)
+        overrides[key.strip()] = parse_value(key.strip(), text, cls)
     return overrides
 
 
@@ -426,3 +458,156 @@ def resolve_config(
         values["seed"] = seed
     values.update(overrides or {})
     return config_from_dict(values)
+
+
+# ----------------------------------------------------------------------------------------------
+# The other algorithms' configs (their loops are in tabular.py and reinforce.py).
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QLearningConfig:
+    """Everything that defines a tabular Q-learning run."""
+
+    env_id: str = documented(
+        "Gymnasium env id with Discrete observations and actions.", "FrozenLake-v1"
+    )
+    max_episode_steps: int | None = documented(
+        "Cut episodes at this length (null: the env's own).", None
+    )
+    max_episodes: int | None = documented("Stop after this many training episodes.", 5000)
+    total_steps: int | None = documented(
+        "Stop after this many env steps (null: no step limit).", None
+    )
+    gamma: float = documented("Discount factor in [0, 1].", 0.99)
+    alpha0: float = documented(
+        "Initial learning rate; step t uses alpha0 / (1 + t * alpha_decay).", 0.5
+    )
+    alpha_decay: float = documented("Learning-rate decay per update (0: constant).", 0.0)
+    initial_q: float = documented("Initial value of every table cell.", 0.0)
+    epsilon_start: float = documented("Initial exploration rate in [0, 1].", 1.0)
+    epsilon_end: float = documented("Final exploration rate in [0, epsilon_start].", 0.05)
+    epsilon_decay_episodes: int = documented(
+        "Episodes over which ε falls linearly to its end.", 2000
+    )
+    solved_threshold: float | None = documented(
+        "Mean return over solved_window episodes that counts as solved (null: the env's).", None
+    )
+    solved_window: int = documented("Episodes in the solved moving average.", 100)
+    stop_when_solved: bool = documented("End the run as soon as it is solved.", False)
+    eval_every_episodes: int | None = documented(
+        "Greedy evaluation every this many training episodes (null: only at the end).", 500
+    )
+    eval_episodes: int = documented("Episodes per periodic greedy evaluation.", 100)
+    final_eval_episodes: int = documented(
+        "Episodes of the greedy evaluation at the end of the run.", 100
+    )
+    seed: int = documented("Seed for exploration and env resets.", 0)
+
+    def __post_init__(self) -> None:
+        coerce_fields(self)
+        _validate_q_learning(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        return config_to_dict(self)
+
+
+def _validate_q_learning(c: QLearningConfig) -> None:
+    require(bool(c.env_id.strip()), "env_id must not be empty")
+    for name in ("max_episodes", "total_steps", "max_episode_steps", "eval_every_episodes"):
+        value = getattr(c, name)
+        require(value is None or value >= 1, f"{name}={value} must be >= 1 or null")
+    require(
+        c.max_episodes is not None or c.total_steps is not None, "set max_episodes or total_steps"
+    )
+    require(0.0 <= c.gamma <= 1.0, f"gamma={c.gamma} must be in [0, 1]")
+    require(0.0 < c.alpha0 <= 1.0, f"alpha0={c.alpha0} must be in (0, 1]")
+    require(c.alpha_decay >= 0, f"alpha_decay={c.alpha_decay} must be >= 0")
+    require(0.0 <= c.epsilon_start <= 1.0, f"epsilon_start={c.epsilon_start} must be in [0, 1]")
+    require(
+        0.0 <= c.epsilon_end <= c.epsilon_start,
+        f"epsilon_end={c.epsilon_end} must be in [0, epsilon_start={c.epsilon_start}]",
+    )
+    for name in ("epsilon_decay_episodes", "solved_window", "eval_episodes"):
+        require(getattr(c, name) >= 1, f"{name}={getattr(c, name)} must be >= 1")
+    require(c.final_eval_episodes >= 0, f"final_eval_episodes={c.final_eval_episodes} must be >= 0")
+    require(0 <= c.seed <= MAX_SEED, f"seed={c.seed} must be in [0, {MAX_SEED}]")
+
+
+@dataclass(frozen=True)
+class ReinforceConfig:
+    """Everything that defines a REINFORCE run."""
+
+    env_id: str = documented(
+        "Gymnasium env id (1-D Box observations, Discrete actions).", "CartPole-v1"
+    )
+    max_episode_steps: int | None = documented(
+        "Cut episodes at this length (null: the env's own).", None
+    )
+    iterations: int = documented("Policy updates (each on episodes_per_update episodes).", 150)
+    episodes_per_update: int = documented("Episodes played (side by side) per update.", 10)
+    gamma: float = documented("Discount factor in [0, 1].", 0.95)
+    normalize_advantages: bool = documented(
+        "Normalise discounted returns across the update's episodes (mean 0, std 1).", True
+    )
+    hidden_sizes: tuple[int, ...] = documented("Hidden layer widths of the policy MLP.", (32,))
+    activation: Literal["relu", "tanh", "elu", "gelu", "silu", "leaky_relu"] = documented(
+        "Hidden activation.", "elu"
+    )
+    learning_rate: float = documented("Adam learning rate (> 0).", 0.01)
+    temperature: float = documented(
+        "Sampling temperature while training: probabilities p^(1/T), renormalised (1: as is).", 1.0
+    )
+    imitation_policy: Literal["none", "lean", "lean+spin"] = documented(
+        "Warm-up: first imitate this hand-written CartPole policy (none: skip).", "none"
+    )
+    imitation_iterations: int = documented(
+        "Warm-up gradient steps (one per parallel env step).", 1000
+    )
+    imitation_envs: int = documented("Parallel envs stepped during the warm-up.", 50)
+    solved_threshold: float | None = documented(
+        "Mean return over solved_window episodes that counts as solved (null: the env's).", None
+    )
+    solved_window: int = documented("Episodes in the solved moving average.", 100)
+    stop_when_solved: bool = documented("End the run as soon as it is solved.", False)
+    eval_every_iterations: int | None = documented(
+        "Greedy evaluation every this many updates (null: only at the end).", 10
+    )
+    eval_episodes: int = documented("Episodes per periodic greedy evaluation.", 20)
+    final_eval_episodes: int = documented(
+        "Episodes of the greedy evaluation at the end of the run.", 100
+    )
+    seed: int = documented("Seed for the network, action sampling and env resets.", 0)
+
+    def __post_init__(self) -> None:
+        coerce_fields(self)
+        _validate_reinforce(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        return config_to_dict(self)
+
+
+def _validate_reinforce(c: ReinforceConfig) -> None:
+    require(bool(c.env_id.strip()), "env_id must not be empty")
+    for name in ("max_episode_steps", "eval_every_iterations"):
+        value = getattr(c, name)
+        require(value is None or value >= 1, f"{name}={value} must be >= 1 or null")
+    for name in (
+        "iterations",
+        "episodes_per_update",
+        "imitation_envs",
+        "solved_window",
+        "eval_episodes",
+    ):
+        require(getattr(c, name) >= 1, f"{name}={getattr(c, name)} must be >= 1")
+    require(
+        c.imitation_iterations >= 0, f"imitation_iterations={c.imitation_iterations} must be >= 0"
+    )
+    require(0.0 <= c.gamma <= 1.0, f"gamma={c.gamma} must be in [0, 1]")
+    require(
+        len(c.hidden_sizes) >= 1 and min(c.hidden_sizes) >= 1, "hidden_sizes must list widths >= 1"
+    )
+    require(c.learning_rate > 0, f"learning_rate={c.learning_rate} must be > 0")
+    require(c.temperature > 0, f"temperature={c.temperature} must be > 0")
+    require(c.final_eval_episodes >= 0, f"final_eval_episodes={c.final_eval_episodes} must be >= 0")
+    require(0 <= c.seed <= MAX_SEED, f"seed={c.seed} must be in [0, {MAX_SEED}]")

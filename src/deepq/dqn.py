@@ -14,13 +14,10 @@ from __future__ import annotations
 
 import functools
 import os
-import signal
-import sys
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +30,6 @@ import optax
 from deepq import __version__
 from deepq.checkpoint import (
     arrays_to_pytree,
-    checkpoint_exists,
     keep_copy,
     load_checkpoint,
     pytree_to_arrays,
@@ -42,11 +38,20 @@ from deepq.checkpoint import (
 from deepq.config import DQNConfig, config_from_dict, resolve_config
 from deepq.envs import final_observations, make_env, make_vector_env
 from deepq.errors import CheckpointError, DeepQError, TrainingDiverged, UsageError
-from deepq.evaluation import SELECTION_EVAL_SEED, TEST_EVAL_SEED, EvalResult, Evaluator
+from deepq.evaluation import SELECTION_EVAL_SEED, TEST_EVAL_SEED, Evaluator
 from deepq.networks import QNetwork
 from deepq.replay import Batch, NStepAccumulator, ReplayBuffer
 from deepq.runlog import RunLogger, write_json
-from deepq.runs import RunProgress, RunRecorder, final_eval_summary, solved_threshold
+from deepq.runs import (
+    Interrupted,
+    RunProgress,
+    RunRecorder,
+    StopSignal,
+    TrainResult,
+    final_eval_summary,
+    new_run_dir,
+    solved_threshold,
+)
 from deepq.schedules import epsilon_at
 
 ApplyFn = Callable[[Any, jax.Array], jax.Array]
@@ -285,107 +290,33 @@ def save_agent(directory: Path, agent: Agent) -> None:
 
 
 def load_agent_checkpoint(directory: Path) -> Agent:
-    """Load a checkpoint directory written by :func:`save_agent` or the training loop."""
+    """Load a DQN checkpoint directory written by :func:`save_agent` or the training loop."""
     arrays, meta = load_checkpoint(directory)
+    return agent_from_checkpoint(arrays, meta, str(directory))
+
+
+def agent_from_checkpoint(
+    arrays: dict[str, np.ndarray], meta: dict[str, Any], source: str
+) -> Agent:
+    if meta.get("kind") not in ("dqn-agent", "dqn-training-state"):
+        raise CheckpointError(f"{source} is not a DQN checkpoint (kind {meta.get('kind')!r})")
     try:
         config = config_from_dict(meta["config"])
         obs_dim, n_actions = int(meta["obs_dim"]), int(meta["n_actions"])
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(
-            f"{directory}: meta.json lacks a valid config/obs_dim/n_actions ({exc})"
+            f"{source}: meta.json lacks a valid config/obs_dim/n_actions ({exc})"
         ) from None
     except Exception as exc:  # ConfigError from a tampered config
-        raise CheckpointError(f"{directory}: meta.json holds an invalid config ({exc})") from None
+        raise CheckpointError(f"{source}: meta.json holds an invalid config ({exc})") from None
     template = params_shape(config, obs_dim, n_actions)
-    params = arrays_to_pytree("params", template, arrays, str(directory))
+    params = arrays_to_pytree("params", template, arrays, source)
     return Agent(config, params, obs_dim, n_actions, dict(meta.get("info", {})))
-
-
-def find_checkpoint(path: str | Path) -> Path:
-    """A checkpoint dir as given, or a run dir's best (then final, then latest) checkpoint."""
-    path = Path(path)
-    if not path.exists():
-        raise UsageError(f"no such run directory or checkpoint: {path}")
-    if (path / "meta.json").exists() or (path / "COMPLETE").exists():
-        return path
-    for name in ("best", "final", "latest"):
-        candidate = path / "checkpoints" / name
-        if checkpoint_exists(candidate):
-            return candidate
-    raise UsageError(f"{path} is neither a checkpoint nor a run directory with checkpoints/")
-
-
-def load(path: str | Path | None = None) -> Agent:
-    """Load an agent from a run directory (its best checkpoint) or a checkpoint directory; with no
-    path, the pretrained LunarLander agent shipped with deepq."""
-    if path is None:
-        from deepq.pretrained import pretrained_path
-
-        return load_agent_checkpoint(pretrained_path())
-    return load_agent_checkpoint(find_checkpoint(path))
-
-
-def evaluate(
-    agent: Agent | str | Path,
-    episodes: int = 100,
-    seed: int = TEST_EVAL_SEED,
-    max_parallel: int = 32,
-) -> EvalResult:
-    """Greedy returns of ``agent`` (or the agent at a path) over ``episodes`` seeded episodes."""
-    if not isinstance(agent, Agent):
-        agent = load(agent)
-    if episodes < 1:
-        raise UsageError(f"episodes={episodes} must be >= 1")
-    evaluator = Evaluator(agent.make_env, max_parallel)
-    try:
-        return evaluator.run(agent.policy(), episodes, seed)
-    finally:
-        evaluator.close()
 
 
 # ----------------------------------------------------------------------------------------------
 # Training.
 # ----------------------------------------------------------------------------------------------
-
-
-@dataclass
-class TrainResult:
-    run_dir: Path
-    summary: dict[str, Any]
-    agent: Agent
-
-
-class Interrupted(Exception):
-    """Training was stopped by SIGINT/SIGTERM after saving; ``run_dir`` holds what was saved."""
-
-    def __init__(self, message: str, run_dir: Path):
-        super().__init__(message)
-        self.run_dir = run_dir
-
-
-class _StopSignal:
-    """First SIGINT/SIGTERM asks the loop to stop after the current step; a second SIGINT aborts."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> _StopSignal:
-        try:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        except ValueError:  # not the main thread: signals stay with the caller
-            self._previous.clear()
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 def enable_compilation_cache() -> None:
@@ -408,31 +339,14 @@ def enable_compilation_cache() -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.05)
 
 
-def new_run_dir(run_dir: str | Path | None) -> Path:
-    """Create the run directory; an existing non-empty one is refused (never overwrite a run)."""
-    path = (
-        Path(run_dir)
-        if run_dir is not None
-        else Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S-%f")
-    )
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise UsageError(
-            f"run directory {path} already exists and is not empty; choose another --run-dir"
-        )
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def train(
     config: DQNConfig | dict[str, Any] | None = None,
     run_dir: str | Path | None = None,
     *,
     show_progress: bool | None = None,
     tensorboard: bool = True,
-    report: bool = True,
 ) -> TrainResult:
-    """Train DQN as ``config`` says, writing everything into ``run_dir`` (default runs/<time>),
-    ending with ``report.html`` unless ``report`` is false."""
+    """Train DQN as ``config`` says, writing everything into ``run_dir`` (default runs/<time>)."""
     if config is None:
         config = resolve_config()
     elif isinstance(config, dict):
@@ -442,7 +356,7 @@ def train(
     ).close()  # fail before writing
     run_dir = new_run_dir(run_dir)
     write_json(run_dir / "config.json", config.to_dict())
-    return _with_report(_run(config, run_dir, None, show_progress, tensorboard), report)
+    return _run(config, run_dir, None, show_progress, tensorboard)
 
 
 def resume(
@@ -450,7 +364,6 @@ def resume(
     *,
     show_progress: bool | None = None,
     tensorboard: bool = True,
-    report: bool = True,
 ) -> TrainResult:
     """Continue an interrupted run from its latest checkpoint, exactly as if it had never stopped.
 
@@ -474,20 +387,7 @@ def resume(
         raise CheckpointError(
             f"{checkpoints / 'latest'}: meta.json holds no valid config ({exc})"
         ) from None
-    return _with_report(_run(config, run_dir, (arrays, meta), show_progress, tensorboard), report)
-
-
-def _with_report(result: TrainResult, report: bool) -> TrainResult:
-    """Write the run's report.html. The run is saved by now, so a failure here (say, no video
-    encoder) is a warning on stderr, not a failed run."""
-    if report:
-        from deepq.report import write_report
-
-        try:
-            write_report(result.run_dir)
-        except Exception as exc:
-            print(f"deepq: warning: report.html not written ({exc})", file=sys.stderr)
-    return result
+    return _run(config, run_dir, (arrays, meta), show_progress, tensorboard)
 
 
 def _run(
@@ -614,7 +514,7 @@ def _run(
     metrics: dict[str, jax.Array] | None = None
     stop_reason = None
     started = time.perf_counter()
-    with ExitStack() as resources, _StopSignal() as stop_signal:
+    with ExitStack() as resources, StopSignal() as stop_signal:
         for resource in (envs, evaluator, logger):  # closed on every way out, errors included
             resources.callback(resource.close)
         while stop_reason is None:

@@ -1,4 +1,4 @@
-"""The Q-network: an MLP with an optional dueling head (Flax linen)."""
+"""The networks: the Q-network (an MLP with an optional dueling head) and the REINFORCE policy (Flax linen)."""
 
 from __future__ import annotations
 
@@ -41,3 +41,19 @@ class QNetwork(nn.Module):
         value = nn.Dense(1, name="value_head")(x)  # [..., 1]
         advantage = nn.Dense(self.n_actions, name="advantage_head")(x)  # [..., n_actions]
         return value + advantage - advantage.mean(axis=-1, keepdims=True)
+
+
+class PolicyNetwork(nn.Module):
+    """obs [..., obs_dim] -> action logits [..., n_actions] (a softmax policy, for REINFORCE)."""
+
+    n_actions: int
+    hidden_sizes: Sequence[int] = (32,)
+    activation: str = "elu"
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        act = ACTIVATIONS[self.activation]
+        x = obs.astype(jnp.float32)
+        for i, width in enumerate(self.hidden_sizes):
+            x = act(nn.Dense(width, name=f"hidden_{i}")(x))
+        return nn.Dense(self.n_actions, name="logits")(x)

@@ -27,7 +27,8 @@ def pretrained_path() -> Path:
 def install_pretrained(run_dir: str | Path, destination: str | Path | None = None) -> dict:
     """Re-save ``run_dir``'s best checkpoint as the shipped agent, with its provenance and its
     greedy score over 100 held-out episodes in the checkpoint's ``info``; return that info."""
-    from deepq.dqn import evaluate, load, save_agent
+    from deepq.api import evaluate, load
+    from deepq.dqn import save_agent
     from deepq.evaluation import TEST_EVAL_SEED
 
     run_dir = Path(run_dir)

@@ -77,7 +77,7 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
 
 def _greedy_video(run_dir: Path, seed: int) -> tuple[bytes | None, str]:
     """One greedy episode of the run's best checkpoint as MP4 bytes, or None and why not."""
-    from deepq.dqn import load
+    from deepq.api import load
     from deepq.video import record_video
 
     try:

@@ -8,14 +8,73 @@ their run directories, progress logs, summaries, plots and reports are the same.
 from __future__ import annotations
 
 import dataclasses
+import signal
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from deepq.errors import UsageError
 from deepq.evaluation import EvalResult
 from deepq.runlog import RunLogger
+
+
+class Interrupted(Exception):
+    """Training was stopped by SIGINT/SIGTERM after saving; ``run_dir`` holds what was saved."""
+
+    def __init__(self, message: str, run_dir: Path):
+        super().__init__(message)
+        self.run_dir = run_dir
+
+
+class StopSignal:
+    """First SIGINT/SIGTERM asks the loop to stop after the current step; a second SIGINT aborts."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignal:
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        except ValueError:  # not the main thread: signals stay with the caller
+            self._previous.clear()
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    summary: dict[str, Any]
+    agent: Any
+
+
+def new_run_dir(run_dir: str | Path | None) -> Path:
+    """Create the run directory; an existing non-empty one is refused (never overwrite a run)."""
+    path = (
+        Path(run_dir)
+        if run_dir is not None
+        else Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    )
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise UsageError(
+            f"run directory {path} already exists and is not empty; choose another --run-dir"
+        )
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 @dataclass

@@ -1,0 +1,351 @@
+"""REINFORCE (Williams 1992), after seed 004: a softmax policy network trained on whole episodes.
+
+``deepq train --algo reinforce --env CartPole-v1``. Each iteration plays ``episodes_per_update``
+episodes side by side, discounts each episode's rewards, normalises them across the batch (the
+advantage of every action), and takes one Adam step on −mean(advantage · log π(a|s)). An
+optional warm-up first teaches the network a hand-written policy by imitation across many
+parallel envs (the seed's first neural-network policy). Run directory, progress, evaluation,
+checkpoints, plot, video and report are the DQN's.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from deepq import __version__
+from deepq.checkpoint import arrays_to_pytree, load_checkpoint, pytree_to_arrays, save_checkpoint
+from deepq.config import ReinforceConfig, config_from_dict
+from deepq.envs import episode_seed, make_env, make_vector_env
+from deepq.errors import CheckpointError, ConfigError, TrainingDiverged, UsageError
+from deepq.evaluation import SELECTION_EVAL_SEED, TEST_EVAL_SEED, Evaluator
+from deepq.networks import PolicyNetwork
+from deepq.runlog import RunLogger, write_json
+from deepq.runs import (
+    Interrupted,
+    RunProgress,
+    RunRecorder,
+    StopSignal,
+    final_eval_summary,
+    solved_threshold,
+)
+
+# ----------------------------------------------------------------------------------------------
+# Pure pieces: returns, advantages, sampling, the loss.
+# ----------------------------------------------------------------------------------------------
+
+
+def discount_rewards(rewards: list[float] | np.ndarray, gamma: float) -> np.ndarray:
+    """G_t = r_t + γ G_{t+1}: each action is credited with the discounted rewards after it."""
+    discounted = np.array(rewards, dtype=np.float64)
+    for t in range(len(discounted) - 2, -1, -1):
+        discounted[t] += gamma * discounted[t + 1]
+    return discounted
+
+
+def discount_and_normalize_rewards(
+    all_rewards: list[list[float]], gamma: float
+) -> list[np.ndarray]:
+    """Discount each episode, then standardise with the mean and std of all episodes' values
+    together: above-average actions get positive advantages."""
+    discounted = [discount_rewards(rewards, gamma) for rewards in all_rewards]
+    flat = np.concatenate(discounted)
+    std = flat.std()
+    scale = std if std > 0 else 1.0  # all returns equal: no action was better than another
+    return [(d - flat.mean()) / scale for d in discounted]
+
+
+def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    """p^(1/T), renormalised over the last axis: T < 1 sharpens, T > 1 flattens."""
+    scaled = np.power(np.asarray(probabilities, dtype=np.float64), 1.0 / temperature)
+    return scaled / scaled.sum(axis=-1, keepdims=True)
+
+
+def reinforce_loss(
+    params: Any,
+    apply_fn: Callable[..., jax.Array],
+    obs: jax.Array,  # [T, obs_dim]
+    actions: jax.Array,  # [T]
+    advantages: jax.Array,  # [T]
+    mask: jax.Array,  # [T] 1 for real steps, 0 for padding
+) -> jax.Array:
+    """−mean over real steps of advantage · log π(a|s): its gradient is the policy gradient."""
+    log_probs = jax.nn.log_softmax(apply_fn(params, obs))  # [T, n_actions]
+    taken = jnp.take_along_axis(log_probs, actions[:, None], axis=1)[:, 0]
+    return -jnp.sum(mask * advantages * taken) / jnp.maximum(jnp.sum(mask), 1.0)
+
+
+def imitation_loss(
+    params: Any, apply_fn: Callable[..., jax.Array], obs: jax.Array, teacher_actions: jax.Array
+) -> jax.Array:
+    """Cross-entropy between the policy and a teacher's actions."""
+    logits = apply_fn(params, obs)
+    return optax.softmax_cross_entropy_with_integer_labels(logits, teacher_actions).mean()
+
+
+def _make_step(
+    loss_fn: Callable[..., jax.Array], apply_fn: Callable, optimizer: optax.GradientTransformation
+):
+    """One jitted Adam step on ``loss_fn(params, apply_fn, *batch)``."""
+
+    @jax.jit
+    def step(params: Any, opt_state: Any, *batch: jax.Array):
+        loss, grads = jax.value_and_grad(loss_fn)(params, apply_fn, *batch)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    return step
+
+
+def _padded_length(steps: int) -> int:
+    """Batches are padded to a power of two (at least 256), so the update compiles a few times
+    per run rather than once per distinct batch length."""
+    return max(256, 1 << (steps - 1).bit_length())
+
+
+# ----------------------------------------------------------------------------------------------
+# The agent and its checkpoint.
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ReinforceAgent:
+    config: ReinforceConfig
+    params: Any
+    obs_dim: int
+    n_actions: int
+    info: dict[str, Any]
+
+    @property
+    def network(self) -> PolicyNetwork:
+        return PolicyNetwork(
+            self.n_actions, tuple(self.config.hidden_sizes), self.config.activation
+        )
+
+    def action_probabilities(self, obs: np.ndarray) -> np.ndarray:
+        logits = self.network.apply(self.params, np.asarray(obs, dtype=np.float32))
+        return np.asarray(jax.nn.softmax(logits))
+
+    def act(self, obs: np.ndarray) -> int:
+        """Greedy: the most probable action."""
+        return int(np.argmax(self.action_probabilities(obs)))
+
+    def policy(self) -> Callable[[np.ndarray], np.ndarray]:
+        apply = jax.jit(self.network.apply)
+        return lambda obs: np.asarray(jnp.argmax(apply(self.params, obs), axis=-1))
+
+    def make_env(self, render_mode: str | None = None):
+        return make_env(self.config.env_id, self.config.max_episode_steps, render_mode=render_mode)
+
+
+def _init_params(config: ReinforceConfig, obs_dim: int, n_actions: int) -> Any:
+    network = PolicyNetwork(n_actions, tuple(config.hidden_sizes), config.activation)
+    return network.init(jax.random.key(config.seed), jnp.zeros((1, obs_dim), jnp.float32))
+
+
+def save_reinforce_agent(directory: Path, agent: ReinforceAgent) -> None:
+    meta = {
+        "kind": "reinforce-agent",
+        "deepq_version": __version__,
+        "config": agent.config.to_dict(),
+        "obs_dim": agent.obs_dim,
+        "n_actions": agent.n_actions,
+        "info": agent.info,
+    }
+    save_checkpoint(directory, pytree_to_arrays("params", agent.params), meta)
+
+
+def reinforce_agent_from(
+    arrays: dict[str, np.ndarray], meta: dict[str, Any], source: str
+) -> ReinforceAgent:
+    try:
+        config = config_from_dict(meta["config"], ReinforceConfig)
+        obs_dim, n_actions = int(meta["obs_dim"]), int(meta["n_actions"])
+    except (KeyError, TypeError, ValueError, ConfigError) as exc:
+        raise CheckpointError(f"{source}: not a valid REINFORCE checkpoint ({exc})") from None
+    template = jax.eval_shape(lambda: _init_params(config, obs_dim, n_actions))
+    params = arrays_to_pytree("params", template, arrays, source)
+    return ReinforceAgent(config, params, obs_dim, n_actions, dict(meta.get("info", {})))
+
+
+def load_reinforce_agent(directory: Path) -> ReinforceAgent:
+    arrays, meta = load_checkpoint(directory)
+    return reinforce_agent_from(arrays, meta, str(directory))
+
+
+# ----------------------------------------------------------------------------------------------
+# Training.
+# ----------------------------------------------------------------------------------------------
+
+
+def imitate(c: ReinforceConfig, params: Any, apply_fn: Callable, logger: RunLogger) -> Any:
+    """The seed's warm-up: across ``imitation_envs`` envs at once, step the policy toward the
+    hand-written teacher's action in every observed state, while acting with the policy."""
+    from deepq.policies import HAND_WRITTEN
+
+    if c.env_id != "CartPole-v1":
+        raise UsageError(
+            f"imitation_policy={c.imitation_policy!r} is a CartPole-v1 policy, not for {c.env_id}"
+        )
+    teacher = HAND_WRITTEN[c.imitation_policy][0]
+    optimizer = optax.adam(c.learning_rate)
+    opt_state = optimizer.init(params)
+    step = _make_step(imitation_loss, apply_fn, optimizer)
+    sample_logits = jax.jit(apply_fn)
+    rng = np.random.default_rng([c.seed, 1])
+    envs = make_vector_env(c.env_id, c.imitation_envs, c.max_episode_steps)
+    try:
+        obs, _ = envs.reset(seed=c.seed + 1_000_000)
+        loss = jnp.zeros(())
+        for _ in range(c.imitation_iterations):
+            params, opt_state, loss = step(params, opt_state, obs, teacher(obs))
+            probabilities = np.asarray(jax.nn.softmax(sample_logits(params, obs)))
+            obs, *_ = envs.step(_sample(probabilities, rng))
+    finally:
+        envs.close()
+    logger.message(
+        f"imitation of the {c.imitation_policy!r} policy: {c.imitation_iterations} steps on "
+        f"{c.imitation_envs} envs, final cross-entropy {float(loss):.3f}"
+    )
+    return params
+
+
+def _sample(probabilities: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One action per row of [N, n_actions] probabilities (inverse CDF; numpy, no per-row loop)."""
+    cumulative = np.cumsum(probabilities, axis=1)
+    coins = rng.random((len(probabilities), 1)) * cumulative[:, -1:]
+    return np.minimum((coins > cumulative).sum(axis=1), probabilities.shape[1] - 1)
+
+
+def train_reinforce(
+    config: ReinforceConfig,
+    run_dir: Path,
+    show_progress: bool | None = None,
+    tensorboard: bool = True,
+) -> tuple[dict[str, Any], ReinforceAgent]:
+    """Run REINFORCE into ``run_dir`` (created, with config.json, by the caller)."""
+    c = config
+    # --- environments: one per episode of an update, each episode seeded ---
+    envs = [make_env(c.env_id, c.max_episode_steps) for _ in range(c.episodes_per_update)]
+    obs_dim, n_actions = int(envs[0].observation_space.shape[0]), int(envs[0].action_space.n)
+    # --- policy, optimiser ---
+    network = PolicyNetwork(n_actions, tuple(c.hidden_sizes), c.activation)
+    params = _init_params(c, obs_dim, n_actions)
+    optimizer = optax.adam(c.learning_rate)
+    policy_logits = jax.jit(network.apply)
+    update = _make_step(reinforce_loss, network.apply, optimizer)
+    rng = np.random.default_rng(c.seed)
+    # --- records, evaluation, checkpoints ---
+    p = RunProgress()
+    logger = RunLogger(
+        run_dir, None, show_progress, log_every_episodes=100, tensorboard=tensorboard
+    )
+    record = RunRecorder(
+        p, logger, solved_threshold(c.solved_threshold, envs[0].spec), c.solved_window
+    )
+    evaluator = Evaluator(lambda: make_env(c.env_id, c.max_episode_steps))
+    checkpoints = run_dir / "checkpoints"
+
+    def agent_now() -> ReinforceAgent:
+        return ReinforceAgent(
+            c, params, obs_dim, n_actions, {"env_steps": p.env_steps, "episodes": p.episodes}
+        )
+
+    def evaluate_now() -> None:
+        result = evaluator.run(agent_now().policy(), c.eval_episodes, SELECTION_EVAL_SEED)
+        if record.add_evaluation(result):
+            save_reinforce_agent(checkpoints / "best", agent_now())
+
+    stop_reason = None
+    try:
+        with StopSignal() as stop_signal:
+            started = time.perf_counter()
+            if c.imitation_policy != "none" and c.imitation_iterations > 0:
+                params = imitate(c, params, network.apply, logger)
+            opt_state = optimizer.init(params)
+            for iteration in range(1, c.iterations + 1):
+                # 1. play episodes_per_update episodes side by side, sampling from the policy
+                obs = np.stack([env.reset(seed=episode_seed(c.seed, p.episodes + k))[0]
+                                for k, env in enumerate(envs)])  # fmt: skip
+                alive = np.ones(len(envs), dtype=bool)
+                trajectories = [
+                    ([], [], []) for _ in envs
+                ]  # per env: observations, actions, rewards
+                while alive.any():
+                    probabilities = np.asarray(jax.nn.softmax(policy_logits(params, obs)))
+                    actions = _sample(apply_temperature(probabilities, c.temperature), rng)
+                    for k in np.flatnonzero(alive):
+                        next_obs, reward, terminated, truncated, _ = envs[k].step(int(actions[k]))
+                        trajectories[k][0].append(obs[k].copy())
+                        trajectories[k][1].append(int(actions[k]))
+                        trajectories[k][2].append(float(reward))
+                        obs[k] = next_obs
+                        alive[k] = not (terminated or truncated)
+                # 2. advantages: discounted, normalised across the batch
+                all_rewards = [rewards for _, _, rewards in trajectories]
+                advantages = (discount_and_normalize_rewards(all_rewards, c.gamma)
+                              if c.normalize_advantages
+                              else [discount_rewards(r, c.gamma) for r in all_rewards])  # fmt: skip
+                # 3. one policy-gradient step on every step of every episode (padded batch)
+                steps = sum(len(rewards) for rewards in all_rewards)
+                size = _padded_length(steps)
+                batch_obs = np.zeros((size, obs_dim), np.float32)
+                batch_obs[:steps] = np.concatenate([np.stack(o) for o, _, _ in trajectories])
+                batch_actions = np.zeros(size, np.int32)
+                batch_actions[:steps] = np.concatenate([a for _, a, _ in trajectories])
+                batch_advantages = np.zeros(size, np.float32)
+                batch_advantages[:steps] = np.concatenate(advantages)
+                mask = (np.arange(size) < steps).astype(np.float32)
+                params, opt_state, loss = update(params, opt_state, batch_obs, batch_actions,
+                                                 batch_advantages, mask)  # fmt: skip
+                if not np.isfinite(float(loss)):
+                    raise TrainingDiverged(f"the loss became non-finite at iteration {iteration}")
+                # 4. bookkeeping
+                wall = p.train_seconds + time.perf_counter() - started
+                for _, _, rewards in trajectories:
+                    p.env_steps += len(rewards)
+                    record.end_episode(sum(rewards), len(rewards), 0.0, wall)
+                logger.scalars(p.env_steps, {"train/loss": float(loss)})
+                # 5. evaluate (the clock stops), stop?
+                if c.eval_every_iterations and iteration % c.eval_every_iterations == 0:
+                    p.train_seconds += time.perf_counter() - started
+                    evaluate_now()
+                    started = time.perf_counter()
+                if stop_signal.requested:
+                    stop_reason = "interrupted"
+                elif p.solved_at is not None and c.stop_when_solved:
+                    stop_reason = "solved"
+                if stop_reason is not None:
+                    break
+            stop_reason = stop_reason or "iterations"
+            p.train_seconds += time.perf_counter() - started
+        logger.end_progress(p.env_steps)
+        if stop_reason == "interrupted":
+            save_reinforce_agent(checkpoints / "final", agent_now())
+            write_json(run_dir / "summary.json", record.summary(c.env_id, stop_reason))
+            raise Interrupted(
+                f"interrupted at env step {p.env_steps}; the run cannot be resumed", run_dir
+            )
+        if not p.eval_history or p.eval_history[-1]["env_steps"] != p.env_steps:
+            evaluate_now()  # the end of the run competes for `best` too
+        save_reinforce_agent(checkpoints / "final", agent_now())
+        summary = record.summary(c.env_id, stop_reason, updates=iteration)
+        best = load_reinforce_agent(checkpoints / "best")
+        if c.final_eval_episodes > 0:
+            final = evaluator.run(best.policy(), c.final_eval_episodes, TEST_EVAL_SEED)
+            summary["final_eval"] = final_eval_summary(final)
+        write_json(run_dir / "summary.json", summary)
+    finally:
+        for env in envs:
+            env.close()
+        evaluator.close()
+        logger.close()
+    return summary, best

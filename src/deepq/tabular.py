@@ -1,0 +1,192 @@
+"""Tabular Q-learning on environments with Discrete states (FrozenLake, Taxi, CliffWalking).
+
+``deepq train --algo q-learning --env FrozenLake-v1``. The loop reads top to bottom: ε-greedy
+action → env step → the TD update of one table cell → episode bookkeeping → evaluation → stop.
+Run directory, progress log, evaluation, checkpoints, plot, video and report are the DQN's.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deepq import __version__
+from deepq.checkpoint import load_checkpoint, save_checkpoint
+from deepq.config import QLearningConfig, config_from_dict
+from deepq.envs import episode_seed, make_env
+from deepq.errors import CheckpointError, ConfigError
+from deepq.evaluation import SELECTION_EVAL_SEED, TEST_EVAL_SEED, Evaluator
+from deepq.runlog import RunLogger, write_json
+from deepq.runs import (
+    Interrupted,
+    RunProgress,
+    RunRecorder,
+    StopSignal,
+    final_eval_summary,
+    solved_threshold,
+)
+from deepq.schedules import linear_epsilon
+
+
+def q_learning_target(
+    reward: float, terminated: bool, next_q_values: np.ndarray, gamma: float
+) -> float:
+    """The tabular TD target r + γ max_a' Q(s', a'); only termination stops the bootstrap (a
+    time-limit truncation still has a future)."""
+    return float(reward) + (0.0 if terminated else gamma * float(np.max(next_q_values)))
+
+
+def greedy_with_random_ties(q_row: np.ndarray, rng: np.random.Generator) -> int:
+    """argmax, but ties broken at random: with an all-zero table, plain argmax would always pick
+    action 0 and never find a first reward by exploiting."""
+    best = np.flatnonzero(q_row == q_row.max())
+    return int(best[0] if len(best) == 1 else rng.choice(best))
+
+
+@dataclass
+class QTableAgent:
+    """A learnt Q table [states, actions] with what is needed to run it."""
+
+    config: QLearningConfig
+    q_table: np.ndarray
+    info: dict[str, Any]
+
+    def act(self, obs: int) -> int:
+        return int(np.argmax(self.q_table[int(obs)]))
+
+    def policy(self):
+        """obs [N] -> greedy actions [N]."""
+        return lambda obs: np.argmax(self.q_table[np.asarray(obs, dtype=np.int64)], axis=1)
+
+    def make_env(self, render_mode: str | None = None):
+        return make_env(
+            self.config.env_id, self.config.max_episode_steps, render_mode=render_mode, tabular=True
+        )
+
+
+def save_q_table_agent(directory: Path, agent: QTableAgent) -> None:
+    meta = {
+        "kind": "q-table-agent",
+        "deepq_version": __version__,
+        "config": agent.config.to_dict(),
+        "info": agent.info,
+    }
+    save_checkpoint(directory, {"q_table": agent.q_table}, meta)
+
+
+def q_table_agent_from(
+    arrays: dict[str, np.ndarray], meta: dict[str, Any], source: str
+) -> QTableAgent:
+    try:
+        config = config_from_dict(meta["config"], QLearningConfig)
+        q_table = arrays["q_table"]
+    except (KeyError, TypeError, ValueError, ConfigError) as exc:
+        raise CheckpointError(f"{source}: not a valid Q-table checkpoint ({exc})") from None
+    if q_table.ndim != 2 or q_table.dtype != np.float64 or not np.isfinite(q_table).all():
+        raise CheckpointError(f"{source}: q_table must be a finite float64 [states, actions] table")
+    return QTableAgent(config, q_table, dict(meta.get("info", {})))
+
+
+def load_q_table_agent(directory: Path) -> QTableAgent:
+    arrays, meta = load_checkpoint(directory)
+    return q_table_agent_from(arrays, meta, str(directory))
+
+
+def train_q_learning(
+    config: QLearningConfig,
+    run_dir: Path,
+    show_progress: bool | None = None,
+    tensorboard: bool = True,
+) -> tuple[dict[str, Any], QTableAgent]:
+    """Run tabular Q-learning into ``run_dir`` (created, with config.json, by the caller)."""
+    c = config
+    env = make_env(c.env_id, c.max_episode_steps, tabular=True)
+    n_states, n_actions = int(env.observation_space.n), int(env.action_space.n)
+    q_table = np.full((n_states, n_actions), c.initial_q, dtype=np.float64)
+    rng = np.random.default_rng(c.seed)
+    updates = 0
+    checkpoints = run_dir / "checkpoints"
+    p = RunProgress()
+    logger = RunLogger(run_dir, c.total_steps, show_progress, tensorboard=tensorboard)
+    record = RunRecorder(p, logger, solved_threshold(c.solved_threshold, env.spec), c.solved_window)
+    evaluator = Evaluator(lambda: make_env(c.env_id, c.max_episode_steps, tabular=True))
+
+    def agent_now() -> QTableAgent:
+        return QTableAgent(c, q_table.copy(), {"env_steps": p.env_steps, "episodes": p.episodes})
+
+    def evaluate_now() -> None:
+        result = evaluator.run(agent_now().policy(), c.eval_episodes, SELECTION_EVAL_SEED)
+        if record.add_evaluation(result):
+            save_q_table_agent(checkpoints / "best", agent_now())
+
+    stop_reason = None
+    try:
+        with StopSignal() as stop_signal:
+            started = time.perf_counter()
+            while stop_reason is None:
+                epsilon = linear_epsilon(
+                    p.episodes, c.epsilon_start, c.epsilon_end, c.epsilon_decay_episodes
+                )
+                state, _ = env.reset(seed=episode_seed(c.seed, p.episodes))
+                episode_return, episode_length, done = 0.0, 0, False
+                while not done:
+                    # 1. act ε-greedily
+                    if rng.random() < epsilon:
+                        action = int(rng.integers(n_actions))
+                    else:
+                        action = greedy_with_random_ties(q_table[state], rng)
+                    # 2. step
+                    next_state, reward, terminated, truncated, _ = env.step(action)
+                    # 3. learn: move Q(s, a) toward the TD target
+                    target = q_learning_target(reward, terminated, q_table[next_state], c.gamma)
+                    alpha = c.alpha0 / (1.0 + updates * c.alpha_decay)
+                    q_table[state, action] += alpha * (target - q_table[state, action])
+                    updates += 1
+                    p.env_steps += 1
+                    episode_return += float(reward)
+                    episode_length += 1
+                    done = terminated or truncated
+                    state = next_state
+                # 4. bookkeeping, evaluation (the clock stops), stop
+                wall = p.train_seconds + time.perf_counter() - started
+                record.end_episode(episode_return, episode_length, epsilon, wall)
+                if c.eval_every_episodes and p.episodes % c.eval_every_episodes == 0:
+                    p.train_seconds += time.perf_counter() - started
+                    evaluate_now()
+                    started = time.perf_counter()
+                if stop_signal.requested:
+                    stop_reason = "interrupted"
+                elif p.solved_at is not None and c.stop_when_solved:
+                    stop_reason = "solved"
+                elif c.max_episodes is not None and p.episodes >= c.max_episodes:
+                    stop_reason = "max_episodes"
+                elif c.total_steps is not None and p.env_steps >= c.total_steps:
+                    stop_reason = "total_steps"
+            p.train_seconds += time.perf_counter() - started
+        logger.end_progress(p.env_steps)
+        if stop_reason == "interrupted":
+            save_q_table_agent(checkpoints / "final", agent_now())
+            write_json(
+                run_dir / "summary.json", record.summary(c.env_id, stop_reason, updates=updates)
+            )
+            raise Interrupted(
+                f"interrupted at env step {p.env_steps}; the run cannot be resumed", run_dir
+            )
+        if not p.eval_history or p.eval_history[-1]["env_steps"] != p.env_steps:
+            evaluate_now()  # the end of the run competes for `best` too
+        save_q_table_agent(checkpoints / "final", agent_now())
+        summary = record.summary(c.env_id, stop_reason, updates=updates)
+        best = load_q_table_agent(checkpoints / "best")
+        if c.final_eval_episodes > 0:
+            final = evaluator.run(best.policy(), c.final_eval_episodes, TEST_EVAL_SEED)
+            summary["final_eval"] = final_eval_summary(final)
+        write_json(run_dir / "summary.json", summary)
+    finally:
+        env.close()
+        evaluator.close()
+        logger.close()
+    return summary, best
