@@ -40,3 +40,12 @@ def test_epsilon_at_follows_the_config():
     assert epsilon_at(exponential, episodes=10, env_steps=0) == pytest.approx(0.1)
     constant = DQNConfig(epsilon_schedule="constant", epsilon_start=0.3, epsilon_end=0.0)
     assert epsilon_at(constant, episodes=500, env_steps=10**6) == 0.3
+
+
+def test_episode_linear_is_the_seeds_max_one_minus_episode_over_500():
+    config = DQNConfig(epsilon_schedule="linear_episodes", epsilon_end=0.01)
+    assert epsilon_at(config, 0, 0) == 1.0
+    assert epsilon_at(config, 250, 10**6) == pytest.approx(0.5)  # env steps do not matter
+    assert epsilon_at(config, 495, 0) == pytest.approx(0.01)
+    assert epsilon_at(config, 499, 0) == 0.01  # 1 - 499/500 = 0.002, floored
+    assert epsilon_at(config, 5000, 0) == 0.01

@@ -1,4 +1,7 @@
-"""``deepq bench``: deepq's default LunarLander preset against Stable-Baselines3's RL Zoo DQN.
+"""``deepq bench``: deepq's LunarLander presets against Stable-Baselines3's RL Zoo DQN.
+
+Systems: ``deepq`` (the default ``lunarlander`` preset), ``deepq-reliable`` (the
+``lunarlander-reliable`` preset: the Zoo's hyperparameters in deepq) and ``sb3``.
 
 Protocol, identical for both systems:
 - LunarLander-v3, the same training seeds, the same env-step budget;
@@ -32,7 +35,8 @@ from typing import Any
 from deepq.errors import UsageError
 
 SOLVED_MEAN = 200.0
-SYSTEMS = ("deepq", "sb3")
+DEEPQ_PRESETS = {"deepq": "lunarlander", "deepq-reliable": "lunarlander-reliable"}
+SYSTEMS = (*DEEPQ_PRESETS, "sb3")
 SB3_ZOO_LUNARLANDER = {  # rl-baselines3-zoo hyperparams/dqn.yml, LunarLander
     "learning_rate": 6.3e-4,
     "batch_size": 128,
@@ -79,12 +83,14 @@ def peak_rss_mib() -> float:
 # ----------------------------------------------------------------------------------------------
 
 
-def run_deepq(seed: int, budget_steps: int, eval_every: int, eval_episodes: int) -> dict[str, Any]:
+def run_deepq(
+    seed: int, budget_steps: int, eval_every: int, eval_episodes: int, preset: str = "lunarlander"
+) -> dict[str, Any]:
     from deepq.config import resolve_config
     from deepq.dqn import train
 
     config = resolve_config(
-        preset="lunarlander",
+        preset=preset,
         seed=seed,
         overrides={
             "total_steps": budget_steps,
@@ -172,7 +178,11 @@ def run_sb3(seed: int, budget_steps: int, eval_every: int, eval_episodes: int) -
     return {"train_wall_s": round(callback.train_s, 3), "env_steps": budget_steps, "evals": evals}
 
 
-WORKERS = {"deepq": run_deepq, "sb3": run_sb3}
+WORKERS = {
+    "deepq": run_deepq,
+    "deepq-reliable": lambda *args: run_deepq(*args, preset=DEEPQ_PRESETS["deepq-reliable"]),
+    "sb3": run_sb3,
+}
 
 
 def score(system: str, seed: int, raw: dict[str, Any]) -> dict[str, Any]:
@@ -218,12 +228,13 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "median_steps_per_s": statistics.median(r["steps_per_s"] for r in mine),
             "median_peak_rss_mib": statistics.median(r["peak_rss_mib"] for r in mine),
         }
-    if "deepq" in out and "sb3" in out:
-        out["ratio_sb3_over_deepq_time_to_solve"] = round(
-            out["sb3"]["median_time_to_solve_s"]
-            / max(out["deepq"]["median_time_to_solve_s"], 1e-9),
-            2,
-        )
+    for system in DEEPQ_PRESETS:
+        if system in out and "sb3" in out:
+            out[f"ratio_sb3_over_{system}_time_to_solve"] = round(
+                out["sb3"]["median_time_to_solve_s"]
+                / max(out[system]["median_time_to_solve_s"], 1e-9),
+                2,
+            )
     return out
 
 
@@ -261,11 +272,10 @@ def markdown(rows: list[dict[str, Any]], summary: dict[str, Any], settings: dict
             f"| {s['median_steps_to_solve']:,.0f} | {s['median_best_mean']:.1f} | {s['median_final_mean']:.1f} "
             f"| {s['median_steps_per_s']:,.0f} | {s['median_peak_rss_mib']:.0f} |"
         )
-    if "ratio_sb3_over_deepq_time_to_solve" in summary:
-        lines += [
-            "",
-            f"SB3 / deepq median time to solve: **{summary['ratio_sb3_over_deepq_time_to_solve']}×**",
-        ]
+    for system in DEEPQ_PRESETS:
+        ratio = summary.get(f"ratio_sb3_over_{system}_time_to_solve")
+        if ratio is not None:
+            lines += ["", f"SB3 / {system} median time to solve: **{ratio}×**"]
     return "\n".join(lines) + "\n"
 
 
@@ -298,7 +308,7 @@ def run_bench(
             row = score(system, seed, json.loads(raw_path.read_text()))
             rows.append(row)
             print(
-                f"{system:>5} seed {seed}: solved={row['solved']} time_to_solve={row['time_to_solve_s']} "
+                f"{system:>14} seed {seed}: solved={row['solved']} time_to_solve={row['time_to_solve_s']} "
                 f"steps_to_solve={row['steps_to_solve']} best={row['best_mean']:.1f} final={row['final_mean']:.1f} "
                 f"{row['steps_per_s']:,.0f} steps/s ({time.perf_counter() - started:.0f} s with evaluation)",
                 flush=True,
@@ -332,7 +342,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="env steps per run (default 100000)",
     )
     parser.add_argument(
-        "--systems", default="deepq,sb3", help="comma-separated: deepq, sb3 (default both)"
+        "--systems",
+        default=",".join(SYSTEMS),
+        help=f"comma-separated, from {', '.join(SYSTEMS)} (default all)",
     )
     parser.add_argument(
         "--eval-every",

@@ -236,6 +236,73 @@ def build_parser() -> argparse.ArgumentParser:
         help="video file used without a display: .mp4 or .gif (default play.mp4)",
     )
 
+    policies = commands.add_parser(
+        "policies",
+        help="evaluate the hand-written CartPole policies",
+        description="Built-in hand-written policies (push toward the pole's lean; lean plus angular "
+        "velocity; a hand-picked linear policy w·obs + b > 0), each evaluated over many seeded "
+        "episodes: mean, std, min and max of the returns.",
+    )
+    policies.add_argument("--env", metavar="ID", default="CartPole-v1", help="env (CartPole-v1)")
+    policies.add_argument(
+        "--episodes", type=int, default=500, metavar="N", help="episodes per policy (default 500)"
+    )
+    policies.add_argument(
+        "--max-steps",
+        type=int,
+        metavar="N",
+        help="cut episodes at N steps (default: the env's 500)",
+    )
+    policies.add_argument("--seed", type=int, default=0, metavar="N", help="seed (default 0)")
+    policies.add_argument("--json", action="store_true", help="print the results as JSON")
+
+    search = commands.add_parser(
+        "search",
+        help="search the weights of a linear CartPole policy",
+        description="Grid, random search, or a genetic algorithm (asexual: mutation only; sexual: "
+        "crossover + mutation) over the 4 weights and bias of the policy 'push right when "
+        "w·obs + b > 0'. Fitness is the mean return over --episodes episodes; each generation's "
+        "episodes run together. Prints the best weights and their evaluation on 100 held-out "
+        "episodes; writes history.csv, history.png and result.json.",
+    )
+    search.add_argument("--method", choices=("grid", "random", "ga-asexual", "ga-sexual"),
+                        default="ga-sexual", help="search method (default ga-sexual)")  # fmt: skip
+    search.add_argument("--env", metavar="ID", default="CartPole-v1", help="env (CartPole-v1 only)")
+    search.add_argument(
+        "--population", type=int, default=50, metavar="N", help="candidates per generation (50)"
+    )
+    search.add_argument("--generations", type=int, default=20, metavar="N", help="generations (20)")
+    search.add_argument(
+        "--episodes", type=int, default=10, metavar="N", help="episodes per candidate (10)"
+    )
+    search.add_argument(
+        "--mutation-scale",
+        type=float,
+        default=0.1,
+        metavar="S",
+        help="std of the mutation noise (0.1)",
+    )
+    search.add_argument(
+        "--elite-fraction",
+        type=float,
+        default=0.2,
+        metavar="F",
+        help="share of a generation kept as parents (0.2)",
+    )
+    search.add_argument(
+        "--grid-points",
+        type=int,
+        default=5,
+        metavar="N",
+        help="grid: values per parameter in [-1, 1] (5)",
+    )
+    search.add_argument("--max-steps", type=int, metavar="N", help="cut episodes at N steps")
+    search.add_argument("--seed", type=int, default=0, metavar="N", help="seed (default 0)")
+    search.add_argument(
+        "--out", metavar="DIR", help="output directory (default runs/search-<method>-<time>)"
+    )
+    search.add_argument("--json", action="store_true", help="print the result as JSON")
+
     mdp = commands.add_parser(
         "mdp",
         help="Markov chains and MDPs: sample, value iteration, tabular Q-learning, plot",
@@ -335,6 +402,63 @@ def cmd_play(args: argparse.Namespace) -> int:
 
 def _agent_name(path: str | None, agent) -> str:
     return f"pretrained {agent.config.env_id} agent" if path is None else agent.config.env_id
+
+
+def cmd_policies(args: argparse.Namespace) -> int:
+    if args.episodes < 1:
+        raise UsageError(f"--episodes {args.episodes} must be >= 1")
+    if args.max_steps is not None and args.max_steps < 1:
+        raise UsageError(f"--max-steps {args.max_steps} must be >= 1")
+    if args.seed < 0:
+        raise UsageError(f"--seed {args.seed} must be >= 0")
+    if args.env != "CartPole-v1":
+        raise UsageError(f"the hand-written policies are CartPole-v1 policies, not {args.env}'s")
+    from dataclasses import asdict
+
+    from deepq.policies import HAND_WRITTEN, EpisodeStats, episode_returns
+
+    results = {}
+    for name, (policy, _) in HAND_WRITTEN.items():
+        returns = episode_returns(policy, args.episodes, args.seed, args.env, args.max_steps)
+        results[name] = asdict(EpisodeStats.of(returns))
+    if args.json:
+        print(json.dumps(results))
+        return EXIT_OK
+    print(f"{args.env}, {args.episodes} episodes each (seed {args.seed}):")
+    for name, (_, description) in HAND_WRITTEN.items():
+        r = results[name]
+        print(f"  {name:<10} mean {r['mean']:7.2f}  std {r['std']:6.2f}  min {r['min']:5.0f}  "
+              f"max {r['max']:5.0f}   {description}")  # fmt: skip
+    return EXIT_OK
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+    from datetime import datetime
+
+    from deepq.search import SearchSettings, run_search, write_search_outputs
+
+    if args.env != "CartPole-v1":
+        raise UsageError(f"the linear policy search is for CartPole-v1, not {args.env}")
+    settings = SearchSettings(args.method, args.population, args.generations, args.episodes,
+                              args.mutation_scale, args.elite_fraction, args.grid_points,
+                              args.max_steps, args.seed)  # fmt: skip
+    settings.validate()
+    out = args.out or f"runs/search-{args.method}-{datetime.now().strftime('%Y%m%d-%H%M%S-%f')}"
+    result = run_search(settings)
+    paths = write_search_outputs(result, out)
+    if args.json:
+        print(json.dumps({**asdict(result), "out": str(out)}))
+        return EXIT_OK
+    e = result.evaluation
+    weights = ", ".join(f"{w:.4f}" for w in result.weights)
+    print(f"{args.method}: {result.candidates_scored} candidates scored")
+    sign = "+" if result.bias >= 0 else "-"
+    print(f"best policy: push right when [{weights}]·obs {sign} {abs(result.bias):.4f} > 0")
+    print(f"held-out evaluation: mean {e['mean']:.2f} ± {e['std']:.2f} (min {e['min']:.0f}, "
+          f"max {e['max']:.0f}, {e['episodes']} episodes)")  # fmt: skip
+    print(f"wrote {paths['csv']}, {paths['png']} and {paths['json']}")
+    return EXIT_OK
 
 
 def cmd_mdp(args: argparse.Namespace) -> int:
@@ -580,6 +704,8 @@ COMMANDS = {
     "video": cmd_video,
     "play": cmd_play,
     "mdp": cmd_mdp,
+    "policies": cmd_policies,
+    "search": cmd_search,
     "report": cmd_report,
     "bench": cmd_bench,
 }

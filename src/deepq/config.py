@@ -94,10 +94,16 @@ class DQNConfig:
     )
     tau: float = documented("Soft target update rate in (0, 1].", 0.005)
     target_update_every: int = documented("Env steps between hard target copies.", 1000)
+    target_update_every_episodes: int | None = documented(
+        "Hard target copies every this many finished episodes instead (seed 004's CartPole "
+        "DQNs); null: count env steps.",
+        None,
+    )
     # --- exploration ---
-    epsilon_schedule: Literal["exponential", "linear", "constant"] = documented(
+    epsilon_schedule: Literal["exponential", "linear", "linear_episodes", "constant"] = documented(
         "exponential: start * decay**episodes (per finished episode), floored at epsilon_end; "
-        "linear: start -> end over epsilon_fraction of total_steps; constant: epsilon_start.",
+        "linear: start -> end over epsilon_fraction of total_steps; linear_episodes: "
+        "max(start * (1 - episodes / epsilon_decay_episodes), end); constant: epsilon_start.",
         "linear",
     )
     epsilon_start: float = documented("Initial exploration rate in [0, 1].", 1.0)
@@ -110,6 +116,9 @@ class DQNConfig:
     )
     epsilon_decay_steps: int | None = documented(
         "Env steps over which epsilon decays (linear schedule); overrides epsilon_fraction.", None
+    )
+    epsilon_decay_episodes: int = documented(
+        "Episodes over which epsilon decays (linear_episodes schedule).", 500
     )
     # --- solving, evaluation, checkpoints ---
     solved_threshold: float | None = documented(
@@ -380,6 +389,18 @@ def _validate(c: DQNConfig) -> None:
         or c.total_steps is not None
         or c.epsilon_decay_steps is not None,
         "epsilon_schedule='linear' decays over total_steps, so set total_steps or epsilon_decay_steps",
+    )
+    require(
+        c.epsilon_decay_episodes >= 1,
+        f"epsilon_decay_episodes={c.epsilon_decay_episodes} must be >= 1",
+    )
+    require(
+        c.target_update_every_episodes is None or c.target_update_every_episodes >= 1,
+        f"target_update_every_episodes={c.target_update_every_episodes} must be >= 1 or null",
+    )
+    require(
+        c.target_update_every_episodes is None or c.target_update == "hard",
+        "target_update_every_episodes needs target_update='hard'",
     )
     require(c.solved_window >= 1, f"solved_window={c.solved_window} must be >= 1")
     require(c.eval_episodes >= 1, f"eval_episodes={c.eval_episodes} must be >= 1")

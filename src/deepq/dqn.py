@@ -533,9 +533,10 @@ def _run(
                 if learning_steps > 0:
                     batches = buffer.sample(rng, c.batch_size, learning_steps * c.gradient_steps)
                     state, metrics = update(state, batches)
-            # 3. hard target copy every target_update_every env steps
+            # 3. hard target copy every target_update_every env steps (or, at 6., episodes)
             if (
                 c.target_update == "hard"
+                and c.target_update_every_episodes is None
                 and p.env_steps // c.target_update_every > previous_steps // c.target_update_every
             ):
                 state = hard_target_update(state)
@@ -560,12 +561,16 @@ def _run(
                 episode_actions[i].append(action)
             wall = p.train_seconds + time.perf_counter() - started
             checkpoint_due = False
+            episodes_before = p.episodes
             for i in np.flatnonzero(done):
                 record.end_episode(episode_return[i], episode_length[i], epsilon, wall)
                 episode_return[i], episode_length[i] = 0.0, 0
                 episode_actions[i].clear()
                 if c.checkpoint_every_episodes and p.episodes % c.checkpoint_every_episodes == 0:
                     checkpoint_due = True
+            every = c.target_update_every_episodes
+            if every is not None and p.episodes // every > episodes_before // every:
+                state = hard_target_update(state)  # seed 004: sync every N episodes
             if done.any() or c.epsilon_schedule == "linear":
                 epsilon = epsilon_at(c, p.episodes, p.env_steps)
             if metrics is not None and p.env_steps // 1000 > previous_steps // 1000:

@@ -16,6 +16,12 @@ def linear_epsilon(env_steps: int, start: float, end: float, decay_steps: int) -
     return start + progress * (end - start)
 
 
+def episode_linear_epsilon(episodes: int, start: float, end: float, decay_episodes: int) -> float:
+    """Seed 004's ``max(1 - episode / 500, 0.01)``: from start toward 0 over decay_episodes
+    finished episodes, floored at end."""
+    return max(end, start * (1.0 - episodes / decay_episodes))
+
+
 def epsilon_at(config: DQNConfig, episodes: int, env_steps: int) -> float:
     """ε after ``episodes`` finished episodes and ``env_steps`` env steps."""
     if config.epsilon_schedule == "exponential":
@@ -29,4 +35,8 @@ def epsilon_at(config: DQNConfig, episodes: int, env_steps: int) -> float:
             assert config.total_steps is not None  # validated by DQNConfig
             decay_steps = int(config.epsilon_fraction * config.total_steps)
         return linear_epsilon(env_steps, config.epsilon_start, config.epsilon_end, decay_steps)
+    if config.epsilon_schedule == "linear_episodes":
+        return episode_linear_epsilon(
+            episodes, config.epsilon_start, config.epsilon_end, config.epsilon_decay_episodes
+        )
     return config.epsilon_start
