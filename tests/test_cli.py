@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+from helpers import interrupt_after_episodes
 
 SMOKE_SETTINGS = [
     "--set", "total_steps=600",
@@ -156,14 +157,7 @@ def test_sigint_saves_and_exits_130(tmp_path):
          "--set", "total_steps=10000000", "--set", "eval_every=null"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
-    deadline = time.monotonic() + 120
-    progress = run / "progress.csv"
-    while time.monotonic() < deadline and (
-        not progress.exists() or len(progress.read_text().splitlines()) < 5
-    ):
-        time.sleep(0.2)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=120)
+    stderr = interrupt_after_episodes(process, run, 4)
     assert process.returncode == 130, stderr
     assert "interrupted at env step" in stderr and str(run) in stderr
     assert (run / "checkpoints" / "latest" / "COMPLETE").exists()
@@ -248,3 +242,48 @@ def test_a_second_sigint_aborts_at_once_and_keeps_the_last_checkpoint(tmp_path):
     assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1, stderr
     _, meta = load_checkpoint(run / "checkpoints" / "latest")  # whichever save won, it is whole
     assert meta["progress"]["env_steps"] > 0
+
+
+@pytest.mark.parametrize(
+    ("algo", "args"),
+    [
+        ("q-learning", ["--env", "FrozenLake-v1", "--set", "max_episodes=100000000"]),
+        ("reinforce", ["--set", "iterations=100000"]),
+    ],
+)
+def test_sigint_stops_the_other_algorithms_with_130(tmp_path, algo, args):
+    run = tmp_path / "run"
+    env = {**os.environ, "SDL_VIDEODRIVER": "dummy"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "deepq", "train", "--algo", algo, "--run-dir", str(run),
+         "--no-progress", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    stderr = interrupt_after_episodes(process, run, 4)
+    assert process.returncode == 130, stderr
+    assert "interrupted at env step" in stderr and "Traceback" not in stderr
+    assert (run / "checkpoints" / "final" / "COMPLETE").exists()
+    assert json.loads((run / "summary.json").read_text())["stop_reason"] == "interrupted"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["train", "--algo", "reinforce", "--preset", "lunarlander"],
+            "presets are DQN configurations",
+        ),
+        (["train", "--algo", "reinforce", "--set", "n_step=3"], "unknown config key 'n_step'"),
+        (["train", "--algo", "q-learning", "--set", "alpha0=2"], "alpha0=2.0 must be in (0, 1]"),
+        (["train", "--algo", "q-learning", "--env", "CartPole-v1"], "needs Discrete states"),
+        (["train", "--algo", "reinforce", "--env", "FrozenLake-v1"], "1-D Box observation"),
+        (["train", "--resume", "x", "--algo", "reinforce"], "drop --algo"),
+    ],
+)
+def test_other_algorithms_bad_calls_exit_2(tmp_path, args, message):
+    done = subprocess.run([sys.executable, "-m", "deepq", *args, "--run-dir", str(tmp_path / "r")]
+                          if "--resume" not in args else [sys.executable, "-m", "deepq", *args],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "r").exists()

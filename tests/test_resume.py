@@ -3,13 +3,12 @@
 import csv
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
+from helpers import interrupt_after_episodes
 
 from deepq.checkpoint import load_checkpoint
 
@@ -104,14 +103,7 @@ def test_another_seed_gives_another_run(uninterrupted, tmp_path):
 def test_sigint_mid_run_then_resume_equals_the_uninterrupted_run(uninterrupted, tmp_path):
     run_dir = tmp_path / "interrupted"
     process = deepq_train(run_dir, wait=False)
-    progress = run_dir / "progress.csv"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and (
-        not progress.exists() or len(progress.read_text().splitlines()) < 30
-    ):
-        time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=300)
+    stderr = interrupt_after_episodes(process, run_dir, 29, timeout=300)
     assert process.returncode == 130, stderr
     assert f"resume with: deepq train --resume {run_dir}" in stderr
     arrays, meta = load_checkpoint(run_dir / "checkpoints" / "latest")

@@ -73,8 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser(
         "train",
-        help="train a DQN agent",
-        description="Train DQN; writes a run directory and prints the greedy evaluation of its best checkpoint.",
+        help="train an agent: DQN (default), REINFORCE or tabular Q-learning",
+        description="Train (--algo dqn, reinforce or q-learning); writes a run directory ending with "
+        "report.html, and prints the greedy evaluation of its best checkpoint.",
         epilog=_train_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -21,6 +21,7 @@ import gymnasium as gym
 import numpy as np
 
 from deepq.errors import UsageError
+from deepq.tabular import q_learning_target
 
 # The seed's 3-state MDP: in s0, a0 mostly stays with +10; s1's a2 goes "through the fire" (-50)
 # to s2, whose only action a1 returns to s0 with +40 most of the time.
@@ -296,8 +297,8 @@ def q_learning(
         action = int(rng.choice(allowed_actions[state]))
         next_state = int(rng.choice(mdp.n_states, p=mdp.transitions[state, action]))
         reward = mdp.rewards[state, action, next_state]
-        ends = mdp.terminal.size and mdp.terminal[next_state]
-        target = reward + (0.0 if ends else gamma * q_values[next_state].max())
+        ends = bool(mdp.terminal.size and mdp.terminal[next_state])
+        target = q_learning_target(reward, ends, q_values[next_state], gamma)
         alpha = alpha0 / (1 + iteration * decay)
         q_values[state, action] += alpha * (target - q_values[state, action])
         state = mdp.start_state if ends else next_state
