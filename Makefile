@@ -23,7 +23,7 @@ $(VENV)/.bench-installed: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	touch $@
 
-# The full benchmark (10 seeds x 2 systems, one after the other) takes about an hour on 2 cores;
+# The full benchmark (10 seeds x 3 systems, one after the other) takes about an hour on 2 cores;
 # `make bench ARGS="--quick"` is a minute-long smoke run.
 bench: $(VENV)/.bench-installed
 	$(BIN)/deepq bench $(ARGS)
