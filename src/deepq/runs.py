@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import signal
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -18,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from deepq.errors import UsageError
-from deepq.evaluation import EvalResult
-from deepq.runlog import RunLogger
+from deepq.evaluation import TEST_EVAL_SEED, EvalResult, Evaluator
+from deepq.runlog import RunLogger, write_json
 
 
 class Interrupted(Exception):
@@ -203,3 +204,39 @@ class RunRecorder:
 def final_eval_summary(result: EvalResult) -> dict[str, Any]:
     """The final evaluation as summary.json keeps it: the statistics, not every return."""
     return {k: v for k, v in result.to_dict().items() if k not in ("returns", "lengths")}
+
+
+def finish_run(
+    record: RunRecorder,
+    run_dir: Path,
+    env_id: str,
+    stop_reason: str,
+    *,
+    evaluate_now: Callable[[], None],
+    save_final: Callable[[], None],
+    load_best: Callable[[], Any],
+    evaluator: Evaluator,
+    final_eval_episodes: int,
+    **extra: Any,
+) -> tuple[dict[str, Any], Any]:
+    """The end of a run that cannot be resumed (REINFORCE, tabular Q-learning): save ``final``;
+    if interrupted, write the summary and raise :class:`Interrupted`; else let the end compete
+    for ``best``, evaluate the best agent on the held-out seeds, and write summary.json.
+    Returns the summary and the best agent."""
+    p = record.progress
+    if stop_reason == "interrupted":
+        save_final()
+        write_json(run_dir / "summary.json", record.summary(env_id, stop_reason, **extra))
+        raise Interrupted(
+            f"interrupted at env step {p.env_steps}; the run cannot be resumed", run_dir
+        )
+    if not p.eval_history or p.eval_history[-1]["env_steps"] != p.env_steps:
+        evaluate_now()  # the end of the run competes for `best` too
+    save_final()
+    summary = record.summary(env_id, stop_reason, **extra)
+    best = load_best()
+    if final_eval_episodes > 0:
+        final = evaluator.run(best.policy(), final_eval_episodes, TEST_EVAL_SEED)
+        summary["final_eval"] = final_eval_summary(final)
+    write_json(run_dir / "summary.json", summary)
+    return summary, best

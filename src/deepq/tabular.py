@@ -19,14 +19,13 @@ from deepq.checkpoint import load_checkpoint, save_checkpoint
 from deepq.config import QLearningConfig, config_from_dict
 from deepq.envs import episode_seed, make_env
 from deepq.errors import CheckpointError, ConfigError
-from deepq.evaluation import SELECTION_EVAL_SEED, TEST_EVAL_SEED, Evaluator
-from deepq.runlog import RunLogger, write_json
+from deepq.evaluation import SELECTION_EVAL_SEED, Evaluator
+from deepq.runlog import RunLogger
 from deepq.runs import (
-    Interrupted,
     RunProgress,
     RunRecorder,
     StopSignal,
-    final_eval_summary,
+    finish_run,
     solved_threshold,
 )
 from deepq.schedules import linear_epsilon
@@ -168,23 +167,18 @@ def train_q_learning(
                     stop_reason = "total_steps"
             p.train_seconds += time.perf_counter() - started
         logger.end_progress(p.env_steps)
-        if stop_reason == "interrupted":
-            save_q_table_agent(checkpoints / "final", agent_now())
-            write_json(
-                run_dir / "summary.json", record.summary(c.env_id, stop_reason, updates=updates)
-            )
-            raise Interrupted(
-                f"interrupted at env step {p.env_steps}; the run cannot be resumed", run_dir
-            )
-        if not p.eval_history or p.eval_history[-1]["env_steps"] != p.env_steps:
-            evaluate_now()  # the end of the run competes for `best` too
-        save_q_table_agent(checkpoints / "final", agent_now())
-        summary = record.summary(c.env_id, stop_reason, updates=updates)
-        best = load_q_table_agent(checkpoints / "best")
-        if c.final_eval_episodes > 0:
-            final = evaluator.run(best.policy(), c.final_eval_episodes, TEST_EVAL_SEED)
-            summary["final_eval"] = final_eval_summary(final)
-        write_json(run_dir / "summary.json", summary)
+        summary, best = finish_run(
+            record,
+            run_dir,
+            c.env_id,
+            stop_reason,
+            evaluate_now=evaluate_now,
+            save_final=lambda: save_q_table_agent(checkpoints / "final", agent_now()),
+            load_best=lambda: load_q_table_agent(checkpoints / "best"),
+            evaluator=evaluator,
+            final_eval_episodes=c.final_eval_episodes,
+            updates=updates,
+        )
     finally:
         env.close()
         evaluator.close()
