@@ -224,3 +224,19 @@ def arrays_to_pytree(prefix: str, template: Any, arrays: dict[str, np.ndarray], 
             )
         restored.append(jax.numpy.asarray(value))
     return jax.tree_util.tree_unflatten(treedef, restored)
+
+
+def save_network_agent(directory: str | Path, kind: str, agent: Any) -> None:
+    """Save an agent whose parameters are a pytree (DQN, REINFORCE): ``params`` as arrays, and
+    meta.json with ``kind``, the config and the env facts its loader rebuilds the network from."""
+    from deepq import __version__
+
+    meta = {
+        "kind": kind,
+        "deepq_version": __version__,
+        "config": agent.config.to_dict(),
+        "obs_dim": agent.obs_dim,
+        "n_actions": agent.n_actions,
+        "info": agent.info,
+    }
+    save_checkpoint(directory, pytree_to_arrays("params", agent.params), meta)

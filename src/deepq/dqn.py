@@ -34,6 +34,7 @@ from deepq.checkpoint import (
     load_checkpoint,
     pytree_to_arrays,
     save_checkpoint,
+    save_network_agent,
 )
 from deepq.config import DQNConfig, config_from_dict, resolve_config
 from deepq.envs import final_observations, make_env, make_vector_env
@@ -278,15 +279,7 @@ def params_shape(config: DQNConfig, obs_dim: int, n_actions: int) -> Any:
 
 
 def save_agent(directory: Path, agent: Agent) -> None:
-    meta = {
-        "kind": "dqn-agent",
-        "deepq_version": __version__,
-        "config": agent.config.to_dict(),
-        "obs_dim": agent.obs_dim,
-        "n_actions": agent.n_actions,
-        "info": agent.info,
-    }
-    save_checkpoint(directory, pytree_to_arrays("params", agent.params), meta)
+    save_network_agent(directory, "dqn-agent", agent)
 
 
 def load_agent_checkpoint(directory: Path) -> Agent:

@@ -18,6 +18,16 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
 }
 
 
+def hidden_layers(obs: jax.Array, hidden_sizes: Sequence[int], activation: str) -> jax.Array:
+    """The MLP trunk both networks share: Dense layers named hidden_0, hidden_1, ... Called
+    inside a module's compact ``__call__``, the layers become that module's parameters."""
+    act = ACTIVATIONS[activation]
+    x = obs.astype(jnp.float32)
+    for i, width in enumerate(hidden_sizes):
+        x = act(nn.Dense(width, name=f"hidden_{i}")(x))
+    return x
+
+
 class QNetwork(nn.Module):
     """obs [..., obs_dim] -> Q-values [..., n_actions].
 
@@ -32,10 +42,7 @@ class QNetwork(nn.Module):
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
-        act = ACTIVATIONS[self.activation]
-        x = obs.astype(jnp.float32)
-        for i, width in enumerate(self.hidden_sizes):
-            x = act(nn.Dense(width, name=f"hidden_{i}")(x))
+        x = hidden_layers(obs, self.hidden_sizes, self.activation)
         if not self.dueling:
             return nn.Dense(self.n_actions, name="q_head")(x)
         value = nn.Dense(1, name="value_head")(x)  # [..., 1]
@@ -52,8 +59,5 @@ class PolicyNetwork(nn.Module):
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
-        act = ACTIVATIONS[self.activation]
-        x = obs.astype(jnp.float32)
-        for i, width in enumerate(self.hidden_sizes):
-            x = act(nn.Dense(width, name=f"hidden_{i}")(x))
+        x = hidden_layers(obs, self.hidden_sizes, self.activation)
         return nn.Dense(self.n_actions, name="logits")(x)

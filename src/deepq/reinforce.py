@@ -21,8 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from deepq import __version__
-from deepq.checkpoint import arrays_to_pytree, load_checkpoint, pytree_to_arrays, save_checkpoint
+from deepq.checkpoint import arrays_to_pytree, load_checkpoint, save_network_agent
 from deepq.config import ReinforceConfig, config_from_dict
 from deepq.envs import episode_seed, make_env, make_vector_env
 from deepq.errors import CheckpointError, ConfigError, TrainingDiverged, UsageError
@@ -151,15 +150,7 @@ def _init_params(config: ReinforceConfig, obs_dim: int, n_actions: int) -> Any:
 
 
 def save_reinforce_agent(directory: Path, agent: ReinforceAgent) -> None:
-    meta = {
-        "kind": "reinforce-agent",
-        "deepq_version": __version__,
-        "config": agent.config.to_dict(),
-        "obs_dim": agent.obs_dim,
-        "n_actions": agent.n_actions,
-        "info": agent.info,
-    }
-    save_checkpoint(directory, pytree_to_arrays("params", agent.params), meta)
+    save_network_agent(directory, "reinforce-agent", agent)
 
 
 def reinforce_agent_from(
