@@ -250,7 +250,9 @@ def train_reinforce(
         )
 
     def evaluate_now() -> None:
-        result = evaluator.run(agent_now().policy(), c.eval_episodes, SELECTION_EVAL_SEED)
+        # greedy with the loop's jitted forward pass (agent.policy() would compile it again)
+        greedy = lambda obs: np.argmax(np.asarray(policy_logits(params, obs)), axis=-1)  # noqa: E731
+        result = evaluator.run(greedy, c.eval_episodes, SELECTION_EVAL_SEED)
         if record.add_evaluation(result):
             save_reinforce_agent(checkpoints / "best", agent_now())
 
