@@ -1,9 +1,23 @@
 """Helpers shared by the tests that drive deepq in a subprocess."""
 
+import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
+
+
+def run_deepq(*args: str, env: dict | None = None, timeout: float = 300):
+    """``python -m deepq ARGS`` to completion, output captured; SDL's dummy video driver unless
+    ``env`` says otherwise."""
+    return subprocess.run(
+        [sys.executable, "-m", "deepq", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env if env is not None else {**os.environ, "SDL_VIDEODRIVER": "dummy"},
+    )
 
 
 def interrupt_after_episodes(

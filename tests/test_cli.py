@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 from helpers import interrupt_after_episodes
+from helpers import run_deepq as deepq
 
 SMOKE_SETTINGS = [
     "--set", "total_steps=600",
@@ -21,17 +22,6 @@ SMOKE_SETTINGS = [
     "--set", "eval_episodes=2",
     "--set", "final_eval_episodes=3",
 ]  # fmt: skip
-
-
-def deepq(*args, timeout=300):
-    env = {**os.environ, "SDL_VIDEODRIVER": "dummy"}
-    return subprocess.run(
-        [sys.executable, "-m", "deepq", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
 
 
 def test_train_then_eval_then_env(tmp_path):
@@ -281,9 +271,8 @@ def test_sigint_stops_the_other_algorithms_with_130(tmp_path, algo, args):
     ],
 )
 def test_other_algorithms_bad_calls_exit_2(tmp_path, args, message):
-    done = subprocess.run([sys.executable, "-m", "deepq", *args, "--run-dir", str(tmp_path / "r")]
-                          if "--resume" not in args else [sys.executable, "-m", "deepq", *args],
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    run_dir = [] if "--resume" in args else ["--run-dir", str(tmp_path / "r")]
+    done = deepq(*args, *run_dir, timeout=120)
     assert done.returncode == 2, done.stderr
     assert message in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "r").exists()

@@ -1,11 +1,10 @@
 """Markov chains and MDPs: the seed's numbers, hand-solvable models, specs and the CLI."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from helpers import run_deepq
 
 from deepq.errors import UsageError
 from deepq.mdp import (
@@ -153,9 +152,7 @@ def test_q_table_json_uses_null_for_impossible_actions():
 
 
 def deepq_mdp(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "deepq", "mdp", *args], capture_output=True, text=True, timeout=120
-    )
+    return run_deepq("mdp", *args, timeout=120)
 
 
 def test_cli_json_outputs_parse(tmp_path):

@@ -9,6 +9,7 @@ import time
 
 import imageio.v3 as iio
 import pytest
+from helpers import run_deepq
 
 from deepq.api import evaluate, load
 from deepq.evaluation import TEST_EVAL_SEED
@@ -19,16 +20,6 @@ from deepq.video import has_display, play
 @pytest.fixture(scope="module")
 def pretrained():
     return load()
-
-
-def deepq_cli(*args, env=None, timeout=300):
-    return subprocess.run(
-        [sys.executable, "-m", "deepq", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
 
 
 def test_shipped_agent_lands(pretrained):
@@ -48,7 +39,7 @@ def test_shipped_agent_is_small_and_says_where_it_came_from(pretrained):
 
 
 def test_eval_without_a_path_uses_the_shipped_agent():
-    done = deepq_cli("eval", "--episodes", "3", "--seed", "11", "--json")
+    done = run_deepq("eval", "--episodes", "3", "--seed", "11", "--json")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["episodes"] == 3 and len(result["returns"]) == 3
@@ -68,7 +59,7 @@ def test_has_display_reads_the_environment(monkeypatch):
 def test_play_without_a_display_writes_a_video(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     out = tmp_path / "watch.mp4"
-    done = deepq_cli("play", "--episodes", "1", "--seed", "3", "--out", str(out), env=env)
+    done = run_deepq("play", "--episodes", "1", "--seed", "3", "--out", str(out), env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"no display found: wrote 1 episode to {out}\n")
     frames = iio.imread(out, plugin="FFMPEG")
@@ -120,7 +111,7 @@ def test_play_opens_a_window_on_a_display(tmp_path, pretrained, monkeypatch):
     ],
 )
 def test_play_bad_calls_exit_2(args, message):
-    done = deepq_cli("play", *args)
+    done = run_deepq("play", *args)
     assert done.returncode == 2
     assert done.stderr.strip() == f"deepq play: error: {message}" or message in done.stderr
     assert "Traceback" not in done.stderr

@@ -1,11 +1,10 @@
 """Hand-written CartPole policies, their evaluation, and the linear-policy searches."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from helpers import run_deepq
 
 from deepq.policies import (
     EpisodeStats,
@@ -90,18 +89,12 @@ def test_grid_search_scores_every_grid_point():
     assert all(w in (-1.0, 0.0, 1.0) for w in result.weights)
 
 
-def deepq_cli(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "deepq", *args], capture_output=True, text=True, timeout=300
-    )
-
-
 def test_cli_json_and_files(tmp_path):
-    done = deepq_cli("policies", "--episodes", "20", "--json")
+    done = run_deepq("policies", "--episodes", "20", "--json")
     assert done.returncode == 0, done.stderr
     assert set(json.loads(done.stdout)) == {"lean", "lean+spin", "linear"}
     out = tmp_path / "search"
-    done = deepq_cli("search", "--method", "random", "--generations", "3", "--population", "10",
+    done = run_deepq("search", "--method", "random", "--generations", "3", "--population", "10",
                      "--out", str(out), "--json")  # fmt: skip
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
@@ -125,6 +118,6 @@ def test_cli_json_and_files(tmp_path):
     ],
 )
 def test_cli_bad_calls_exit_2(args, message):
-    done = deepq_cli(*args)
+    done = run_deepq(*args)
     assert done.returncode == 2
     assert message in done.stderr and "Traceback" not in done.stderr

@@ -4,11 +4,10 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import run_deepq
 
 from deepq.api import train
 from deepq.config import DQNConfig
@@ -112,12 +111,7 @@ def test_train_writes_a_self_contained_report(run_dir):
 
 def test_report_cli_writes_where_asked(run_dir, tmp_path):
     out = tmp_path / "elsewhere" / "page.html"
-    done = subprocess.run(
-        [sys.executable, "-m", "deepq", "report", str(run_dir), "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = run_deepq("report", str(run_dir), "--out", str(out))
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"wrote {out}"
     assert out.read_text().startswith("<!DOCTYPE html>")
