@@ -63,6 +63,16 @@ BAD_VALUES = [
     ({"hidden_sizes": [64.0]}, "hidden_sizes=[64.0] must be a list of integers"),
     ({"env_id": ""}, "env_id must not be empty"),
     ({"bogus": 1}, "unknown config key 'bogus'"),
+    ({"learning_rate_end": 0.1}, "learning_rate_end=0.1 must be in [0, learning_rate]"),
+    ({"learning_rate_decay_steps": 0}, "learning_rate_decay_steps=0 must be >= 1 or null"),
+    (
+        {"learning_rate_end": 0.0, "total_steps": None, "max_episodes": 10},
+        "learning_rate_end decays over total_steps",
+    ),
+    (
+        {"learning_rate_end": 0.0, "learning_rate_decay_steps": 500},
+        "the learning rate decays until env step 500, which must come after learning_starts=1000",
+    ),
 ]
 
 

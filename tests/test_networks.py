@@ -60,3 +60,30 @@ def test_dueling_hand_computed():
     p["value_head"]["bias"] = jnp.array([1.0])
     p["advantage_head"]["bias"] = jnp.array([1.0, 2.0, 6.0])
     np.testing.assert_allclose(net.apply(params, jnp.zeros(5)), [-1.0, 0.0, 4.0])
+
+
+def test_layer_norm_normalises_each_hidden_layer_before_the_activation():
+    net = QNetwork(n_actions=2, hidden_sizes=(6, 4), layer_norm=True)
+    params = init(net)
+    assert [params["params"][f"norm_{i}"]["scale"].shape for i in range(2)] == [(6,), (4,)]
+    obs = jax.random.normal(jax.random.key(2), (3, 5)) * 100.0
+    _, state = net.apply(params, obs, capture_intermediates=True)
+    for i in range(2):
+        normed = state["intermediates"][f"norm_{i}"]["__call__"][0]  # fresh scale 1, bias 0
+        np.testing.assert_allclose(normed.mean(axis=-1), 0.0, atol=1e-5)
+        np.testing.assert_allclose(normed.std(axis=-1), 1.0, rtol=1e-3)
+
+
+def test_layer_norm_hand_computed():
+    # One hidden unit pair with bias [1, 3]: mean 2, std 1 -> normalised [-1, 1]; relu -> [0, 1].
+    net = QNetwork(n_actions=1, hidden_sizes=(2,), layer_norm=True)
+    params = jax.tree_util.tree_map(jnp.zeros_like, init(net))
+    p = params["params"]
+    p["hidden_0"]["bias"] = jnp.array([1.0, 3.0])
+    p["norm_0"]["scale"] = jnp.array([1.0, 1.0])
+    p["q_head"]["kernel"] = jnp.array([[5.0], [7.0]])
+    np.testing.assert_allclose(net.apply(params, jnp.zeros(5)), [7.0], rtol=1e-5)
+
+
+def test_without_layer_norm_there_are_no_norm_parameters():
+    assert not any(name.startswith("norm_") for name in init(QNetwork(n_actions=2))["params"])

@@ -1,4 +1,6 @@
-"""Exploration schedules."""
+"""Exploration and learning-rate schedules."""
+
+import dataclasses
 
 import pytest
 
@@ -49,3 +51,37 @@ def test_episode_linear_is_the_seeds_max_one_minus_episode_over_500():
     assert epsilon_at(config, 495, 0) == pytest.approx(0.01)
     assert epsilon_at(config, 499, 0) == 0.01  # 1 - 499/500 = 0.002, floored
     assert epsilon_at(config, 5000, 0) == 0.01
+
+
+def test_learning_rate_decays_linearly_by_gradient_step_to_its_end():
+    import jax.numpy as jnp
+
+    from deepq.dqn import learning_rate_schedule, make_optimizer
+
+    assert learning_rate_schedule(DQNConfig(learning_rate=3e-4)) == 3e-4  # constant by default
+    # Learning from env step 200 to 1000, 2 gradient steps every 4 env steps: 400 gradient
+    # steps, so the rate halves at gradient step 200 and is 0 from step 400 (env step 1000) on.
+    config = DQNConfig(
+        learning_rate=1e-3,
+        learning_rate_end=0.0,
+        total_steps=1000,
+        learning_starts=200,
+        train_every=4,
+        gradient_steps=2,
+    )
+    schedule = learning_rate_schedule(config)
+    assert [float(schedule(g)) for g in (0, 200, 400, 1000)] == pytest.approx(
+        [1e-3, 5e-4, 0.0, 0.0]
+    )
+    sooner = dataclasses.replace(config, learning_rate_decay_steps=600)
+    assert float(learning_rate_schedule(sooner)(100)) == pytest.approx(5e-4)  # 200 grad steps
+    # The optimiser applies it: Adam's first step moves each weight by the rate; once decayed, 0.
+    optimizer = make_optimizer(config)
+    params = {"w": jnp.zeros(2)}
+    state = optimizer.init(params)
+    grads = {"w": jnp.array([1.0, -2.0])}
+    updates, state = optimizer.update(grads, state, params)
+    assert updates["w"] == pytest.approx([-1e-3, 1e-3], rel=1e-4)
+    for _ in range(400):
+        updates, state = optimizer.update(grads, state, params)
+    assert updates["w"].tolist() == [0.0, 0.0]

@@ -74,9 +74,20 @@ class DQNConfig:
         "Hidden layer activation.", "relu"
     )
     dueling: bool = documented("Dueling head: Q = V + A - mean(A).", False)
+    layer_norm: bool = documented(
+        "LayerNorm after each hidden Dense layer (before the activation).", False
+    )
     # --- optimiser ---
     optimizer: Literal["adam", "rmsprop"] = documented("Optimiser: adam or rmsprop.", "adam")
     learning_rate: float = documented("Optimiser learning rate (> 0).", 1e-3)
+    learning_rate_end: float | None = documented(
+        "Decay the learning rate linearly to this value, reached at env step "
+        "learning_rate_decay_steps (null: constant learning rate).",
+        None,
+    )
+    learning_rate_decay_steps: int | None = documented(
+        "Env steps by which learning_rate_end is reached (null: total_steps).", None
+    )
     optimizer_eps: float = documented("Optimiser epsilon (numerical stability term, > 0).", 1e-8)
     # --- replay ---
     buffer_size: int = documented("Replay buffer capacity in transitions.", 100_000)
@@ -332,6 +343,7 @@ def _validate(c: DQNConfig) -> None:
         "max_episodes",
         "eval_every",
         "checkpoint_every_episodes",
+        "learning_rate_decay_steps",
     ):
         value = getattr(c, name)
         require(value is None or value >= 1, f"{name}={value} must be >= 1 or null")
@@ -356,6 +368,22 @@ def _validate(c: DQNConfig) -> None:
         all(h >= 1 for h in c.hidden_sizes), f"hidden_sizes={list(c.hidden_sizes)} must all be >= 1"
     )
     require(c.learning_rate > 0, f"learning_rate={c.learning_rate} must be > 0")
+    if c.learning_rate_end is not None:
+        require(
+            0 <= c.learning_rate_end <= c.learning_rate,
+            f"learning_rate_end={c.learning_rate_end} must be in [0, learning_rate]",
+        )
+        decay_steps = c.learning_rate_decay_steps or c.total_steps
+        require(
+            decay_steps is not None,
+            "learning_rate_end decays over total_steps, so set total_steps or "
+            "learning_rate_decay_steps",
+        )
+        require(
+            decay_steps > c.learning_starts,
+            f"the learning rate decays until env step {decay_steps}, which must come after "
+            f"learning_starts={c.learning_starts}",
+        )
     require(c.optimizer_eps > 0, f"optimizer_eps={c.optimizer_eps} must be > 0")
     require(c.buffer_size >= 1, f"buffer_size={c.buffer_size} must be >= 1")
     require(c.batch_size >= 1, f"batch_size={c.batch_size} must be >= 1")

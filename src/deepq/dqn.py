@@ -136,11 +136,27 @@ def hard_target_update(state: LearnerState) -> LearnerState:
     return state.replace(target_params=state.params)
 
 
+def learning_rate_schedule(config: DQNConfig) -> float | optax.Schedule:
+    """The learning rate by gradient step: constant, or linear from ``learning_rate`` down to
+    ``learning_rate_end`` at the gradient step taken at env step ``learning_rate_decay_steps``."""
+    if config.learning_rate_end is None:
+        return config.learning_rate
+    decay_env_steps = config.learning_rate_decay_steps or config.total_steps
+    assert decay_env_steps is not None  # the config validator requires one of them
+    decay_grad_steps = (
+        (decay_env_steps - config.learning_starts) * config.gradient_steps // config.train_every
+    )
+    return optax.linear_schedule(
+        config.learning_rate, config.learning_rate_end, max(1, decay_grad_steps)
+    )
+
+
 def make_optimizer(config: DQNConfig) -> optax.GradientTransformation:
+    learning_rate = learning_rate_schedule(config)
     if config.optimizer == "adam":
-        base = optax.adam(config.learning_rate, eps=config.optimizer_eps)
+        base = optax.adam(learning_rate, eps=config.optimizer_eps)
     else:
-        base = optax.rmsprop(config.learning_rate, eps=config.optimizer_eps)
+        base = optax.rmsprop(learning_rate, eps=config.optimizer_eps)
     if config.max_grad_norm is None:
         return base
     return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), base)
@@ -257,7 +273,9 @@ class Agent:
 
 
 def build_network(config: DQNConfig, n_actions: int) -> QNetwork:
-    return QNetwork(n_actions, tuple(config.hidden_sizes), config.activation, config.dueling)
+    return QNetwork(
+        n_actions, tuple(config.hidden_sizes), config.activation, config.dueling, config.layer_norm
+    )
 
 
 @functools.lru_cache(maxsize=8)

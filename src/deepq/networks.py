@@ -18,13 +18,19 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
 }
 
 
-def hidden_layers(obs: jax.Array, hidden_sizes: Sequence[int], activation: str) -> jax.Array:
-    """The MLP trunk both networks share: Dense layers named hidden_0, hidden_1, ... Called
-    inside a module's compact ``__call__``, the layers become that module's parameters."""
+def hidden_layers(
+    obs: jax.Array, hidden_sizes: Sequence[int], activation: str, layer_norm: bool = False
+) -> jax.Array:
+    """The MLP trunk both networks share: Dense layers named hidden_0, hidden_1, ... (each
+    followed by a LayerNorm named norm_i when ``layer_norm``). Called inside a module's compact
+    ``__call__``, the layers become that module's parameters."""
     act = ACTIVATIONS[activation]
     x = obs.astype(jnp.float32)
     for i, width in enumerate(hidden_sizes):
-        x = act(nn.Dense(width, name=f"hidden_{i}")(x))
+        x = nn.Dense(width, name=f"hidden_{i}")(x)
+        if layer_norm:
+            x = nn.LayerNorm(name=f"norm_{i}")(x)
+        x = act(x)
     return x
 
 
@@ -39,10 +45,11 @@ class QNetwork(nn.Module):
     hidden_sizes: Sequence[int] = (64, 64)
     activation: str = "relu"
     dueling: bool = False
+    layer_norm: bool = False
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
-        x = hidden_layers(obs, self.hidden_sizes, self.activation)
+        x = hidden_layers(obs, self.hidden_sizes, self.activation, self.layer_norm)
         if not self.dueling:
             return nn.Dense(self.n_actions, name="q_head")(x)
         value = nn.Dense(1, name="value_head")(x)  # [..., 1]
