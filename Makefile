@@ -29,11 +29,13 @@ bench: $(VENV)/.bench-installed
 	$(BIN)/deepq bench $(ARGS)
 
 # Re-make the pretrained LunarLander agent shipped in src/deepq/pretrained/ (see the README).
+PRETRAINED_PRESET ?= lunarlander-fast
 PRETRAINED_SEED ?= 7
 pretrained: $(STAMP)
 	rm -rf runs/pretrained-lunarlander
-	$(BIN)/deepq train --seed $(PRETRAINED_SEED) --run-dir runs/pretrained-lunarlander --no-progress
-	$(BIN)/python -m deepq.pretrained runs/pretrained-lunarlander
+	$(BIN)/deepq train --preset $(PRETRAINED_PRESET) --seed $(PRETRAINED_SEED) \
+		--run-dir runs/pretrained-lunarlander --no-progress
+	$(BIN)/python -m deepq.pretrained runs/pretrained-lunarlander --preset $(PRETRAINED_PRESET)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

@@ -33,7 +33,7 @@ def test_shipped_agent_is_small_and_says_where_it_came_from(pretrained):
     assert set(files) == {"arrays.safetensors", "meta.json", "manifest.json", "COMPLETE"}
     assert files["arrays.safetensors"] < 100_000
     provenance = pretrained.info["pretrained"]
-    assert provenance["trained_with"].startswith("deepq train --seed")
+    assert provenance["trained_with"] == "deepq train --preset lunarlander-fast --seed 7"
     assert provenance["eval_100_held_out"]["mean"] >= 200
     assert pretrained.config.env_id == "LunarLander-v3"
 

@@ -1,7 +1,7 @@
 """``deepq bench``: deepq's LunarLander presets against Stable-Baselines3's RL Zoo DQN.
 
-Systems: ``deepq`` (the default ``lunarlander`` preset), ``deepq-reliable`` (the
-``lunarlander-reliable`` preset: the Zoo's hyperparameters in deepq) and ``sb3``.
+Systems: ``deepq`` (the default ``lunarlander`` preset), ``deepq-fast`` (the
+``lunarlander-fast`` preset) and ``sb3``.
 
 Protocol, identical for both systems:
 - LunarLander-v3, the same training seeds, the same env-step budget;
@@ -35,7 +35,7 @@ from typing import Any
 from deepq.errors import UsageError
 
 SOLVED_MEAN = 200.0
-DEEPQ_PRESETS = {"deepq": "lunarlander", "deepq-reliable": "lunarlander-reliable"}
+DEEPQ_PRESETS = {"deepq": "lunarlander", "deepq-fast": "lunarlander-fast"}
 SYSTEMS = (*DEEPQ_PRESETS, "sb3")
 SB3_ZOO_LUNARLANDER = {  # rl-baselines3-zoo hyperparams/dqn.yml, LunarLander
     "learning_rate": 6.3e-4,
@@ -180,7 +180,7 @@ def run_sb3(seed: int, budget_steps: int, eval_every: int, eval_episodes: int) -
 
 WORKERS = {
     "deepq": run_deepq,
-    "deepq-reliable": lambda *args: run_deepq(*args, preset=DEEPQ_PRESETS["deepq-reliable"]),
+    "deepq-fast": lambda *args: run_deepq(*args, preset=DEEPQ_PRESETS["deepq-fast"]),
     "sb3": run_sb3,
 }
 
