@@ -2,10 +2,12 @@
 
 import dataclasses
 
+import jax.numpy as jnp
 import pytest
 
 from deepq.config import DQNConfig
-from deepq.schedules import epsilon_at, exponential_epsilon, linear_epsilon
+from deepq.dqn import make_optimizer
+from deepq.schedules import epsilon_at, exponential_epsilon, learning_rate_schedule, linear_epsilon
 
 
 def test_exponential_matches_the_seeds_iterated_update():
@@ -54,10 +56,6 @@ def test_episode_linear_is_the_seeds_max_one_minus_episode_over_500():
 
 
 def test_learning_rate_decays_linearly_by_gradient_step_to_its_end():
-    import jax.numpy as jnp
-
-    from deepq.dqn import learning_rate_schedule, make_optimizer
-
     assert learning_rate_schedule(DQNConfig(learning_rate=3e-4)) == 3e-4  # constant by default
     # Learning from env step 200 to 1000, 2 gradient steps every 4 env steps: 400 gradient
     # steps, so the rate halves at gradient step 200 and is 0 from step 400 (env step 1000) on.

@@ -53,7 +53,7 @@ from deepq.runs import (
     new_run_dir,
     solved_threshold,
 )
-from deepq.schedules import epsilon_at
+from deepq.schedules import epsilon_at, learning_rate_schedule
 
 ApplyFn = Callable[[Any, jax.Array], jax.Array]
 
@@ -134,21 +134,6 @@ class LearnerState:
 def hard_target_update(state: LearnerState) -> LearnerState:
     """target ← online (JAX arrays are immutable, so sharing them is a copy)."""
     return state.replace(target_params=state.params)
-
-
-def learning_rate_schedule(config: DQNConfig) -> float | optax.Schedule:
-    """The learning rate by gradient step: constant, or linear from ``learning_rate`` down to
-    ``learning_rate_end`` at the gradient step taken at env step ``learning_rate_decay_steps``."""
-    if config.learning_rate_end is None:
-        return config.learning_rate
-    decay_env_steps = config.learning_rate_decay_steps or config.total_steps
-    assert decay_env_steps is not None  # the config validator requires one of them
-    decay_grad_steps = (
-        (decay_env_steps - config.learning_starts) * config.gradient_steps // config.train_every
-    )
-    return optax.linear_schedule(
-        config.learning_rate, config.learning_rate_end, max(1, decay_grad_steps)
-    )
 
 
 def make_optimizer(config: DQNConfig) -> optax.GradientTransformation:

@@ -28,7 +28,7 @@ def pretrained_path() -> Path:
 
 
 def install_pretrained(
-    run_dir: str | Path, destination: str | Path | None = None, preset: str = "lunarlander"
+    run_dir: str | Path, *, preset: str, destination: str | Path | None = None
 ) -> dict:
     """Re-save ``run_dir``'s best checkpoint as the shipped agent, with its provenance and its
     greedy score over 100 held-out episodes in the checkpoint's ``info``; return that info."""
@@ -58,7 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("run_dir", metavar="RUN_DIR")
     parser.add_argument(
-        "--preset", default="lunarlander", help="the preset the run used (recorded as provenance)"
+        "--preset",
+        required=True,
+        metavar="NAME",
+        help="the preset the run was trained with (recorded as its provenance)",
     )
     args = parser.parse_args(argv)
     from deepq.errors import DeepQError

@@ -1,6 +1,8 @@
-"""Exploration schedules: pure functions of the run's counters."""
+"""Exploration and learning-rate schedules: pure functions of the run's counters."""
 
 from __future__ import annotations
+
+import optax
 
 from deepq.config import DQNConfig
 
@@ -40,3 +42,18 @@ def epsilon_at(config: DQNConfig, episodes: int, env_steps: int) -> float:
             episodes, config.epsilon_start, config.epsilon_end, config.epsilon_decay_episodes
         )
     return config.epsilon_start
+
+
+def learning_rate_schedule(config: DQNConfig) -> float | optax.Schedule:
+    """The learning rate by gradient step: constant, or linear from ``learning_rate`` down to
+    ``learning_rate_end`` at the gradient step taken at env step ``learning_rate_decay_steps``."""
+    if config.learning_rate_end is None:
+        return config.learning_rate
+    decay_env_steps = config.learning_rate_decay_steps or config.total_steps
+    assert decay_env_steps is not None  # the config validator requires one of them
+    decay_grad_steps = (
+        (decay_env_steps - config.learning_starts) * config.gradient_steps // config.train_every
+    )
+    return optax.linear_schedule(
+        config.learning_rate, config.learning_rate_end, max(1, decay_grad_steps)
+    )
