@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import optax
+from typing import TYPE_CHECKING
 
 from deepq.config import DQNConfig
+
+if TYPE_CHECKING:
+    import optax
 
 
 def exponential_epsilon(episodes: int, start: float, decay: float, end: float) -> float:
@@ -49,6 +52,8 @@ def learning_rate_schedule(config: DQNConfig) -> float | optax.Schedule:
     ``learning_rate_end`` at the gradient step taken at env step ``learning_rate_decay_steps``."""
     if config.learning_rate_end is None:
         return config.learning_rate
+    import optax  # here, not at the top: the tabular loop uses this module without JAX
+
     decay_env_steps = config.learning_rate_decay_steps or config.total_steps
     assert decay_env_steps is not None  # the config validator requires one of them
     decay_grad_steps = (
