@@ -1,11 +1,11 @@
-"""The Q-network: shapes, hidden sizes, activations, the dueling head."""
+"""The Q-network: shapes, hidden sizes, activations, the dueling head, and its numpy twin."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from deepq.networks import ACTIVATIONS, QNetwork
+from deepq.networks import ACTIVATIONS, HOST_ACTIVATIONS, QNetwork, host_q_values
 
 
 def init(network, obs_dim=5, seed=0):
@@ -87,3 +87,57 @@ def test_layer_norm_hand_computed():
 
 def test_without_layer_norm_there_are_no_norm_parameters():
     assert not any(name.startswith("norm_") for name in init(QNetwork(n_actions=2))["params"])
+
+
+def test_every_activation_has_a_numpy_twin_that_agrees():
+    assert set(HOST_ACTIVATIONS) == set(ACTIVATIONS)
+    x = np.concatenate([np.linspace(-8, 8, 161), [-1000.0, 1000.0]]).astype(np.float32)
+    for name, activation in ACTIVATIONS.items():
+        np.testing.assert_allclose(
+            HOST_ACTIVATIONS[name](x),
+            activation(jnp.asarray(x)),
+            rtol=1e-5,
+            atol=1e-6,
+            err_msg=name,
+        )
+
+
+def test_host_activations_hand_computed():
+    x = np.array([-2.0, 0.0, 3.0], np.float32)
+    np.testing.assert_allclose(HOST_ACTIVATIONS["relu"](x), [0.0, 0.0, 3.0])
+    np.testing.assert_allclose(HOST_ACTIVATIONS["leaky_relu"](x), [-0.02, 0.0, 3.0], rtol=1e-6)
+    np.testing.assert_allclose(HOST_ACTIVATIONS["elu"](x), [np.exp(-2.0) - 1, 0.0, 3.0], rtol=1e-6)
+    np.testing.assert_allclose(
+        HOST_ACTIVATIONS["silu"](x),
+        [-2 / (1 + np.exp(2.0)), 0.0, 3 / (1 + np.exp(-3.0))],
+        rtol=1e-6,
+    )
+
+
+@pytest.mark.parametrize(
+    "activation, dueling, layer_norm",
+    [("relu", False, False), ("relu", False, True), ("relu", True, False), ("gelu", True, True)],
+)
+def test_host_q_values_equal_the_networks(activation, dueling, layer_norm):
+    net = QNetwork(4, (16, 8), activation, dueling, layer_norm)
+    params = init(net, obs_dim=5, seed=3)
+    if layer_norm:  # make the LayerNorm's scale and bias count
+        norm = params["params"]["norm_1"]
+        norm["scale"], norm["bias"] = norm["scale"] * 1.5, norm["bias"] + 0.25
+    obs = np.asarray(jax.random.normal(jax.random.key(4), (9, 5))) * 3.0
+    expected = np.asarray(net.apply(params, obs))
+    np.testing.assert_allclose(
+        host_q_values(jax.device_get(params), obs, activation), expected, rtol=1e-5, atol=1e-5
+    )
+    assert host_q_values(jax.device_get(params), obs[0], activation).shape == (4,)
+
+
+def test_host_q_values_hand_computed_layer_norm():
+    # As test_layer_norm_hand_computed: normalised [-1, 1] -> relu [0, 1] -> 5*0 + 7*1 = 7.
+    net = QNetwork(n_actions=1, hidden_sizes=(2,), layer_norm=True)
+    params = jax.device_get(jax.tree_util.tree_map(jnp.zeros_like, init(net)))
+    p = params["params"]
+    p["hidden_0"]["bias"] = np.array([1.0, 3.0], np.float32)
+    p["norm_0"]["scale"] = np.array([1.0, 1.0], np.float32)
+    p["q_head"]["kernel"] = np.array([[5.0], [7.0]], np.float32)
+    np.testing.assert_allclose(host_q_values(params, np.zeros(5), "relu"), [7.0], rtol=1e-5)
