@@ -590,7 +590,7 @@ def _run(
     # --- the loop: act → learn → sync target → step → store → bookkeeping → evaluate → stop ---
     epsilon = epsilon_at(c, p.episodes, p.env_steps)
     metrics: dict[str, jax.Array] | None = None
-    host_params, host_params_of = None, None  # acting parameters in numpy; the state copied
+    host_params, host_params_of = None, None  # numpy copy of the acting parameters; its source
     stop_reason = None
     started = time.perf_counter()
     with ExitStack() as resources, StopSignal() as stop_signal:
@@ -699,10 +699,8 @@ def _run(
         # --- save, pick the best, final evaluation, summary ---
         save_training_checkpoint("latest")
         if stop_reason != "interrupted":
-            if not c.eval_every:
-                save_agent(
-                    checkpoints / "best", agent_of(packing.unpack(packed).params)
-                )  # no rival
+            if not c.eval_every:  # nothing to compare with
+                save_agent(checkpoints / "best", agent_of(packing.unpack(packed).params))
             elif not p.eval_history or p.eval_history[-1]["env_steps"] != p.env_steps:
                 run_periodic_eval()  # the end of the run competes for `best` too
             keep_copy(checkpoints / "latest", checkpoints / "final", keep=1)  # same state: links
