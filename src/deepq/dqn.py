@@ -226,7 +226,7 @@ def make_state_packing(
     params_leaves, params_treedef = jax.tree_util.tree_flatten(template.params)
     if not all(jnp.issubdtype(leaf.dtype, jnp.floating) for leaf in params_leaves):
         raise TypeError("packing needs floating-point network parameters")
-    n_params = sum(leaf.size for leaf in params_leaves)  # params, then target params, lead
+    n_params = sum(leaf.size for leaf in params_leaves)  # the online params lead the vector
     param_shapes = [leaf.shape for leaf in params_leaves]
     param_splits = np.cumsum([leaf.size for leaf in params_leaves])[:-1]
 
@@ -252,8 +252,7 @@ def make_state_packing(
         return pack(state), metrics
 
     def packed_hard_target_update(packed: PackedState) -> PackedState:
-        online = packed.floats[:n_params]
-        return packed.replace(floats=packed.floats.at[n_params : 2 * n_params].set(online))
+        return pack(hard_target_update(unpack(packed)))  # XLA makes it one slice copy
 
     def host_params(packed: PackedState) -> Any:
         online = np.asarray(packed.floats)[:n_params]
