@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from deepq.replay import NStepAccumulator, ReplayBuffer
+from deepq.replay import Batch, NStepAccumulator, ReplayBuffer, pack_batch, unpack_batch
 
 
 def add_one(buffer, value, terminated=False, truncated=False):
@@ -52,7 +52,7 @@ def test_samples_come_only_from_the_filled_region():
     buffer = ReplayBuffer(100, (2,))
     for value in range(1, 4):
         add_one(buffer, value)
-    batch = buffer.sample(np.random.default_rng(0), batch_size=3, num_batches=200)
+    batch = unpack_batch(buffer.sample(np.random.default_rng(0), batch_size=3, num_batches=200))
     assert batch.rewards.shape == (200, 3)
     assert set(np.unique(batch.rewards)) == {1.0, 2.0, 3.0}  # never an empty slot (0.0)
 
@@ -98,6 +98,7 @@ def test_state_round_trip():
     restored.load_state_arrays(buffer.state_arrays())
     assert (restored.position, len(restored)) == (buffer.position, len(buffer))
     np.testing.assert_array_equal(restored.obs, buffer.obs)
+    np.testing.assert_array_equal(restored.scalars, buffer.scalars)
     with pytest.raises(ValueError, match="does not fit"):
         ReplayBuffer(2, (2,)).load_state_arrays(buffer.state_arrays())
 
@@ -109,6 +110,56 @@ def test_discounts_are_stored_per_transition():
     buffer.add(obs, np.zeros(2), np.zeros(2), obs, flags, flags, np.array([0.5, 0.25]))
     buffer.add(obs[:1], np.zeros(1), np.zeros(1), obs[:1], flags[:1], flags[:1], 0.9)
     np.testing.assert_allclose(buffer.discounts[:3], [0.5, 0.25, 0.9])
+
+
+def test_a_sampled_transition_keeps_its_fields_together():
+    buffer = ReplayBuffer(8, (2,))
+    for value in range(6):
+        add_one(buffer, value, terminated=value == 4, truncated=value == 5)
+    batch = unpack_batch(buffer.sample(np.random.default_rng(1), batch_size=4, num_batches=50))
+    value = batch.rewards  # add_one builds every field of a transition from one value
+    np.testing.assert_array_equal(batch.obs[..., 0], value)
+    np.testing.assert_array_equal(batch.next_obs[..., 1], value + 1)
+    np.testing.assert_array_equal(batch.actions, value.astype(int) % 4)
+    np.testing.assert_array_equal(batch.terminated, value == 4)
+    np.testing.assert_array_equal(batch.truncated, value == 5)
+    assert batch.actions.dtype == np.int32 and batch.terminated.dtype == np.bool_
+    assert batch.discounts.dtype == np.float32 and set(np.unique(batch.discounts)) == {
+        np.float32(0.99)
+    }
+
+
+def test_pack_batch_round_trips():
+    batch = Batch(
+        obs=np.arange(6, dtype=np.uint8).reshape(3, 2),
+        actions=np.array([0, 17, 3], np.int32),
+        rewards=np.array([-1.5, 0.0, 2.25], np.float32),
+        next_obs=np.arange(6, 12, dtype=np.uint8).reshape(3, 2),
+        terminated=np.array([True, False, False]),
+        truncated=np.array([False, False, True]),
+        discounts=np.array([0.99, 0.9801, 0.5], np.float32),
+    )
+    packed = pack_batch(batch)
+    assert packed.scalars.shape == (3, 5) and packed.obs.dtype == np.uint8
+    for name, expected in batch._asdict().items():
+        got = getattr(unpack_batch(packed), name)
+        np.testing.assert_array_equal(got, expected)
+        assert got.dtype == expected.dtype, name
+
+
+def test_state_arrays_keep_the_checkpoint_format():
+    buffer = ReplayBuffer(4, (2,))
+    add_one(buffer, 3, terminated=True)
+    arrays = buffer.state_arrays()
+    assert {name: arrays[name].dtype.name for name in ("actions", "terminated", "truncated")} == {
+        "actions": "int32",
+        "terminated": "bool",
+        "truncated": "bool",
+    }
+    assert arrays["actions"].tolist() == [3] and arrays["terminated"].tolist() == [True]
+    wrong = dict(arrays, terminated=arrays["terminated"].astype(np.float32))
+    with pytest.raises(ValueError, match="'terminated' has shape"):
+        ReplayBuffer(4, (2,)).load_state_arrays(wrong)
 
 
 def push_one(acc, t, reward, terminated=False, truncated=False):

@@ -14,7 +14,7 @@ from deepq.dqn import (
     soft_target_update,
 )
 from deepq.networks import QNetwork
-from deepq.replay import Batch
+from deepq.replay import Batch, pack_batch
 
 
 def test_soft_update_moves_tau_of_the_way():
@@ -38,14 +38,16 @@ def make_state_and_batches(config, k=3):
     optimizer = make_optimizer(config)
     state = LearnerState(params, params, optimizer.init(params), jnp.zeros((), jnp.int32))
     rng = np.random.default_rng(0)
-    batches = Batch(
-        obs=rng.standard_normal((k, 8, 3)).astype(np.float32),
-        actions=rng.integers(0, 2, (k, 8)).astype(np.int32),
-        rewards=rng.standard_normal((k, 8)).astype(np.float32),
-        next_obs=rng.standard_normal((k, 8, 3)).astype(np.float32),
-        terminated=np.zeros((k, 8), bool),
-        truncated=np.zeros((k, 8), bool),
-        discounts=np.full((k, 8), 0.99, np.float32),
+    batches = pack_batch(
+        Batch(
+            obs=rng.standard_normal((k, 8, 3)).astype(np.float32),
+            actions=rng.integers(0, 2, (k, 8)).astype(np.int32),
+            rewards=rng.standard_normal((k, 8)).astype(np.float32),
+            next_obs=rng.standard_normal((k, 8, 3)).astype(np.float32),
+            terminated=np.zeros((k, 8), bool),
+            truncated=np.zeros((k, 8), bool),
+            discounts=np.full((k, 8), 0.99, np.float32),
+        )
     )
     update = make_update(config, QNetwork(2, config.hidden_sizes).apply, optimizer)
     return state, batches, update

@@ -44,7 +44,7 @@ from deepq.envs import final_observations, make_env, make_vector_env
 from deepq.errors import CheckpointError, DeepQError, TrainingDiverged, UsageError
 from deepq.evaluation import SELECTION_EVAL_SEED, TEST_EVAL_SEED, Evaluator
 from deepq.networks import QNetwork, host_q_values
-from deepq.replay import Batch, NStepAccumulator, ReplayBuffer
+from deepq.replay import Batch, NStepAccumulator, PackedBatch, ReplayBuffer, unpack_batch
 from deepq.runlog import RunLogger, write_json
 from deepq.runs import (
     Interrupted,
@@ -152,9 +152,10 @@ def make_optimizer(config: DQNConfig) -> optax.GradientTransformation:
 
 def make_update(
     config: DQNConfig, apply_fn: ApplyFn, optimizer: optax.GradientTransformation
-) -> Callable[[LearnerState, Batch], tuple[LearnerState, dict[str, jax.Array]]]:
+) -> Callable[[LearnerState, PackedBatch], tuple[LearnerState, dict[str, jax.Array]]]:
     """A jitted ``update(state, batches)`` doing one gradient step per leading slice of ``batches``
-    ([K, B, ...], scanned), with a soft target update after each step when configured."""
+    ([K, B, ...], as the replay buffer samples them; scanned), with a soft target update after
+    each step when configured."""
     loss_fn = jax.value_and_grad(dqn_loss, has_aux=True)
     soft = config.target_update == "soft"
 
@@ -182,8 +183,10 @@ def make_update(
         return new_state, metrics
 
     @jax.jit
-    def update(state: LearnerState, batches: Batch) -> tuple[LearnerState, dict[str, jax.Array]]:
-        state, metrics = jax.lax.scan(gradient_step, state, batches)
+    def update(
+        state: LearnerState, batches: PackedBatch
+    ) -> tuple[LearnerState, dict[str, jax.Array]]:
+        state, metrics = jax.lax.scan(gradient_step, state, unpack_batch(batches))
         return state, jax.tree_util.tree_map(lambda m: m[-1], metrics)
 
     return update
@@ -210,14 +213,14 @@ class StatePacking:
 
     pack: Callable[[LearnerState], PackedState]
     unpack: Callable[[PackedState], LearnerState]
-    update: Callable[[PackedState, Batch], tuple[PackedState, dict[str, jax.Array]]]
+    update: Callable[[PackedState, PackedBatch], tuple[PackedState, dict[str, jax.Array]]]
     hard_target_update: Callable[[PackedState], PackedState]
     host_params: Callable[[PackedState], Any]  # a numpy copy of the online parameters
 
 
 def make_state_packing(
     template: LearnerState,
-    update: Callable[[LearnerState, Batch], tuple[LearnerState, dict[str, jax.Array]]],
+    update: Callable[[LearnerState, PackedBatch], tuple[LearnerState, dict[str, jax.Array]]],
 ) -> StatePacking:
     """Packing for learner states shaped like ``template``, around ``update`` (from make_update)."""
     leaves, treedef = jax.tree_util.tree_flatten(template)
@@ -246,7 +249,7 @@ def make_state_packing(
         )
 
     def packed_update(
-        packed: PackedState, batches: Batch
+        packed: PackedState, batches: PackedBatch
     ) -> tuple[PackedState, dict[str, jax.Array]]:
         state, metrics = update(unpack(packed), batches)
         return pack(state), metrics

@@ -26,6 +26,46 @@ class Batch(NamedTuple):
     discounts: np.ndarray  # γ^m for an m-step return: the factor in front of Q(next_obs)
 
 
+# The per-transition scalars share one float32 array, in this column order. Actions are
+# discrete indices, exact in float32 up to 2**24; the two flags are 0.0 or 1.0.
+SCALAR_COLUMNS = ("actions", "rewards", "terminated", "truncated", "discounts")
+
+
+class PackedBatch(NamedTuple):
+    """A minibatch as the buffer stores it: observations in their own dtype, the scalars of
+    each transition in one float32 array [..., batch, 5] (columns :data:`SCALAR_COLUMNS`).
+
+    Why: every array handed to a jitted call costs the calling thread a few µs, and every
+    numpy gather another few; three arrays instead of seven took ~80 µs off each update call
+    of the DQN loop. :func:`unpack_batch` (numpy or jax arrays) gives back the Batch.
+    """
+
+    obs: np.ndarray
+    next_obs: np.ndarray
+    scalars: np.ndarray
+
+
+def pack_batch(batch: Batch) -> PackedBatch:
+    scalars = np.stack(
+        [np.asarray(getattr(batch, name), dtype=np.float32) for name in SCALAR_COLUMNS], axis=-1
+    )
+    return PackedBatch(np.asarray(batch.obs), np.asarray(batch.next_obs), scalars)
+
+
+def unpack_batch(packed: PackedBatch) -> Batch:
+    """The Batch of a PackedBatch; traceable, so the jitted update unpacks inside the call."""
+    columns = {name: packed.scalars[..., i] for i, name in enumerate(SCALAR_COLUMNS)}
+    return Batch(
+        obs=packed.obs,
+        actions=columns["actions"].astype(np.int32),
+        rewards=columns["rewards"],
+        next_obs=packed.next_obs,
+        terminated=columns["terminated"] != 0,
+        truncated=columns["truncated"] != 0,
+        discounts=columns["discounts"],
+    )
+
+
 class ReplayBuffer:
     """Fixed-capacity FIFO store of transitions (obs, action, reward, next_obs, terminated, truncated,
     discount)."""
@@ -38,13 +78,30 @@ class ReplayBuffer:
         self.capacity = capacity
         self.obs = np.zeros((capacity, *obs_shape), dtype=obs_dtype)
         self.next_obs = np.zeros((capacity, *obs_shape), dtype=obs_dtype)
-        self.actions = np.zeros(capacity, dtype=np.int32)
-        self.rewards = np.zeros(capacity, dtype=np.float32)
-        self.terminated = np.zeros(capacity, dtype=np.bool_)
-        self.truncated = np.zeros(capacity, dtype=np.bool_)
-        self.discounts = np.zeros(capacity, dtype=np.float32)
+        self.scalars = np.zeros((capacity, len(SCALAR_COLUMNS)), dtype=np.float32)
         self.position = 0  # next slot to write
         self.size = 0  # filled slots
+
+    # Typed views of the scalar columns (copies for the integer and boolean ones).
+    @property
+    def actions(self) -> np.ndarray:
+        return self.scalars[:, 0].astype(np.int32)
+
+    @property
+    def rewards(self) -> np.ndarray:
+        return self.scalars[:, 1]
+
+    @property
+    def terminated(self) -> np.ndarray:
+        return self.scalars[:, 2] != 0
+
+    @property
+    def truncated(self) -> np.ndarray:
+        return self.scalars[:, 3] != 0
+
+    @property
+    def discounts(self) -> np.ndarray:
+        return self.scalars[:, 4]
 
     def __len__(self) -> int:
         return self.size
@@ -74,12 +131,9 @@ class ReplayBuffer:
             n = self.capacity
         slots = (self.position + np.arange(n)) % self.capacity
         self.obs[slots] = obs
-        self.actions[slots] = actions
-        self.rewards[slots] = rewards
         self.next_obs[slots] = next_obs
-        self.terminated[slots] = terminated
-        self.truncated[slots] = truncated
-        self.discounts[slots] = discounts
+        for column, values in enumerate((actions, rewards, terminated, truncated, discounts)):
+            self.scalars[slots, column] = values
         self.position = int((self.position + n) % self.capacity)
         self.size = min(self.size + n, self.capacity)
 
@@ -89,20 +143,17 @@ class ReplayBuffer:
             raise ValueError("cannot sample from an empty replay buffer")
         return rng.integers(0, self.size, size=shape)
 
-    def gather(self, indices: np.ndarray) -> Batch:
-        return Batch(
-            obs=self.obs[indices],
-            actions=self.actions[indices],
-            rewards=self.rewards[indices],
-            next_obs=self.next_obs[indices],
-            terminated=self.terminated[indices],
-            truncated=self.truncated[indices],
-            discounts=self.discounts[indices],
+    def gather(self, indices: np.ndarray) -> PackedBatch:
+        # np.take rather than fancy indexing: same result, a few times faster on rows
+        return PackedBatch(
+            obs=np.take(self.obs, indices, axis=0),
+            next_obs=np.take(self.next_obs, indices, axis=0),
+            scalars=np.take(self.scalars, indices, axis=0),
         )
 
     def sample(
         self, rng: np.random.Generator, batch_size: int, num_batches: int | None = None
-    ) -> Batch:
+    ) -> PackedBatch:
         """A batch [batch_size, ...], or [num_batches, batch_size, ...] for scanned updates."""
         if self.size < batch_size:
             raise ValueError(
@@ -131,16 +182,12 @@ class ReplayBuffer:
             raise ValueError(
                 f"replay state (size {size}, position {position}) does not fit capacity {self.capacity}"
             )
-        for name in (
-            "obs",
-            "next_obs",
-            "actions",
-            "rewards",
-            "terminated",
-            "truncated",
-            "discounts",
-        ):
-            target = getattr(self, name)
+        expected = {
+            "obs": self.obs,
+            "next_obs": self.next_obs,
+            **{name: getattr(self, name) for name in SCALAR_COLUMNS},  # typed: int32, bool, ...
+        }
+        for name, target in expected.items():
             source = arrays[name]
             if (
                 source.shape[1:] != target.shape[1:]
@@ -151,7 +198,10 @@ class ReplayBuffer:
                     f"replay array {name!r} has shape {source.shape} {source.dtype}, "
                     f"expected (n, {', '.join(map(str, target.shape[1:]))}) {target.dtype}"
                 )
-            target[:size] = source
+        self.obs[:size] = arrays["obs"]
+        self.next_obs[:size] = arrays["next_obs"]
+        for column, name in enumerate(SCALAR_COLUMNS):
+            self.scalars[:size, column] = arrays[name]
         self.size, self.position = size, position
 
 
