@@ -25,7 +25,7 @@ def test_ring_overwrites_the_oldest_transition():
         add_one(buffer, value)
     assert len(buffer) == 3 and buffer.position == 2
     # slots: 0 <- 0 then 3, 1 <- 1 then 4, 2 <- 2
-    np.testing.assert_array_equal(buffer.rewards, [3.0, 4.0, 2.0])
+    np.testing.assert_array_equal(buffer.transitions().rewards, [3.0, 4.0, 2.0])
     np.testing.assert_array_equal(buffer.obs[:, 0], [3.0, 4.0, 2.0])
     np.testing.assert_array_equal(buffer.next_obs[:, 0], [4.0, 5.0, 3.0])
 
@@ -36,7 +36,7 @@ def test_batched_add_wraps_around():
     flags = np.zeros(6, bool)
     buffer.add(obs[:3], np.arange(3), np.arange(3.0), obs[:3], flags[:3], flags[:3], 0.99)
     buffer.add(obs[3:], np.arange(3, 6), np.arange(3.0, 6.0), obs[3:], flags[3:], flags[3:], 0.99)
-    np.testing.assert_array_equal(buffer.rewards, [4.0, 5.0, 2.0, 3.0])
+    np.testing.assert_array_equal(buffer.transitions().rewards, [4.0, 5.0, 2.0, 3.0])
     assert buffer.position == 2 and len(buffer) == 4
 
 
@@ -45,7 +45,7 @@ def test_add_more_than_capacity_keeps_the_newest():
     obs = np.arange(5, dtype=np.float32)[:, None]
     flags = np.zeros(5, bool)
     buffer.add(obs, np.arange(5), np.arange(5.0), obs, flags, flags, 0.99)
-    assert sorted(buffer.rewards.tolist()) == [3.0, 4.0]
+    assert sorted(buffer.transitions().rewards.tolist()) == [3.0, 4.0]
 
 
 def test_samples_come_only_from_the_filled_region():
@@ -68,8 +68,8 @@ def test_terminated_and_truncated_are_stored_separately():
     buffer = ReplayBuffer(4, (2,))
     add_one(buffer, 1, terminated=True)
     add_one(buffer, 2, truncated=True)
-    np.testing.assert_array_equal(buffer.terminated[:2], [True, False])
-    np.testing.assert_array_equal(buffer.truncated[:2], [False, True])
+    np.testing.assert_array_equal(buffer.transitions().terminated[:2], [True, False])
+    np.testing.assert_array_equal(buffer.transitions().truncated[:2], [False, True])
 
 
 def test_observation_dtype_is_kept():
@@ -109,7 +109,7 @@ def test_discounts_are_stored_per_transition():
     flags = np.zeros(2, bool)
     buffer.add(obs, np.zeros(2), np.zeros(2), obs, flags, flags, np.array([0.5, 0.25]))
     buffer.add(obs[:1], np.zeros(1), np.zeros(1), obs[:1], flags[:1], flags[:1], 0.9)
-    np.testing.assert_allclose(buffer.discounts[:3], [0.5, 0.25, 0.9])
+    np.testing.assert_allclose(buffer.transitions().discounts[:3], [0.5, 0.25, 0.9])
 
 
 def test_a_sampled_transition_keeps_its_fields_together():

@@ -83,26 +83,13 @@ class ReplayBuffer:
         self.position = 0  # next slot to write
         self.size = 0  # filled slots
 
-    # Typed views of the scalar columns (copies for the integer and boolean ones).
-    @property
-    def actions(self) -> np.ndarray:
-        return self.scalars[:, 0].astype(np.int32)
-
-    @property
-    def rewards(self) -> np.ndarray:
-        return self.scalars[:, 1]
-
-    @property
-    def terminated(self) -> np.ndarray:
-        return self.scalars[:, 2] != 0
-
-    @property
-    def truncated(self) -> np.ndarray:
-        return self.scalars[:, 3] != 0
-
-    @property
-    def discounts(self) -> np.ndarray:
-        return self.scalars[:, 4]
+    def transitions(self) -> Batch:
+        """The filled region as a Batch of typed arrays (actions int32, flags bool)."""
+        return unpack_batch(
+            PackedBatch(
+                self.obs[: self.size], self.next_obs[: self.size], self.scalars[: self.size]
+            )
+        )
 
     def __len__(self) -> int:
         return self.size
@@ -166,13 +153,7 @@ class ReplayBuffer:
     def state_arrays(self) -> dict[str, np.ndarray]:
         """The filled contents and the write position, for checkpoints."""
         return {
-            "obs": self.obs[: self.size],
-            "next_obs": self.next_obs[: self.size],
-            "actions": self.actions[: self.size],
-            "rewards": self.rewards[: self.size],
-            "terminated": self.terminated[: self.size],
-            "truncated": self.truncated[: self.size],
-            "discounts": self.discounts[: self.size],
+            **self.transitions()._asdict(),
             "position": np.array(self.position, dtype=np.int64),
         }
 
@@ -183,12 +164,7 @@ class ReplayBuffer:
             raise ValueError(
                 f"replay state (size {size}, position {position}) does not fit capacity {self.capacity}"
             )
-        expected = {
-            "obs": self.obs,
-            "next_obs": self.next_obs,
-            **{name: getattr(self, name) for name in SCALAR_COLUMNS},  # typed: int32, bool, ...
-        }
-        for name, target in expected.items():
+        for name, target in self.transitions()._asdict().items():  # typed: int32, bool, ...
             source = arrays[name]
             if (
                 source.shape[1:] != target.shape[1:]
