@@ -57,6 +57,7 @@ from deepq.runs import (
     solved_threshold,
 )
 from deepq.schedules import epsilon_at, learning_rate_schedule
+from deepq.threads import start_jax_with_a_core_to_spare
 
 ApplyFn = Callable[[Any, jax.Array], jax.Array]
 
@@ -476,6 +477,7 @@ def _run(
     tensorboard: bool,
 ) -> TrainResult:
     enable_compilation_cache()
+    start_jax_with_a_core_to_spare()  # the update on the other cores, this loop on its own one
 
     # --- environment ---
     envs = make_vector_env(c.env_id, c.num_envs, c.max_episode_steps, c.time_feature)

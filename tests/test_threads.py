@@ -1,0 +1,65 @@
+"""Starting JAX with a core to spare: smaller CPU pools, no thread left pinned, once only."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import pytest
+
+from deepq.threads import start_jax_with_a_core_to_spare
+
+linux_with_two_cores = pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="needs Linux thread affinity and at least 2 cores",
+)
+
+REPORT = """
+import json, os
+start = {start!r}
+cores = sorted(os.sched_getaffinity(0))
+if start:
+    from deepq.threads import start_jax_with_a_core_to_spare
+    first = start_jax_with_a_core_to_spare()
+    second = start_jax_with_a_core_to_spare()
+else:
+    import jax
+    jax.devices()
+    first = second = None
+threads = os.listdir("/proc/self/task")
+print(json.dumps({{
+    "cores": cores, "first": first, "second": second, "threads": len(threads),
+    "affinities": sorted({{tuple(sorted(os.sched_getaffinity(int(t)))) for t in threads}}),
+}}))
+"""
+
+
+def fresh_interpreter(start: bool) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-c", REPORT.format(start=start)],
+        capture_output=True, text=True, check=True, timeout=120,
+    )  # fmt: skip
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@linux_with_two_cores
+def test_pools_are_one_core_smaller_and_no_thread_stays_pinned():
+    plain, spared = fresh_interpreter(start=False), fresh_interpreter(start=True)
+    assert spared["first"] == len(spared["cores"]) - 1
+    assert spared["second"] is None  # the backends have started: their pools are fixed
+    assert spared["threads"] < plain["threads"]  # XLA started fewer pool threads
+    assert spared["affinities"] == [spared["cores"]]  # every thread may use every core
+
+
+def test_leaves_jax_alone_once_its_backends_have_started():
+    jax.devices()
+    before = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    assert start_jax_with_a_core_to_spare() is None
+    if before is not None:
+        assert os.sched_getaffinity(0) == before
+
+
+def test_does_nothing_where_thread_affinity_cannot_be_set(monkeypatch):
+    monkeypatch.delattr(os, "sched_setaffinity", raising=False)
+    assert start_jax_with_a_core_to_spare() is None
