@@ -61,5 +61,7 @@ def test_leaves_jax_alone_once_its_backends_have_started():
 
 
 def test_does_nothing_where_thread_affinity_cannot_be_set(monkeypatch):
+    # as if JAX had not started here, so that only the missing affinity call can stop it
+    monkeypatch.setattr("jax._src.xla_bridge.backends_are_initialized", lambda: False)
     monkeypatch.delattr(os, "sched_setaffinity", raising=False)
     assert start_jax_with_a_core_to_spare() is None

@@ -30,10 +30,13 @@ def start_jax_with_a_core_to_spare() -> int | None:
     """
     if not (hasattr(os, "sched_setaffinity") and os.path.isdir("/proc/self/task")):
         return None
-    from jax._src import xla_bridge  # no public "have the backends started?" in JAX
+    try:  # JAX has no public "have the backends started?"; if this private one goes, do nothing
+        from jax._src.xla_bridge import backends_are_initialized
+    except ImportError:
+        return None
 
     cores = os.sched_getaffinity(0)
-    if len(cores) < 2 or xla_bridge.backends_are_initialized():
+    if len(cores) < 2 or backends_are_initialized():
         return None
     import jax
 
