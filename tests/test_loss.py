@@ -27,20 +27,19 @@ def batch_with_td_errors(q_taken, rewards):
 
 PARAMS = {"scale": jnp.ones(())}
 BATCH = batch_with_td_errors([0.5, 4.0], [1.0, 1.0])  # td errors -0.5 and 3.0
-NEXT_Q = identity_q(PARAMS, BATCH.next_obs)  # the target network at s' (terminal: unused)
 
 
 def test_mse_is_the_mean_squared_td_error():
-    loss, _ = dqn_loss(PARAMS, NEXT_Q, BATCH, identity_q, False, "mse", 1.0, 0.0)
+    loss, _ = dqn_loss(PARAMS, PARAMS, BATCH, identity_q, False, "mse", 1.0, 0.0)
     np.testing.assert_allclose(loss, (0.25 + 9.0) / 2)
 
 
 def test_huber_is_quadratic_inside_delta_and_linear_outside():
     # |-0.5| <= 1: 0.5 * 0.25 = 0.125; |3| > 1: 1 * (3 - 0.5) = 2.5
-    loss, _ = dqn_loss(PARAMS, NEXT_Q, BATCH, identity_q, False, "huber", 1.0, 0.0)
+    loss, _ = dqn_loss(PARAMS, PARAMS, BATCH, identity_q, False, "huber", 1.0, 0.0)
     np.testing.assert_allclose(loss, (0.125 + 2.5) / 2)
     # delta 2: 0.5 * 0.25 = 0.125 and 2 * (3 - 1) = 4
-    loss, _ = dqn_loss(PARAMS, NEXT_Q, BATCH, identity_q, False, "huber", 2.0, 0.0)
+    loss, _ = dqn_loss(PARAMS, PARAMS, BATCH, identity_q, False, "huber", 2.0, 0.0)
     np.testing.assert_allclose(loss, (0.125 + 4.0) / 2)
 
 
@@ -61,9 +60,7 @@ def test_l2_coefficient_adds_to_the_td_loss():
             [obs[:, :1] * p["params"]["q"]["kernel"][0, 0] / 2.0, obs[:, 1:]], axis=1
         )
 
-    plain, _ = dqn_loss(params, apply(params, BATCH.next_obs), BATCH, apply, False, "mse", 1.0, 0.0)
-    penalised, metrics = dqn_loss(
-        params, apply(params, BATCH.next_obs), BATCH, apply, False, "mse", 1.0, 0.01
-    )
+    plain, _ = dqn_loss(params, params, BATCH, apply, False, "mse", 1.0, 0.0)
+    penalised, metrics = dqn_loss(params, params, BATCH, apply, False, "mse", 1.0, 0.01)
     np.testing.assert_allclose(penalised - plain, 0.01 * 4.0, rtol=1e-6)
     np.testing.assert_allclose(metrics["td_loss"], plain)

@@ -3,12 +3,10 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from deepq.config import DQNConfig
 from deepq.dqn import (
     LearnerState,
-    dqn_loss,
     hard_target_update,
     init_params,
     make_optimizer,
@@ -16,7 +14,7 @@ from deepq.dqn import (
     soft_target_update,
 )
 from deepq.networks import QNetwork
-from deepq.replay import Batch, pack_batch, unpack_batch
+from deepq.replay import Batch, pack_batch
 
 
 def test_soft_update_moves_tau_of_the_way():
@@ -101,30 +99,3 @@ def test_update_with_hard_targets_leaves_the_target_alone():
         not np.array_equal(a, b)
         for a, b in zip(leaves(state.params), leaves(new_state.params), strict=True)
     )
-
-
-def test_hard_target_update_takes_each_batch_target_from_the_target_network():
-    """The update evaluates the fixed target network on all K batches' s' at once; the result must
-    be K ordinary steps, each against the target network at its own batch's s'."""
-    config = DQNConfig(hidden_sizes=(8,), target_update="hard", batch_size=8, learning_starts=8)
-    state, packed_batches, update = make_state_and_batches(config, k=3)
-    state = state.replace(  # a target network unlike the online one, so a mix-up shows
-        target_params=jax.tree_util.tree_map(lambda x: 0.5 - x, state.target_params)
-    )
-    apply_fn = QNetwork(2, config.hidden_sizes).apply
-    optimizer = make_optimizer(config)
-    batches = unpack_batch(packed_batches)
-    params, opt_state = state.params, state.opt_state
-    for i in range(3):
-        batch = jax.tree_util.tree_map(lambda x, i=i: x[i], batches)
-        next_q_target = apply_fn(state.target_params, batch.next_obs)
-        grads = jax.grad(
-            lambda p, b=batch, q=next_q_target: dqn_loss(
-                p, q, b, apply_fn, False, config.loss, config.huber_delta, 0.0
-            )[0]
-        )(params)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        params = optax.apply_updates(params, updates)
-    new_state, _ = update(state, packed_batches)
-    for got, expected in zip(leaves(new_state.params), leaves(params), strict=True):
-        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)

@@ -57,7 +57,7 @@ W = {"w": jnp.array([[2.0, 0.0], [1.0, 3.0]])}  # Q(s)=[2, 0], Q(s')=[1, 3]
 
 
 def loss_of(batch, double=False, loss="mse"):
-    return dqn_loss(W, linear_q(W, batch.next_obs), batch, linear_q, double, loss, 1.0, 0.0)
+    return dqn_loss(W, W, batch, linear_q, double, loss, 1.0, 0.0)
 
 
 @pytest.mark.parametrize("double", [False, True])
@@ -73,11 +73,8 @@ def test_no_gradient_flows_through_the_target():
     # Same parameters for online and target. loss = (w00 - (1 + 0.5 * max(w10, w11)))^2, td = -0.5.
     # Only Q(s, a) is differentiated: d/dw00 = 2 * td = -1. Were the target differentiated too,
     # d/dw11 would be 2 * td * -0.5 = 0.5.
-    transition = one_transition(False, False)
     grads = jax.grad(
-        lambda p: dqn_loss(
-            p, linear_q(p, transition.next_obs), transition, linear_q, False, "mse", 1.0, 0.0
-        )[0]
+        lambda p: dqn_loss(p, p, one_transition(False, False), linear_q, False, "mse", 1.0, 0.0)[0]
     )(W)
     np.testing.assert_allclose(grads["w"], [[-1.0, 0.0], [0.0, 0.0]])
 

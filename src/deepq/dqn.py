@@ -95,7 +95,7 @@ def l2_penalty(params: Any) -> jax.Array:
 
 def dqn_loss(
     params: Any,
-    next_q_target: jax.Array,
+    target_params: Any,
     batch: Batch,
     apply_fn: ApplyFn,
     double: bool,
@@ -103,13 +103,10 @@ def dqn_loss(
     huber_delta: float,
     l2_coef: float,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """Mean TD loss of Q(s, a) against a fixed (stop-gradient) target, plus the L2 penalty.
-
-    ``next_q_target`` is the target network at ``batch.next_obs`` ([B, A]): the caller computes it,
-    for all of an update's batches at once when the target network is fixed across them.
-    """
+    """Mean TD loss of Q(s, a) against a fixed (stop-gradient) target, plus the L2 penalty."""
     q_values = apply_fn(params, batch.obs)  # [B, A]
     q_taken = jnp.take_along_axis(q_values, batch.actions[:, None].astype(jnp.int32), axis=-1)[:, 0]
+    next_q_target = apply_fn(target_params, batch.next_obs)
     next_q_online = apply_fn(params, batch.next_obs) if double else next_q_target
     target = jax.lax.stop_gradient(
         td_target(
@@ -155,33 +152,20 @@ def make_optimizer(config: DQNConfig) -> optax.GradientTransformation:
 
 
 def make_update(
-    config: DQNConfig,
-    apply_fn: ApplyFn,
-    optimizer: optax.GradientTransformation,
-    unravel: Callable[[jax.Array], Any] | None = None,
+    config: DQNConfig, apply_fn: ApplyFn, optimizer: optax.GradientTransformation
 ) -> Callable[[LearnerState, PackedBatch], tuple[LearnerState, dict[str, jax.Array]]]:
     """A jitted ``update(state, batches)`` doing one gradient step per leading slice of ``batches``
     ([K, B, ...], as the replay buffer samples them; scanned), with a soft target update after
-    each step when configured.
-
-    With ``unravel`` (from ``ravel_pytree`` of the parameters) the state holds both networks'
-    parameters as flat vectors and the optimiser state of a flat vector, as
-    :func:`make_state_packing` lays them out: the same arithmetic in a few large XLA operations
-    instead of a few per parameter array (the Adam step of a 10-array network: ~13 µs instead of
-    ~30 on this CPU). The network and the L2 penalty still see ``unravel(params)``.
-    """
-    tree = unravel if unravel is not None else (lambda params: params)
+    each step when configured."""
+    loss_fn = jax.value_and_grad(dqn_loss, has_aux=True)
     soft = config.target_update == "soft"
 
-    def target_q_values(target_params: Any, next_obs: jax.Array) -> jax.Array:
-        return apply_fn(tree(target_params), next_obs)
-
-    def loss_of(
-        params: Any, next_q_target: jax.Array, batch: Batch
-    ) -> tuple[jax.Array, dict[str, jax.Array]]:
-        return dqn_loss(
-            tree(params),
-            next_q_target,
+    def gradient_step(
+        state: LearnerState, batch: Batch
+    ) -> tuple[LearnerState, dict[str, jax.Array]]:
+        (_, metrics), grads = loss_fn(
+            state.params,
+            state.target_params,
             batch,
             apply_fn,
             config.double,
@@ -189,16 +173,6 @@ def make_update(
             config.huber_delta,
             config.l2_coef,
         )
-
-    loss_and_grad = jax.value_and_grad(loss_of, has_aux=True)
-
-    def gradient_step(
-        state: LearnerState, batch_and_next_q_target: tuple[Batch, jax.Array | None]
-    ) -> tuple[LearnerState, dict[str, jax.Array]]:
-        batch, next_q_target = batch_and_next_q_target
-        if next_q_target is None:  # soft updates: the target moved after the previous step
-            next_q_target = target_q_values(state.target_params, batch.next_obs)
-        (_, metrics), grads = loss_and_grad(state.params, next_q_target, batch)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         target_params = (
@@ -213,13 +187,7 @@ def make_update(
     def update(
         state: LearnerState, batches: PackedBatch
     ) -> tuple[LearnerState, dict[str, jax.Array]]:
-        batch = unpack_batch(batches)
-        next_q_target = None
-        if not soft:  # the target network is fixed across the K steps: one forward pass for all
-            k, b = batch.next_obs.shape[:2]
-            all_next_obs = batch.next_obs.reshape(k * b, *batch.next_obs.shape[2:])
-            next_q_target = target_q_values(state.target_params, all_next_obs).reshape(k, b, -1)
-        state, metrics = jax.lax.scan(gradient_step, state, (batch, next_q_target))
+        state, metrics = jax.lax.scan(gradient_step, state, unpack_batch(batches))
         return state, jax.tree_util.tree_map(lambda m: m[-1], metrics)
 
     return update
@@ -241,9 +209,7 @@ class StatePacking:
     Why pack: on XLA's CPU backend each input and output leaf of a jitted call costs the calling
     thread a few µs. A LearnerState has ~40 leaves (two networks, Adam's two moments), which made
     every update call hold the training loop for ~250 µs before it could go on stepping envs;
-    packed, ~80 µs (64-64 LayerNorm net, 8 gradient steps a call). Inside the update the vector
-    is the flat state of :func:`make_update`, which cuts the update's own work too: one gradient
-    step of the default 128-128 LayerNorm network took ~8% less (alternating micro benchmark).
+    packed, ~80 µs (64-64 LayerNorm net, 8 gradient steps a call). The arithmetic is unchanged.
     """
 
     pack: Callable[[LearnerState], PackedState]
@@ -255,49 +221,18 @@ class StatePacking:
 
 def make_state_packing(
     template: LearnerState,
-    optimizer: optax.GradientTransformation,
-    flat_update: Callable[[LearnerState, PackedBatch], tuple[LearnerState, dict[str, jax.Array]]],
+    update: Callable[[LearnerState, PackedBatch], tuple[LearnerState, dict[str, jax.Array]]],
 ) -> StatePacking:
-    """Packing for learner states shaped like ``template`` (whose optimiser state is
-    ``optimizer``'s), around ``flat_update``: :func:`make_update` given ``unravel`` from
-    ``ravel_pytree(template.params)``.
-
-    The packed vector is the state's float leaves in tree order: the online parameters, the target
-    parameters, then the optimiser's moments. Split at a few places, the same vector is the flat
-    state ``flat_update`` works on: a network's leaves in tree order are its ``ravel_pytree``
-    vector, and an element-wise optimiser (Adam, RMSprop, gradient clipping) keeps each moment as
-    a tree shaped like the parameters, so its moments for the flat vector are the same numbers in
-    the same order. Checked here: an optimiser whose state is laid out otherwise is refused rather
-    than misread.
-    """
+    """Packing for learner states shaped like ``template``, around ``update`` (from make_update)."""
     leaves, treedef = jax.tree_util.tree_flatten(template)
     is_float = [bool(jnp.issubdtype(leaf.dtype, jnp.floating)) for leaf in leaves]
-    float_leaves = [leaf for leaf, f in zip(leaves, is_float, strict=True) if f]
-    _, unravel_floats = ravel_pytree(float_leaves)
+    _, unravel_floats = ravel_pytree([leaf for leaf, f in zip(leaves, is_float, strict=True) if f])
     params_leaves, params_treedef = jax.tree_util.tree_flatten(template.params)
     if not all(jnp.issubdtype(leaf.dtype, jnp.floating) for leaf in params_leaves):
         raise TypeError("packing needs floating-point network parameters")
     n_params = sum(leaf.size for leaf in params_leaves)  # the online params lead the vector
     param_shapes = [leaf.shape for leaf in params_leaves]
     param_splits = np.cumsum([leaf.size for leaf in params_leaves])[:-1]
-
-    flat_params, _ = ravel_pytree(template.params)
-    flat_template = LearnerState(
-        flat_params, flat_params, optimizer.init(flat_params), template.grad_steps
-    )
-    flat_leaves, flat_treedef = jax.tree_util.tree_flatten(flat_template)
-    flat_is_float = [bool(jnp.issubdtype(leaf.dtype, jnp.floating)) for leaf in flat_leaves]
-    int_signature = [(x.dtype, x.shape) for x, f in zip(leaves, is_float, strict=True) if not f]
-    flat_int_signature = [
-        (x.dtype, x.shape) for x, f in zip(flat_leaves, flat_is_float, strict=True) if not f
-    ]
-    n_vectors = sum(flat_is_float)
-    if (
-        int_signature != flat_int_signature
-        or any(x.shape != (n_params,) for x, f in zip(flat_leaves, flat_is_float, strict=True) if f)
-        or sum(leaf.size for leaf in float_leaves) != n_vectors * n_params
-    ):
-        raise TypeError("packing needs an element-wise optimiser (its state shaped like params)")
 
     def pack(state: LearnerState) -> PackedState:
         state_leaves = jax.tree_util.tree_leaves(state)
@@ -314,28 +249,14 @@ def make_state_packing(
             treedef, [next(floats) if f else next(ints) for f in is_float]
         )
 
-    def unpack_flat(packed: PackedState) -> LearnerState:
-        vectors = iter(jnp.split(packed.floats, n_vectors))
-        ints = iter(packed.ints)
-        return jax.tree_util.tree_unflatten(
-            flat_treedef, [next(vectors) if f else next(ints) for f in flat_is_float]
-        )
-
-    def pack_flat(state: LearnerState) -> PackedState:
-        state_leaves = jax.tree_util.tree_leaves(state)
-        return PackedState(
-            jnp.concatenate([x for x, f in zip(state_leaves, flat_is_float, strict=True) if f]),
-            tuple(x for x, f in zip(state_leaves, flat_is_float, strict=True) if not f),
-        )
-
     def packed_update(
         packed: PackedState, batches: PackedBatch
     ) -> tuple[PackedState, dict[str, jax.Array]]:
-        state, metrics = flat_update(unpack_flat(packed), batches)
-        return pack_flat(state), metrics
+        state, metrics = update(unpack(packed), batches)
+        return pack(state), metrics
 
     def packed_hard_target_update(packed: PackedState) -> PackedState:
-        return pack_flat(hard_target_update(unpack_flat(packed)))  # XLA: one slice copy
+        return pack(hard_target_update(unpack(packed)))  # XLA makes it one slice copy
 
     def host_params(packed: PackedState) -> Any:
         online = np.asarray(packed.floats)[:n_params]
@@ -569,9 +490,7 @@ def _run(
     params = init_params(c, obs_dim, n_actions)
     optimizer = make_optimizer(c)
     state = LearnerState(params, params, jax.jit(optimizer.init)(params), jnp.zeros((), jnp.int32))
-    _, unravel_params = ravel_pytree(params)
-    update = make_update(c, q_net.apply, optimizer, unravel_params)  # on flat vectors: packed
-    packing = make_state_packing(state, optimizer, update)
+    packing = make_state_packing(state, make_update(c, q_net.apply, optimizer))
     greedy_actions = make_greedy_actions(q_net.apply)
 
     # --- replay, randomness, per-episode state ---
