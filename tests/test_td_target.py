@@ -1,11 +1,12 @@
-"""The TD target: vanilla and Double DQN, terminal and truncated transitions, fixed target."""
+"""The TD target: vanilla, Double and Munchausen DQN, terminal and truncated transitions, fixed
+target."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from deepq.dqn import dqn_loss, td_target
+from deepq.dqn import MunchausenTerm, dqn_loss, munchausen_target, td_target
 from deepq.replay import Batch
 
 REWARDS = jnp.array([1.0, 2.0, 3.0, 4.0])
@@ -84,3 +85,49 @@ def test_per_transition_discounts_for_n_step_returns():
     discounts = jnp.array([0.5, 0.25, 0.125, 1.0])
     y = td_target(REWARDS, TERMINATED, NEXT_Q_TARGET, NEXT_Q_ONLINE, discounts, double=False)
     np.testing.assert_allclose(y, [1 + 0.5 * 5, 2.0, 3 + 0.125 * 4, 4 + 1.0 * 0], rtol=1e-6)
+
+
+# Munchausen DQN. With τ = 1 the numbers can be done by hand: Q_target(s) = [0, 0] gives
+# π(·|s) = [1/2, 1/2], so τ · ln π(a|s) = −ln 2; Q_target(s') = [0, ln 3] gives π(·|s') =
+# [1/4, 3/4] and the soft value Σ π (Q − ln π) = 1/4 · ln 4 + 3/4 · (ln 3 − ln 3/4) = ln 4.
+M_TERM = MunchausenTerm(temperature=1.0, alpha=0.9, log_policy_floor=-1.0)
+M_Q_TARGET = jnp.array([[0.0, 0.0], [0.0, 10.0], [0.0, 0.0]])
+M_NEXT_Q_TARGET = jnp.array([[0.0, np.log(3.0)], [0.0, np.log(3.0)], [0.0, np.log(3.0)]])
+
+
+def test_munchausen_target_adds_the_scaled_log_policy_and_bootstraps_the_soft_value():
+    y = munchausen_target(
+        rewards=jnp.array([1.0, 1.0, 1.0]),
+        terminated=jnp.array([False, False, True]),
+        actions=jnp.array([0, 0, 1]),
+        q_target=M_Q_TARGET,
+        next_q_target=M_NEXT_Q_TARGET,
+        discounts=0.5,
+        term=M_TERM,
+    )
+    # 1: 1 + 0.9 · (−ln 2) + 0.5 · ln 4 = 1 + 0.1 · ln 2.
+    # 2: a = 0 when Q_target(s) = [0, 10]: τ ln π = −ln(1 + e^10) ≈ −10, floored at −1.
+    # 3: terminal, so only the reward and the bonus: 1 − 0.9 · ln 2.
+    np.testing.assert_allclose(
+        y,
+        [1 + 0.1 * np.log(2.0), 1 - 0.9 + 0.5 * np.log(4.0), 1 - 0.9 * np.log(2.0)],
+        rtol=1e-6,
+    )
+
+
+def test_munchausen_target_tends_to_the_dqn_target_as_the_temperature_vanishes():
+    no_bonus = MunchausenTerm(temperature=1e-4, alpha=0.0, log_policy_floor=-1.0)
+    y = munchausen_target(
+        REWARDS, TERMINATED, jnp.array([0, 1, 0, 1]), NEXT_Q_ONLINE, NEXT_Q_TARGET, 0.9, no_bonus
+    )
+    dqn = td_target(REWARDS, TERMINATED, NEXT_Q_TARGET, NEXT_Q_ONLINE, 0.9, double=False)
+    np.testing.assert_allclose(y, dqn, atol=1e-3)
+
+
+def test_munchausen_loss_uses_the_target_network_at_s_and_s_prime():
+    # Online Q(s) = [2, 0] (W); target network T: Q_T(s) = [0, 0], Q_T(s') = [0, ln 3]. With
+    # τ = 1 the target is 1 + 0.9 · (−ln 2) + 0.5 · ln 4 = 1 + 0.1 ln 2, so td = 1 − 0.1 ln 2.
+    target_params = {"w": jnp.array([[0.0, 0.0], [0.0, np.log(3.0)]])}
+    batch = one_transition(terminated=False, truncated=False)
+    _, metrics = dqn_loss(W, target_params, batch, linear_q, False, "mse", 1.0, 0.0, M_TERM)
+    np.testing.assert_allclose(metrics["td_loss"], (1 - 0.1 * np.log(2.0)) ** 2, rtol=1e-6)

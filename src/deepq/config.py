@@ -60,6 +60,20 @@ class DQNConfig:
     double: bool = documented(
         "Double DQN: the online net picks a', the target net values it.", False
     )
+    munchausen: bool = documented(
+        "Munchausen DQN: a soft (softmax) target plus a scaled log-policy bonus on the reward.",
+        False,
+    )
+    munchausen_temperature: float = documented(
+        "Munchausen entropy temperature tau of the softmax policy softmax(Q_target / tau) (> 0).",
+        0.03,
+    )
+    munchausen_alpha: float = documented(
+        "Munchausen scaling of the log-policy bonus alpha * tau * ln pi(a|s), in [0, 1].", 0.9
+    )
+    munchausen_log_policy_floor: float = documented(
+        "Munchausen clipping: tau * ln pi(a|s) is floored at this value (< 0).", -1.0
+    )
     loss: Literal["mse", "huber"] = documented("TD error loss: mse or huber.", "mse")
     huber_delta: float = documented("Huber loss threshold (quadratic inside, linear outside).", 1.0)
     l2_coef: float = documented("L2 penalty coefficient on the weight matrices (0 disables).", 0.0)
@@ -358,6 +372,29 @@ def _validate(c: DQNConfig) -> None:
     require(0.0 <= c.gamma <= 1.0, f"gamma={c.gamma} must be in [0, 1]")
     require(c.n_step >= 1, f"n_step={c.n_step} must be >= 1")
     require(c.huber_delta > 0, f"huber_delta={c.huber_delta} must be > 0")
+    require(
+        c.munchausen_temperature > 0,
+        f"munchausen_temperature={c.munchausen_temperature} must be > 0",
+    )
+    require(
+        0.0 <= c.munchausen_alpha <= 1.0, f"munchausen_alpha={c.munchausen_alpha} must be in [0, 1]"
+    )
+    require(
+        c.munchausen_log_policy_floor < 0,
+        f"munchausen_log_policy_floor={c.munchausen_log_policy_floor} must be < 0",
+    )
+    if c.munchausen:
+        require(
+            not c.double,
+            "munchausen=true replaces the max over Q_target(s') (and Double DQN's argmax) with a "
+            "softmax: set double=false or munchausen=false",
+        )
+        require(
+            c.n_step == 1,
+            f"munchausen=true needs n_step=1 (got {c.n_step}): the log-policy bonus of the "
+            "intermediate steps of an n-step return is not stored; set munchausen=false for "
+            "n-step returns",
+        )
     require(c.l2_coef >= 0, f"l2_coef={c.l2_coef} must be >= 0")
     require(
         c.max_grad_norm is None or c.max_grad_norm > 0,

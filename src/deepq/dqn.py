@@ -1,4 +1,5 @@
-"""Deep Q-learning (Mnih et al. 2015) with Double DQN, dueling heads, Huber/MSE, soft/hard targets.
+"""Deep Q-learning (Mnih et al. 2015) with Double DQN, Munchausen DQN, dueling heads, Huber/MSE,
+soft/hard targets.
 
 Read top to bottom: the pure functions of learning (TD target, loss, update, action selection,
 target updates), then :func:`train`, whose loop is act → learn → sync target → step envs →
@@ -21,7 +22,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import flax.struct
 import jax
@@ -86,6 +87,44 @@ def td_target(
     return rewards + discounts * (1.0 - terminated.astype(jnp.float32)) * next_value
 
 
+class MunchausenTerm(NamedTuple):
+    """Munchausen DQN's three constants (see :func:`munchausen_target`)."""
+
+    temperature: float  # τ
+    alpha: float  # α
+    log_policy_floor: float  # l0
+
+
+def munchausen_target(
+    rewards: jax.Array,  # [B]
+    terminated: jax.Array,  # [B] bool
+    actions: jax.Array,  # [B] int: the action taken in s
+    q_target: jax.Array,  # [B, A] target network at s
+    next_q_target: jax.Array,  # [B, A] target network at s'
+    discounts: jax.Array | float,  # [B] or scalar γ
+    term: MunchausenTerm,
+) -> jax.Array:
+    """Munchausen DQN (Vieillard et al. 2020), with π = softmax(Q_target / τ):
+
+    y = r + α · clip(τ · ln π(a|s), l0, 0)
+          + γ · (1 − terminated) · Σ_a' π(a'|s') · (Q_target(s', a') − τ · ln π(a'|s'))
+
+    The bonus rewards the action taken by how likely the current policy is to take it, which
+    widens the gap between the best action and the rest; the sum over a' is the soft (entropy-
+    regularised) value of s', which equals τ · logsumexp(Q_target(s') / τ), computed here in that
+    stable form. As τ → 0 with α = 0 this is DQN's r + γ · max_a' Q_target(s', a').
+
+    Written here rather than taken from rlax (``rlax.munchausen_q_learning``): rlax would bring
+    distrax and TensorFlow Probability into the install for these few lines.
+    """
+    temperature, alpha, log_policy_floor = term
+    log_policy = jax.nn.log_softmax(q_target / temperature, axis=-1)
+    log_policy_taken = jnp.take_along_axis(log_policy, actions[:, None], axis=-1)[:, 0]
+    bonus = alpha * jnp.clip(temperature * log_policy_taken, log_policy_floor, 0.0)
+    next_value = temperature * jax.nn.logsumexp(next_q_target / temperature, axis=-1)
+    return rewards + bonus + discounts * (1.0 - terminated.astype(jnp.float32)) * next_value
+
+
 def l2_penalty(params: Any) -> jax.Array:
     """Sum of squared weight matrices (biases excluded), as Keras' ``l2`` regulariser."""
     leaves = jax.tree_util.tree_leaves_with_path(params)
@@ -102,17 +141,33 @@ def dqn_loss(
     loss: str,
     huber_delta: float,
     l2_coef: float,
+    munchausen: MunchausenTerm | None = None,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """Mean TD loss of Q(s, a) against a fixed (stop-gradient) target, plus the L2 penalty."""
+    """Mean TD loss of Q(s, a) against a fixed (stop-gradient) target, plus the L2 penalty. The
+    target is :func:`td_target`, or :func:`munchausen_target` when ``munchausen`` is given."""
+    actions = batch.actions.astype(jnp.int32)
     q_values = apply_fn(params, batch.obs)  # [B, A]
-    q_taken = jnp.take_along_axis(q_values, batch.actions[:, None].astype(jnp.int32), axis=-1)[:, 0]
-    next_q_target = apply_fn(target_params, batch.next_obs)
-    next_q_online = apply_fn(params, batch.next_obs) if double else next_q_target
-    target = jax.lax.stop_gradient(
-        td_target(
+    q_taken = jnp.take_along_axis(q_values, actions[:, None], axis=-1)[:, 0]
+    if munchausen is None:
+        next_q_target = apply_fn(target_params, batch.next_obs)
+        next_q_online = apply_fn(params, batch.next_obs) if double else next_q_target
+        target = td_target(
             batch.rewards, batch.terminated, next_q_target, next_q_online, batch.discounts, double
         )
-    )
+    else:
+        # One target-network pass over s and s' together: one matmul per layer instead of two.
+        both = apply_fn(target_params, jnp.concatenate([batch.obs, batch.next_obs]))
+        q_target, next_q_target = jnp.split(both, 2)
+        target = munchausen_target(
+            batch.rewards,
+            batch.terminated,
+            actions,
+            q_target,
+            next_q_target,
+            batch.discounts,
+            munchausen,
+        )
+    target = jax.lax.stop_gradient(target)
     td_error = q_taken - target
     if loss == "huber":
         td_loss = jnp.mean(optax.huber_loss(td_error, delta=huber_delta))
@@ -159,6 +214,15 @@ def make_update(
     each step when configured."""
     loss_fn = jax.value_and_grad(dqn_loss, has_aux=True)
     soft = config.target_update == "soft"
+    munchausen = (
+        MunchausenTerm(
+            config.munchausen_temperature,
+            config.munchausen_alpha,
+            config.munchausen_log_policy_floor,
+        )
+        if config.munchausen
+        else None
+    )
 
     def gradient_step(
         state: LearnerState, batch: Batch
@@ -172,6 +236,7 @@ def make_update(
             config.loss,
             config.huber_delta,
             config.l2_coef,
+            munchausen,
         )
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
