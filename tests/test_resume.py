@@ -13,9 +13,11 @@ from helpers import interrupt_after_episodes
 from deepq.checkpoint import load_checkpoint
 
 # LunarLander, so that resuming must rebuild Box2D worlds mid-episode; n-step and two envs, so
-# that pending n-step entries and several unfinished episodes must be restored too.
+# that pending n-step entries and several unfinished episodes must be restored too (n-step
+# returns need plain DQN targets; Munchausen's hold no state of their own to restore).
 SETTINGS = {
     "num_envs": 2,
+    "munchausen": "false",
     "n_step": 3,
     "total_steps": 24000,
     "hidden_sizes": "16",
