@@ -114,8 +114,9 @@ def munchausen_target(
     regularised) value of s', which equals τ · logsumexp(Q_target(s') / τ), computed here in that
     stable form. As τ → 0 with α = 0 this is DQN's r + γ · max_a' Q_target(s', a').
 
-    Written here rather than taken from rlax (``rlax.munchausen_q_learning``): rlax would bring
-    distrax and TensorFlow Probability into the install for these few lines.
+    Written here rather than taken from rlax (``rlax.munchausen_q_learning``): rlax requires
+    distrax, which requires ``tfp-nightly`` (TensorFlow Probability's nightly build), for these
+    few lines.
     """
     temperature, alpha, log_policy_floor = term
     log_policy = jax.nn.log_softmax(q_target / temperature, axis=-1)
