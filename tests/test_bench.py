@@ -1,6 +1,8 @@
 """The benchmark's bookkeeping: seeds, per-seed scoring, medians and the SB3/deepq ratio."""
 
 import json
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -79,6 +81,55 @@ def test_unsolved_seeds_count_as_their_whole_budget_in_the_medians():
         {"budget_steps": 30000, "eval_every": 5000, "eval_episodes": 100, "machine": "x"},
     )
     assert "| deepq | 2/3 | 8.0 | 10,000 |" in table and "**25.0×**" in table
+
+
+def test_the_ratio_compares_only_the_seeds_both_systems_ran():
+    rows = [
+        score("deepq", 0, raw([250.0], wall_per_eval=4.0)),  # 4 s
+        score("deepq", 1, raw([0.0, 250.0], wall_per_eval=4.0)),  # 8 s
+        score("deepq", 2, raw([0.0] * 4 + [250.0], wall_per_eval=4.0)),  # 20 s
+        score("deepq", 3, raw([0.0] * 5 + [250.0], wall_per_eval=4.0)),  # 24 s
+        score("sb3", 0, raw([0.0] * 4 + [201.0], wall_per_eval=40.0)),  # 200 s
+        score("sb3", 1, raw([0.0] * 3 + [201.0], wall_per_eval=40.0)),  # 160 s
+    ]
+    summary = summarise(rows)
+    # Over all its seeds deepq's median is 14 s; over seeds 0 and 1, which SB3 also ran, 6 s.
+    assert summary["deepq"]["median_time_to_solve_s"] == 14.0
+    assert summary["ratio_sb3_over_deepq_time_to_solve"] == 30.0  # 180 s / 6 s
+    assert summary["ratio_sb3_over_deepq_seeds"] == [0, 1]
+    table = markdown(
+        rows,
+        summary,
+        {"budget_steps": 30000, "eval_every": 5000, "eval_episodes": 100, "machine": "x"},
+    )
+    assert "**30.0×** (over the seeds both ran: [0, 1])" in table
+    deepq_only = summarise([r for r in rows if r["system"] == "deepq"])
+    assert not any(key.startswith("ratio") for key in deepq_only)
+
+
+def test_a_bench_stopped_by_a_failing_run_keeps_the_runs_before_it(tmp_path, monkeypatch):
+    def fake_worker(command, **kwargs):
+        system, seed = (
+            command[command.index("--worker") + 1],
+            int(command[command.index("--seed") + 1]),
+        )
+        if seed == 1:
+            return subprocess.CompletedProcess(command, 1, "", "RuntimeError: out of memory\n")
+        raw_out = Path(command[command.index("--raw-out") + 1])
+        raw_out.write_text(
+            json.dumps(raw([250.0], wall_per_eval=4.0 if system == "deepq" else 40.0))
+        )
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(subprocess, "run", fake_worker)
+    with pytest.raises(
+        UsageError, match="bench worker deepq seed 1 failed: RuntimeError: out of memory"
+    ):
+        run_bench([0, 1], 5000, ["deepq", "sb3"], 5000, 10, tmp_path)
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert [(r["system"], r["seed"]) for r in saved["runs"]] == [("deepq", 0), ("sb3", 0)]
+    assert saved["summary"]["ratio_sb3_over_deepq_time_to_solve"] == 10.0
+    assert "**10.0×**" in (tmp_path / "results.md").read_text()
 
 
 def test_deepq_worker_runs_end_to_end(tmp_path):

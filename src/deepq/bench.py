@@ -229,12 +229,23 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "median_peak_rss_mib": statistics.median(r["peak_rss_mib"] for r in mine),
         }
     for system in DEEPQ_PRESETS:
-        if system in out and "sb3" in out:
-            out[f"ratio_sb3_over_{system}_time_to_solve"] = round(
-                out["sb3"]["median_time_to_solve_s"]
-                / max(out[system]["median_time_to_solve_s"], 1e-9),
-                2,
-            )
+        # The ratio compares the two systems on the seeds both ran, so a bench cut short (or
+        # merged from runs over different seeds) never sets one system's lucky seeds against
+        # the other's unlucky ones.
+        both = sorted(
+            {r["seed"] for r in rows if r["system"] == system}
+            & {r["seed"] for r in rows if r["system"] == "sb3"}
+        )
+        if not both:
+            continue
+        sb3, mine = (
+            summarise([r for r in rows if r["system"] == name and r["seed"] in both])[name]
+            for name in ("sb3", system)
+        )
+        out[f"ratio_sb3_over_{system}_time_to_solve"] = round(
+            sb3["median_time_to_solve_s"] / max(mine["median_time_to_solve_s"], 1e-9), 2
+        )
+        out[f"ratio_sb3_over_{system}_seeds"] = both
     return out
 
 
@@ -274,8 +285,12 @@ def markdown(rows: list[dict[str, Any]], summary: dict[str, Any], settings: dict
         )
     for system in DEEPQ_PRESETS:
         ratio = summary.get(f"ratio_sb3_over_{system}_time_to_solve")
-        if ratio is not None:
-            lines += ["", f"SB3 / {system} median time to solve: **{ratio}×**"]
+        if ratio is None:
+            continue
+        both = summary[f"ratio_sb3_over_{system}_seeds"]
+        ran = {summary[name]["seeds"] for name in ("sb3", system)}
+        over = "" if ran == {len(both)} else f" (over the seeds both ran: {both})"
+        lines += ["", f"SB3 / {system} median time to solve: **{ratio}×**{over}"]
     return "\n".join(lines) + "\n"
 
 
@@ -288,7 +303,15 @@ def run_bench(
     out_dir: Path,
 ) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows = []
+    settings = {
+        "budget_steps": budget_steps,
+        "eval_every": eval_every,
+        "eval_episodes": eval_episodes,
+        "seeds": seeds,
+        "systems": systems,
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+    }
+    rows: list[dict[str, Any]] = []
     for seed in seeds:
         for system in systems:
             started = time.perf_counter()
@@ -307,20 +330,21 @@ def run_bench(
                 raise UsageError(f"bench worker {system} seed {seed} failed: {tail}")
             row = score(system, seed, json.loads(raw_path.read_text()))
             rows.append(row)
+            # Rewritten after every run, so a bench stopped partway keeps what it measured.
+            write_results(rows, settings, out_dir)
             print(
                 f"{system:>14} seed {seed}: solved={row['solved']} time_to_solve={row['time_to_solve_s']} "
                 f"steps_to_solve={row['steps_to_solve']} best={row['best_mean']:.1f} final={row['final_mean']:.1f} "
                 f"{row['steps_per_s']:,.0f} steps/s ({time.perf_counter() - started:.0f} s with evaluation)",
                 flush=True,
             )
-    settings = {
-        "budget_steps": budget_steps,
-        "eval_every": eval_every,
-        "eval_episodes": eval_episodes,
-        "seeds": seeds,
-        "systems": systems,
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
-    }
+    return write_results(rows, settings, out_dir)
+
+
+def write_results(
+    rows: list[dict[str, Any]], settings: dict[str, Any], out_dir: Path
+) -> dict[str, Any]:
+    """Write results.json and results.md for the runs so far; return what was written."""
     summary = summarise(rows)
     (out_dir / "results.json").write_text(
         json.dumps({"settings": settings, "summary": summary, "runs": rows}, indent=1)
