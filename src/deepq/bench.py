@@ -209,6 +209,13 @@ def score(system: str, seed: int, raw: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def median_time_to_solve(rows: list[dict[str, Any]]) -> float:
+    """Median training seconds to solve; an unsolved seed counts as its whole training time."""
+    return statistics.median(
+        r["time_to_solve_s"] if r["solved"] else r["train_wall_s"] for r in rows
+    )
+
+
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Solved fraction and medians per system; unsolved seeds count as their whole budget."""
     out: dict[str, Any] = {}
@@ -217,9 +224,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         out[system] = {
             "seeds": len(mine),
             "solved": sum(r["solved"] for r in mine),
-            "median_time_to_solve_s": statistics.median(
-                r["time_to_solve_s"] if r["solved"] else r["train_wall_s"] for r in mine
-            ),
+            "median_time_to_solve_s": median_time_to_solve(mine),
             "median_steps_to_solve": statistics.median(
                 r["steps_to_solve"] if r["solved"] else r["env_steps"] for r in mine
             ),
@@ -239,12 +244,10 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         if not both:
             continue
         sb3, mine = (
-            summarise([r for r in rows if r["system"] == name and r["seed"] in both])[name]
+            median_time_to_solve([r for r in rows if r["system"] == name and r["seed"] in both])
             for name in ("sb3", system)
         )
-        out[f"ratio_sb3_over_{system}_time_to_solve"] = round(
-            sb3["median_time_to_solve_s"] / max(mine["median_time_to_solve_s"], 1e-9), 2
-        )
+        out[f"ratio_sb3_over_{system}_time_to_solve"] = round(sb3 / max(mine, 1e-9), 2)
         out[f"ratio_sb3_over_{system}_seeds"] = both
     return out
 
