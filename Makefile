@@ -35,7 +35,7 @@ pretrained: $(STAMP)
 	rm -rf runs/pretrained-lunarlander
 	$(BIN)/deepq train --preset $(PRETRAINED_PRESET) --seed $(PRETRAINED_SEED) \
 		--run-dir runs/pretrained-lunarlander --no-progress
-	$(BIN)/python -m deepq.pretrained runs/pretrained-lunarlander --preset $(PRETRAINED_PRESET)
+	$(BIN)/python -m deepq.outputs.pretrained runs/pretrained-lunarlander --preset $(PRETRAINED_PRESET)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

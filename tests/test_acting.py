@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from deepq.dqn import select_actions
+from deepq.dqn.exploration import select_actions
 
 Q_VALUES = np.array([[1.0, 5.0, 2.0], [3.0, 0.0, 0.0], [0.0, 0.0, 9.0]])
 

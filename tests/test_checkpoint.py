@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 
 from deepq.api import load
-from deepq.checkpoint import (
+from deepq.dqn.agent import Agent, init_params, load_agent_checkpoint, save_agent
+from deepq.dqn.config import DQNConfig
+from deepq.errors import CheckpointError
+from deepq.run.checkpoint import (
     arrays_to_pytree,
     is_complete,
     load_checkpoint,
     pytree_to_arrays,
     save_checkpoint,
 )
-from deepq.config import DQNConfig
-from deepq.dqn import Agent, init_params, load_agent_checkpoint, save_agent
-from deepq.errors import CheckpointError
 
 ARRAYS = {
     "a": np.arange(6, dtype=np.float32).reshape(2, 3),
@@ -128,7 +128,7 @@ def test_run_directory_resolves_to_best_then_final_then_latest(tmp_path):
 
 
 def test_keep_copy_keeps_the_newest_k_and_shares_bytes(tmp_path):
-    from deepq.checkpoint import keep_copy
+    from deepq.run.checkpoint import keep_copy
 
     for step in (100, 200, 300, 400):
         save_checkpoint(tmp_path / "latest", ARRAYS, {"step": step})
@@ -146,7 +146,7 @@ def test_keep_copy_keeps_the_newest_k_and_shares_bytes(tmp_path):
 def test_a_full_disk_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):
     import errno
 
-    import deepq.checkpoint as checkpoint
+    import deepq.run.checkpoint as checkpoint
 
     save_checkpoint(tmp_path / "latest", ARRAYS, {"version": 1})
 
@@ -166,7 +166,7 @@ def test_a_full_disk_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch
 WRITER = """
 import sys
 import numpy as np
-from deepq.checkpoint import save_checkpoint
+from deepq.run.checkpoint import save_checkpoint
 big = {"x": np.random.default_rng(0).standard_normal(3_000_000).astype(np.float32)}
 version = 0
 while True:

@@ -211,7 +211,7 @@ def test_a_saved_agent_behaves_the_same_in_a_new_process(tmp_path):
 
 
 def test_a_second_sigint_aborts_at_once_and_keeps_the_last_checkpoint(tmp_path):
-    from deepq.checkpoint import load_checkpoint
+    from deepq.run.checkpoint import load_checkpoint
 
     run = tmp_path / "run"
     env = {**os.environ, "SDL_VIDEODRIVER": "dummy"}

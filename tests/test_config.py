@@ -5,12 +5,10 @@ import json
 
 import pytest
 
-from deepq.config import (
+from deepq.dqn.config import (
     DQNConfig,
     config_from_dict,
-    field_help,
     load_preset,
-    parse_overrides,
     preset_names,
     resolve_config,
 )
@@ -120,7 +118,7 @@ def test_ints_are_accepted_for_floats_and_lists_for_tuples():
     ],
 )
 def test_overrides_are_parsed_by_field_type(pair, key, value):
-    assert parse_overrides([pair]) == {key: value}
+    assert DQNConfig.parse_overrides([pair]) == {key: value}
 
 
 @pytest.mark.parametrize(
@@ -136,7 +134,7 @@ def test_overrides_are_parsed_by_field_type(pair, key, value):
 )
 def test_bad_overrides(pair, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        parse_overrides([pair])
+        DQNConfig.parse_overrides([pair])
 
 
 def test_every_preset_is_a_valid_config():
@@ -198,7 +196,7 @@ def test_resolution_order_preset_then_env_then_seed_then_overrides():
 
 
 def test_every_field_is_documented():
-    rows = field_help()
+    rows = DQNConfig.field_help()
     assert [name for name, _, _ in rows] == [f.name for f in dataclasses.fields(DQNConfig)]
     assert all(text.strip() for _, _, text in rows)
 

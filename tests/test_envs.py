@@ -5,8 +5,8 @@ import os
 import numpy as np
 import pytest
 
-from deepq.envs import final_observations, make_env, make_vector_env, space_names
 from deepq.errors import UsageError
+from deepq.run.envs import final_observations, make_env, make_vector_env, space_names
 
 
 def test_unknown_env_is_a_usage_error():
@@ -87,10 +87,10 @@ def test_space_names_for_lunar_lander_and_generic_envs():
 
 
 def test_offscreen_envs_get_the_dummy_sdl_driver_and_windows_the_real_one(monkeypatch):
-    import deepq.envs
+    import deepq.run.envs
 
     monkeypatch.delenv("SDL_VIDEODRIVER")
-    monkeypatch.setattr(deepq.envs, "_DUMMY_SDL_SET_HERE", False)
+    monkeypatch.setattr(deepq.run.envs, "_DUMMY_SDL_SET_HERE", False)
     make_env("CartPole-v1").close()
     assert os.environ["SDL_VIDEODRIVER"] == "dummy"
     make_env("CartPole-v1", render_mode="human").close()  # the window opens at reset, not here

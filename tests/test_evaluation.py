@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from deepq.envs import make_env
-from deepq.evaluation import EvalResult, Evaluator
+from deepq.run.envs import make_env
+from deepq.run.evaluation import EvalResult, Evaluator
 
 
 def test_eval_result_statistics():

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from deepq.api import load
-from deepq.checkpoint import load_checkpoint
-from deepq.config import DQNConfig
-from deepq.dqn import Agent, init_params, save_agent, train
+from deepq.dqn.agent import Agent, init_params, save_agent
+from deepq.dqn.config import DQNConfig
+from deepq.dqn.loop import train
 from deepq.errors import CheckpointError, TrainingDiverged
+from deepq.run.checkpoint import load_checkpoint
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "deepq"
 

@@ -3,8 +3,8 @@ and fixed seeds."""
 
 import pytest
 
-from deepq.config import resolve_config
-from deepq.dqn import train
+from deepq.dqn.config import resolve_config
+from deepq.dqn.loop import train
 
 pytestmark = pytest.mark.slow
 

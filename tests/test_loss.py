@@ -3,8 +3,10 @@
 import jax.numpy as jnp
 import numpy as np
 
-from deepq.dqn import dqn_loss, l2_penalty
-from deepq.replay import Batch
+from deepq.dqn.losses import dqn_loss, l2_penalty, q_learning_target_fn
+from deepq.dqn.replay import Batch
+
+DQN_TARGET = q_learning_target_fn(double=False)
 
 
 def identity_q(params, obs):
@@ -30,16 +32,16 @@ BATCH = batch_with_td_errors([0.5, 4.0], [1.0, 1.0])  # td errors -0.5 and 3.0
 
 
 def test_mse_is_the_mean_squared_td_error():
-    loss, _ = dqn_loss(PARAMS, PARAMS, BATCH, identity_q, False, "mse", 1.0, 0.0)
+    loss, _ = dqn_loss(PARAMS, PARAMS, BATCH, identity_q, DQN_TARGET, "mse", 1.0, 0.0)
     np.testing.assert_allclose(loss, (0.25 + 9.0) / 2)
 
 
 def test_huber_is_quadratic_inside_delta_and_linear_outside():
     # |-0.5| <= 1: 0.5 * 0.25 = 0.125; |3| > 1: 1 * (3 - 0.5) = 2.5
-    loss, _ = dqn_loss(PARAMS, PARAMS, BATCH, identity_q, False, "huber", 1.0, 0.0)
+    loss, _ = dqn_loss(PARAMS, PARAMS, BATCH, identity_q, DQN_TARGET, "huber", 1.0, 0.0)
     np.testing.assert_allclose(loss, (0.125 + 2.5) / 2)
     # delta 2: 0.5 * 0.25 = 0.125 and 2 * (3 - 1) = 4
-    loss, _ = dqn_loss(PARAMS, PARAMS, BATCH, identity_q, False, "huber", 2.0, 0.0)
+    loss, _ = dqn_loss(PARAMS, PARAMS, BATCH, identity_q, DQN_TARGET, "huber", 2.0, 0.0)
     np.testing.assert_allclose(loss, (0.125 + 4.0) / 2)
 
 
@@ -60,7 +62,7 @@ def test_l2_coefficient_adds_to_the_td_loss():
             [obs[:, :1] * p["params"]["q"]["kernel"][0, 0] / 2.0, obs[:, 1:]], axis=1
         )
 
-    plain, _ = dqn_loss(params, params, BATCH, apply, False, "mse", 1.0, 0.0)
-    penalised, metrics = dqn_loss(params, params, BATCH, apply, False, "mse", 1.0, 0.01)
+    plain, _ = dqn_loss(params, params, BATCH, apply, DQN_TARGET, "mse", 1.0, 0.0)
+    penalised, metrics = dqn_loss(params, params, BATCH, apply, DQN_TARGET, "mse", 1.0, 0.01)
     np.testing.assert_allclose(penalised - plain, 0.01 * 4.0, rtol=1e-6)
     np.testing.assert_allclose(metrics["td_loss"], plain)

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from helpers import run_deepq
 
-from deepq.errors import UsageError
-from deepq.mdp import (
+from deepq.classic.mdp import (
     FiniteMDPEnv,
     greedy_policy,
     mdp_from_spec,
@@ -18,6 +17,7 @@ from deepq.mdp import (
     sample_chain,
     value_iteration,
 )
+from deepq.errors import UsageError
 
 SEED_Q_AT_090 = [
     [18.91891892, 17.02702703, 13.62162162],

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from deepq.networks import ACTIVATIONS, HOST_ACTIVATIONS, QNetwork, host_q_values
+from deepq.dqn.networks import ACTIVATIONS, HOST_ACTIVATIONS, QNetwork
 
 
 def init(network, obs_dim=5, seed=0):
@@ -127,9 +127,9 @@ def test_host_q_values_equal_the_networks(activation, dueling, layer_norm):
     obs = np.asarray(jax.random.normal(jax.random.key(4), (9, 5))) * 3.0
     expected = np.asarray(net.apply(params, obs))
     np.testing.assert_allclose(
-        host_q_values(jax.device_get(params), obs, activation), expected, rtol=1e-5, atol=1e-5
+        net.host_q_values(jax.device_get(params), obs), expected, rtol=1e-5, atol=1e-5
     )
-    assert host_q_values(jax.device_get(params), obs[0], activation).shape == (4,)
+    assert net.host_q_values(jax.device_get(params), obs[0]).shape == (4,)
 
 
 def test_host_q_values_hand_computed_layer_norm():
@@ -140,4 +140,4 @@ def test_host_q_values_hand_computed_layer_norm():
     p["hidden_0"]["bias"] = np.array([1.0, 3.0], np.float32)
     p["norm_0"]["scale"] = np.array([1.0, 1.0], np.float32)
     p["q_head"]["kernel"] = np.array([[5.0], [7.0]], np.float32)
-    np.testing.assert_allclose(host_q_values(params, np.zeros(5), "relu"), [7.0], rtol=1e-5)
+    np.testing.assert_allclose(net.host_q_values(params, np.zeros(5)), [7.0], rtol=1e-5)

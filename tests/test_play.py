@@ -12,9 +12,9 @@ import pytest
 from helpers import run_deepq
 
 from deepq.api import evaluate, load
-from deepq.evaluation import TEST_EVAL_SEED
-from deepq.pretrained import pretrained_path
-from deepq.video import has_display, play
+from deepq.outputs.pretrained import pretrained_path
+from deepq.outputs.video import has_display, play
+from deepq.run.evaluation import TEST_EVAL_SEED
 
 
 @pytest.fixture(scope="module")

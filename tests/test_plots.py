@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from deepq.errors import UsageError
-from deepq.plots import moving_average, plot_history, read_history
+from deepq.outputs.plots import moving_average, plot_history, read_history
 
 RETURNS = [10.0, 20.0, 30.0, 40.0, 50.0, -60.0]
 

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 from helpers import run_deepq
 
-from deepq.policies import (
+from deepq.classic.policies import (
     EpisodeStats,
     episode_returns,
     lean_policy,
     linear_policy,
 )
-from deepq.search import SearchSettings, next_generation, population_fitness, run_search
+from deepq.classic.search import SearchSettings, next_generation, population_fitness, run_search
 
 
 def test_lean_policy_matches_the_seed():

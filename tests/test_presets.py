@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from deepq.checkpoint import load_checkpoint
-from deepq.config import DQNConfig, resolve_config
-from deepq.dqn import train
+from deepq.dqn.config import DQNConfig, resolve_config
+from deepq.dqn.loop import train
+from deepq.run.checkpoint import load_checkpoint
 
 
 def test_the_basic_dqn_is_the_seeds():

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from deepq.api import evaluate, load, train
-from deepq.config import ReinforceConfig
-from deepq.policies import lean_policy
-from deepq.reinforce import (
+from deepq.classic.configs import ReinforceConfig
+from deepq.classic.policies import lean_policy
+from deepq.classic.reinforce import (
     _sample,
     apply_temperature,
     discount_and_normalize_rewards,

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from deepq.replay import Batch, NStepAccumulator, ReplayBuffer, pack_batch, unpack_batch
+from deepq.dqn.collector import NStepAccumulator
+from deepq.dqn.replay import Batch, ReplayBuffer, pack_batch, unpack_batch
 
 
 def add_one(buffer, value, terminated=False, truncated=False):

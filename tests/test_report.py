@@ -10,9 +10,9 @@ import pytest
 from helpers import run_deepq
 
 from deepq.api import train
-from deepq.config import DQNConfig
+from deepq.dqn.config import DQNConfig
 from deepq.errors import UsageError
-from deepq.report import headline, render_page, write_report
+from deepq.outputs.report import headline, render_page, write_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from helpers import interrupt_after_episodes
 
-from deepq.checkpoint import load_checkpoint
+from deepq.run.checkpoint import load_checkpoint
 
 # LunarLander, so that resuming must rebuild Box2D worlds mid-episode; n-step and two envs, so
 # that pending n-step entries and several unfinished episodes must be restored too (n-step

@@ -5,9 +5,9 @@ import dataclasses
 import jax.numpy as jnp
 import pytest
 
-from deepq.config import DQNConfig
-from deepq.dqn import make_optimizer
-from deepq.schedules import epsilon_at, exponential_epsilon, learning_rate_schedule, linear_epsilon
+from deepq.dqn.config import DQNConfig
+from deepq.dqn.exploration import epsilon_at, exponential_epsilon, linear_epsilon
+from deepq.dqn.learner import learning_rate_schedule, make_optimizer
 
 
 def test_exponential_matches_the_seeds_iterated_update():

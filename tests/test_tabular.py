@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from deepq.api import evaluate, load, train
-from deepq.config import QLearningConfig
+from deepq.classic.configs import QLearningConfig
+from deepq.classic.tabular import greedy_with_random_ties, q_learning_target
 from deepq.errors import ConfigError, UsageError
-from deepq.tabular import greedy_with_random_ties, q_learning_target
 
 
 def test_td_target_by_hand():

@@ -4,17 +4,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from deepq.config import DQNConfig
-from deepq.dqn import (
+from deepq.dqn.agent import init_params
+from deepq.dqn.config import DQNConfig
+from deepq.dqn.learner import (
     LearnerState,
     hard_target_update,
-    init_params,
     make_optimizer,
     make_update,
     soft_target_update,
 )
-from deepq.networks import QNetwork
-from deepq.replay import Batch, pack_batch
+from deepq.dqn.networks import QNetwork
+from deepq.dqn.replay import Batch, pack_batch
 
 
 def test_soft_update_moves_tau_of_the_way():

@@ -6,8 +6,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from deepq.dqn import MunchausenTerm, dqn_loss, munchausen_target, td_target
-from deepq.replay import Batch
+from deepq.dqn.losses import (
+    MunchausenTerm,
+    dqn_loss,
+    munchausen_target,
+    munchausen_target_fn,
+    q_learning_target_fn,
+    td_target,
+)
+from deepq.dqn.replay import Batch
 
 REWARDS = jnp.array([1.0, 2.0, 3.0, 4.0])
 TERMINATED = jnp.array([False, True, False, False])
@@ -58,7 +65,7 @@ W = {"w": jnp.array([[2.0, 0.0], [1.0, 3.0]])}  # Q(s)=[2, 0], Q(s')=[1, 3]
 
 
 def loss_of(batch, double=False, loss="mse"):
-    return dqn_loss(W, W, batch, linear_q, double, loss, 1.0, 0.0)
+    return dqn_loss(W, W, batch, linear_q, q_learning_target_fn(double), loss, 1.0, 0.0)
 
 
 @pytest.mark.parametrize("double", [False, True])
@@ -75,7 +82,16 @@ def test_no_gradient_flows_through_the_target():
     # Only Q(s, a) is differentiated: d/dw00 = 2 * td = -1. Were the target differentiated too,
     # d/dw11 would be 2 * td * -0.5 = 0.5.
     grads = jax.grad(
-        lambda p: dqn_loss(p, p, one_transition(False, False), linear_q, False, "mse", 1.0, 0.0)[0]
+        lambda p: dqn_loss(
+            p,
+            p,
+            one_transition(False, False),
+            linear_q,
+            q_learning_target_fn(False),
+            "mse",
+            1.0,
+            0.0,
+        )[0]
     )(W)
     np.testing.assert_allclose(grads["w"], [[-1.0, 0.0], [0.0, 0.0]])
 
@@ -129,5 +145,7 @@ def test_munchausen_loss_uses_the_target_network_at_s_and_s_prime():
     # τ = 1 the target is 1 + 0.9 · (−ln 2) + 0.5 · ln 4 = 1 + 0.1 ln 2, so td = 1 − 0.1 ln 2.
     target_params = {"w": jnp.array([[0.0, 0.0], [0.0, np.log(3.0)]])}
     batch = one_transition(terminated=False, truncated=False)
-    _, metrics = dqn_loss(W, target_params, batch, linear_q, False, "mse", 1.0, 0.0, M_TERM)
+    _, metrics = dqn_loss(
+        W, target_params, batch, linear_q, munchausen_target_fn(M_TERM), "mse", 1.0, 0.0
+    )
     np.testing.assert_allclose(metrics["td_loss"], (1 - 0.1 * np.log(2.0)) ** 2, rtol=1e-6)

@@ -8,7 +8,7 @@ import sys
 import jax
 import pytest
 
-from deepq.threads import start_jax_with_a_core_to_spare
+from deepq.run.process import start_jax_with_a_core_to_spare
 
 linux_with_two_cores = pytest.mark.skipif(
     not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
@@ -20,7 +20,7 @@ import json, os
 start = {start!r}
 cores = sorted(os.sched_getaffinity(0))
 if start:
-    from deepq.threads import start_jax_with_a_core_to_spare
+    from deepq.run.process import start_jax_with_a_core_to_spare
     first = start_jax_with_a_core_to_spare()
     second = start_jax_with_a_core_to_spare()
 else:

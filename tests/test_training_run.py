@@ -5,7 +5,7 @@ import json
 import pytest
 
 from deepq.api import load
-from deepq.dqn import train
+from deepq.dqn.loop import train
 
 QUICK = {
     "env_id": "CartPole-v1",

@@ -7,7 +7,7 @@ sums over the 10 positions in the episode, 1 / (1 - 0.9 * 0.9) ≈ 5.26 here, no
 import numpy as np
 import pytest
 
-from deepq.dqn import train
+from deepq.dqn.loop import train
 
 
 @pytest.mark.parametrize("n_step", [1, 3])
@@ -37,7 +37,7 @@ def test_q_of_an_endless_episode_is_r_over_one_minus_gamma(tmp_path, n_step):
 
 
 def test_the_loop_stores_final_observations_not_reset_ones(tmp_path):
-    from deepq.checkpoint import load_checkpoint
+    from deepq.run.checkpoint import load_checkpoint
 
     config = {
         "env_id": "deepq-test/Counting-v0",  # obs = steps so far, terminates after 3

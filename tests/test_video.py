@@ -4,10 +4,10 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from deepq.config import DQNConfig
-from deepq.dqn import Agent, init_params
+from deepq.dqn.agent import Agent, init_params
+from deepq.dqn.config import DQNConfig
 from deepq.errors import UsageError
-from deepq.video import annotate, record_video
+from deepq.outputs.video import annotate, record_video
 
 
 @pytest.fixture(scope="module")

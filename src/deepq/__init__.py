@@ -14,26 +14,22 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
-
-from deepq.config import (  # noqa: E402
-    DQNConfig,
-    QLearningConfig,
-    ReinforceConfig,
-    config_from_dict,
-    resolve_config,
-)
-from deepq.errors import CheckpointError, ConfigError, DeepQError, UsageError  # noqa: E402
+from deepq.classic.configs import QLearningConfig, ReinforceConfig
+from deepq.dqn.config import DQNConfig, config_from_dict, resolve_config
+from deepq.errors import CheckpointError, ConfigError, DeepQError, UsageError
+from deepq.version import __version__
 
 _LAZY = {
     "train": "deepq.api",
     "resume": "deepq.api",
     "load": "deepq.api",
     "evaluate": "deepq.api",
-    "Agent": "deepq.dqn",
+    "Agent": "deepq.dqn.agent",
+    "configure_process": "deepq.run.process",
 }
 
 __all__ = [
+    "__version__",
     "Agent",
     "CheckpointError",
     "ConfigError",
@@ -43,6 +39,7 @@ __all__ = [
     "ReinforceConfig",
     "UsageError",
     "config_from_dict",
+    "configure_process",
     "evaluate",
     "load",
     "resolve_config",

@@ -1,8 +1,10 @@
-"""The Python API the CLI also uses: train any algorithm, load any agent, evaluate it.
+"""The Python API the CLI also uses: train any algorithm, resume a DQN run, load and evaluate
+any agent.
 
-Each algorithm has its own file and config (``dqn.py``/``DQNConfig``, ``reinforce.py``/
-``ReinforceConfig``, ``tabular.py``/``QLearningConfig``); here one ``train`` picks by the config's
-type, and ``load`` by the checkpoint's ``kind``. Every finished run ends with its report.html.
+Each algorithm has its own loop and config (``dqn/loop.py`` with ``DQNConfig``,
+``classic/reinforce.py`` and ``classic/tabular.py`` with ``classic/configs.py``); here one
+``train`` picks by the config's type. Loading (by the checkpoint's ``kind``) is
+:mod:`deepq.agents`. Every finished run ends with its report.html.
 """
 
 from __future__ import annotations
@@ -11,19 +13,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from deepq.checkpoint import checkpoint_exists, load_checkpoint
-from deepq.config import (
-    DQNConfig,
-    QLearningConfig,
-    ReinforceConfig,
-    config_from_dict,
-    resolve_config,
-)
-from deepq.envs import make_env
-from deepq.errors import CheckpointError, UsageError
-from deepq.evaluation import TEST_EVAL_SEED, EvalResult, Evaluator
-from deepq.runlog import write_json
-from deepq.runs import TrainResult, new_run_dir
+from deepq.agents import evaluate, find_checkpoint, load, load_agent_checkpoint
+from deepq.classic.configs import QLearningConfig, ReinforceConfig
+from deepq.dqn.config import DQNConfig, config_from_dict, resolve_config
+from deepq.errors import UsageError
+from deepq.run.envs import make_env
+from deepq.run.harness import TrainResult, new_run_dir
+from deepq.run.logs import write_json
+
+__all__ = ["evaluate", "find_checkpoint", "load", "load_agent_checkpoint", "resume", "train"]
 
 ALGORITHMS = ("dqn", "reinforce", "q-learning")
 
@@ -47,7 +45,7 @@ def train(
     """Train as ``config`` says (a DQNConfig, ReinforceConfig or QLearningConfig; a dict is read
     as a DQN config; None is the default LunarLander preset) into ``run_dir`` (default
     runs/<time>), then write report.html unless ``report`` is false."""
-    from deepq import dqn
+    from deepq.dqn import loop as dqn
 
     if config is None:
         config = resolve_config()
@@ -56,8 +54,8 @@ def train(
     if isinstance(config, DQNConfig):
         result = dqn.train(config, run_dir, show_progress=show_progress, tensorboard=tensorboard)
         return _with_report(result, report)
-    from deepq.reinforce import train_reinforce
-    from deepq.tabular import train_q_learning
+    from deepq.classic.reinforce import train_reinforce
+    from deepq.classic.tabular import train_q_learning
 
     trainers = {ReinforceConfig: train_reinforce, QLearningConfig: train_q_learning}
     if type(config) not in trainers:
@@ -77,7 +75,7 @@ def resume(
     report: bool = True,
 ) -> TrainResult:
     """Continue an interrupted DQN run exactly (see :func:`deepq.dqn.resume`)."""
-    from deepq import dqn
+    from deepq.dqn import loop as dqn
 
     result = dqn.resume(run_dir, show_progress=show_progress, tensorboard=tensorboard)
     return _with_report(result, report)
@@ -87,72 +85,10 @@ def _with_report(result: TrainResult, report: bool) -> TrainResult:
     """Write the run's report.html. The run is saved by now, so a failure here (say, no video
     encoder) is a warning on stderr, not a failed run."""
     if report:
-        from deepq.report import write_report
+        from deepq.outputs.report import write_report
 
         try:
             write_report(result.run_dir)
         except Exception as exc:
             print(f"deepq: warning: report.html not written ({exc})", file=sys.stderr)
     return result
-
-
-def find_checkpoint(path: str | Path) -> Path:
-    """A checkpoint dir as given, or a run dir's best (then final, then latest) checkpoint."""
-    path = Path(path)
-    if not path.exists():
-        raise UsageError(f"no such run directory or checkpoint: {path}")
-    if (path / "meta.json").exists() or (path / "COMPLETE").exists():
-        return path
-    for name in ("best", "final", "latest"):
-        candidate = path / "checkpoints" / name
-        if checkpoint_exists(candidate):
-            return candidate
-    raise UsageError(f"{path} is neither a checkpoint nor a run directory with checkpoints/")
-
-
-def load_agent_checkpoint(directory: str | Path) -> Any:
-    """Any deepq agent from a checkpoint directory, by the ``kind`` its meta.json names."""
-    arrays, meta = load_checkpoint(directory)
-    kind = meta.get("kind")
-    if kind in ("dqn-agent", "dqn-training-state"):
-        from deepq.dqn import agent_from_checkpoint
-
-        return agent_from_checkpoint(arrays, meta, str(directory))
-    if kind == "q-table-agent":
-        from deepq.tabular import q_table_agent_from
-
-        return q_table_agent_from(arrays, meta, str(directory))
-    if kind == "reinforce-agent":
-        from deepq.reinforce import reinforce_agent_from
-
-        return reinforce_agent_from(arrays, meta, str(directory))
-    raise CheckpointError(f"{directory}: unknown checkpoint kind {kind!r}")
-
-
-def load(path: str | Path | None = None) -> Any:
-    """Load an agent from a run directory (its best checkpoint) or a checkpoint directory; with no
-    path, the pretrained LunarLander agent shipped with deepq."""
-    if path is None:
-        from deepq.pretrained import pretrained_path
-
-        return load_agent_checkpoint(pretrained_path())
-    return load_agent_checkpoint(find_checkpoint(path))
-
-
-def evaluate(
-    agent: Any = None,
-    episodes: int = 100,
-    seed: int = TEST_EVAL_SEED,
-    max_parallel: int = 32,
-) -> EvalResult:
-    """Greedy returns of ``agent`` (or of the agent at a path; None: the pretrained lander) over
-    ``episodes`` episodes, episode k reset with ``seed + k``."""
-    if agent is None or isinstance(agent, str | Path):
-        agent = load(agent)
-    if episodes < 1:
-        raise UsageError(f"episodes={episodes} must be >= 1")
-    evaluator = Evaluator(agent.make_env, max_parallel)
-    try:
-        return evaluator.run(agent.policy(), episodes, seed)
-    finally:
-        evaluator.close()

@@ -7,7 +7,7 @@ Protocol, identical for both systems:
 - LunarLander-v3, the same training seeds, the same env-step budget;
 - every ``eval_every`` env steps, a greedy evaluation over ``eval_episodes`` episodes with the
   fixed seeds ``SELECTION_EVAL_SEED + k`` (disjoint from training), run by deepq's own
-  :class:`~deepq.evaluation.Evaluator` for both, so the numbers are comparable;
+  :class:`~deepq.run.evaluation.Evaluator` for both, so the numbers are comparable;
 - time counted is training wall-clock, evaluation excluded;
 - every (system, seed) runs in a fresh subprocess, one after the other, never in parallel; the
   subprocess reports its own peak RSS.
@@ -86,8 +86,8 @@ def peak_rss_mib() -> float:
 def run_deepq(
     seed: int, budget_steps: int, eval_every: int, eval_episodes: int, preset: str = "lunarlander"
 ) -> dict[str, Any]:
-    from deepq.config import resolve_config
-    from deepq.dqn import train
+    from deepq.dqn.config import resolve_config
+    from deepq.dqn.loop import train
 
     config = resolve_config(
         preset=preset,
@@ -130,8 +130,8 @@ def run_sb3(seed: int, budget_steps: int, eval_every: int, eval_episodes: int) -
     import gymnasium as gym
     import numpy as np
 
-    from deepq.envs import make_env
-    from deepq.evaluation import SELECTION_EVAL_SEED, Evaluator
+    from deepq.run.envs import make_env
+    from deepq.run.evaluation import SELECTION_EVAL_SEED, Evaluator
 
     evaluator = Evaluator(lambda: make_env("LunarLander-v3"))
     model = DQN(
@@ -432,6 +432,10 @@ def _worker_main(argv: list[str]) -> int:
     parser.add_argument("--eval-episodes", type=int, required=True)
     parser.add_argument("--raw-out", required=True)
     args = parser.parse_args(argv)
+    if args.worker in DEEPQ_PRESETS:  # the worker is a program of its own, timed as `deepq train`
+        from deepq.run.process import configure_process
+
+        configure_process()
     raw = WORKERS[args.worker](args.seed, args.budget_steps, args.eval_every, args.eval_episodes)
     raw["peak_rss_mib"] = round(peak_rss_mib(), 1)
     Path(args.raw_out).write_text(json.dumps(raw))

@@ -14,19 +14,10 @@ import textwrap
 from collections.abc import Sequence
 from typing import NoReturn
 
-from deepq import __version__
-from deepq.config import (
-    DQNConfig,
-    QLearningConfig,
-    ReinforceConfig,
-    config_from_dict,
-    field_help,
-    parse_overrides,
-    preset_description,
-    preset_names,
-    resolve_config,
-)
+from deepq.classic.configs import QLearningConfig, ReinforceConfig
+from deepq.dqn.config import DQNConfig, preset_description, preset_names, resolve_config
 from deepq.errors import DeepQError, UsageError
+from deepq.version import __version__
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -48,7 +39,7 @@ def _train_epilog() -> str:
             "",
             f"--algo {algo} config keys (--set KEY=VALUE; lists as 64,64; null for none):",
         ]
-        for name, default, text in field_help(cls):
+        for name, default, text in cls.field_help():
             lines.append(f"  {name} (default {default})")
             lines += textwrap.wrap(text, 90, initial_indent="      ", subsequent_indent="      ")
     lines += [
@@ -388,7 +379,7 @@ def cmd_play(args: argparse.Namespace) -> int:
         raise UsageError(f"--out {args.out} must end in .mp4 or .gif")
 
     from deepq.api import load
-    from deepq.video import play
+    from deepq.outputs.video import play
 
     agent = load(args.path)
     result = play(agent, args.episodes, args.seed, args.out, window=False if args.video else None)
@@ -416,7 +407,7 @@ def cmd_policies(args: argparse.Namespace) -> int:
         raise UsageError(f"the hand-written policies are CartPole-v1 policies, not {args.env}'s")
     from dataclasses import asdict
 
-    from deepq.policies import HAND_WRITTEN, EpisodeStats, episode_returns
+    from deepq.classic.policies import HAND_WRITTEN, EpisodeStats, episode_returns
 
     results = {}
     for name, (policy, _) in HAND_WRITTEN.items():
@@ -437,7 +428,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from dataclasses import asdict
     from datetime import datetime
 
-    from deepq.search import SearchSettings, run_search, write_search_outputs
+    from deepq.classic.search import SearchSettings, run_search, write_search_outputs
 
     if args.env != "CartPole-v1":
         raise UsageError(f"the linear policy search is for CartPole-v1, not {args.env}")
@@ -465,7 +456,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_mdp(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from deepq import mdp
+    from deepq.classic import mdp
 
     if not 0.0 <= args.gamma <= 1.0:
         raise UsageError(f"--gamma {args.gamma} must be in [0, 1]")
@@ -519,14 +510,14 @@ def cmd_mdp(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from deepq.report import write_report
+    from deepq.outputs.report import write_report
 
     print(f"wrote {write_report(args.run_dir, args.out)}")
     return EXIT_OK
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from deepq.plots import plot_history
+    from deepq.outputs.plots import plot_history
 
     out = plot_history(
         args.run_dirs,
@@ -545,7 +536,7 @@ def cmd_video(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from deepq.api import load
-    from deepq.video import record_video
+    from deepq.outputs.video import record_video
 
     if args.seed < 0:
         raise UsageError(f"--seed {args.seed} must be >= 0")
@@ -584,7 +575,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 f"--resume continues a run with its own config; drop {', '.join(given)}"
             )
     elif args.algo == "dqn":
-        overrides = parse_overrides(args.overrides)
+        overrides = DQNConfig.parse_overrides(args.overrides)
         if args.stop_when_solved is not None:
             overrides["stop_when_solved"] = args.stop_when_solved
         config = resolve_config(args.preset, args.env, args.seed, overrides)  # ConfigError: exit 2
@@ -592,15 +583,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.preset is not None:
             raise UsageError(f"presets are DQN configurations; --algo {args.algo} takes --set")
         cls = ReinforceConfig if args.algo == "reinforce" else QLearningConfig
-        values = parse_overrides(args.overrides, cls)
+        values = cls.parse_overrides(args.overrides)
         for key, value in (("env_id", args.env), ("seed", args.seed),
                            ("stop_when_solved", args.stop_when_solved)):  # fmt: skip
             if value is not None:
                 values[key] = value
-        config = config_from_dict(values, cls)
+        config = cls.from_dict(values)
 
     from deepq.api import resume, train
-    from deepq.runs import Interrupted
+    from deepq.run.harness import Interrupted
 
     try:
         if args.resume is not None:
@@ -643,7 +634,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise UsageError(f"--seed {args.seed} must be >= 0")
 
     from deepq.api import evaluate, load
-    from deepq.evaluation import TEST_EVAL_SEED
+    from deepq.run.evaluation import TEST_EVAL_SEED
 
     agent = load(args.path)
     result = evaluate(agent, args.episodes, TEST_EVAL_SEED if args.seed is None else args.seed)
@@ -658,7 +649,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_env(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from deepq.envs import make_env, space_names
+    from deepq.run.envs import make_env, space_names
 
     env = make_env(args.env_id)
     obs_space, action_space = env.observation_space, env.action_space
@@ -712,9 +703,19 @@ COMMANDS = {
 }
 
 
+# Commands that compute with JAX, so get deepq's process-wide settings first (thread pools,
+# compilation cache: see deepq.run.process). Help, plots and the classic ladder never start JAX.
+JAX_COMMANDS = ("train", "eval", "video", "play", "report")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """The ``deepq`` program: this entry point, not the library, sets process-wide settings."""
     args = build_parser().parse_args(argv)
     try:
+        if args.command in JAX_COMMANDS:
+            from deepq.run.process import configure_process
+
+            configure_process()
         code = COMMANDS[args.command](args)
         sys.stdout.flush()  # inside the try: a closed pipe surfaces here, not at interpreter exit
         return code

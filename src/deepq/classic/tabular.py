@@ -14,21 +14,21 @@ from typing import Any
 
 import numpy as np
 
-from deepq import __version__
-from deepq.checkpoint import load_checkpoint, save_checkpoint
-from deepq.config import QLearningConfig, config_from_dict
-from deepq.envs import episode_seed, make_env
+from deepq.classic.configs import QLearningConfig
+from deepq.dqn.exploration import linear_epsilon
 from deepq.errors import CheckpointError, ConfigError
-from deepq.evaluation import SELECTION_EVAL_SEED, Evaluator
-from deepq.runlog import RunLogger
-from deepq.runs import (
+from deepq.run.checkpoint import load_checkpoint, save_checkpoint
+from deepq.run.envs import episode_seed, make_env
+from deepq.run.evaluation import SELECTION_EVAL_SEED, Evaluator
+from deepq.run.harness import (
     RunProgress,
     RunRecorder,
     StopSignal,
     finish_run,
     solved_threshold,
 )
-from deepq.schedules import linear_epsilon
+from deepq.run.logs import RunLogger
+from deepq.version import __version__
 
 
 def q_learning_target(
@@ -81,7 +81,7 @@ def q_table_agent_from(
     arrays: dict[str, np.ndarray], meta: dict[str, Any], source: str
 ) -> QTableAgent:
     try:
-        config = config_from_dict(meta["config"], QLearningConfig)
+        config = QLearningConfig.from_dict(meta["config"])
         q_table = arrays["q_table"]
     except (KeyError, TypeError, ValueError, ConfigError) as exc:
         raise CheckpointError(f"{source}: not a valid Q-table checkpoint ({exc})") from None

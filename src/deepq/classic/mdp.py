@@ -20,8 +20,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from deepq.classic.tabular import q_learning_target
 from deepq.errors import UsageError
-from deepq.tabular import q_learning_target
 
 # The seed's 3-state MDP: in s0, a0 mostly stays with +10; s1's a2 goes "through the fire" (-50)
 # to s2, whose only action a1 returns to s0 with +40 most of the time.
@@ -168,7 +168,7 @@ def mdp_from_gymnasium(env_id: str) -> FiniteMDP:
     Entering a state with ``done`` ends the episode, so those states are terminal. Where several
     outcomes lead to the same s', the reward stored is their probability-weighted mean.
     """
-    from deepq.envs import make_env
+    from deepq.run.envs import make_env
 
     env = make_env(env_id, tabular=True)
     model = getattr(env.unwrapped, "P", None)

@@ -6,7 +6,7 @@ with where it came from and its held-out score::
 
     make pretrained   # = deepq train --preset $(PRETRAINED_PRESET) --seed $(PRETRAINED_SEED)
                       #       --run-dir runs/pretrained-lunarlander
-                      #   then: python -m deepq.pretrained runs/pretrained-lunarlander
+                      #   then: python -m deepq.outputs.pretrained runs/pretrained-lunarlander
                       #       --preset $(PRETRAINED_PRESET)
 
 The weights are a safetensors checkpoint like any other (about 20 KB), loaded without pickle.
@@ -16,15 +16,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from importlib import resources
 from pathlib import Path
 
-PRETRAINED_NAME = "lunarlander"
-
-
-def pretrained_path() -> Path:
-    """The directory of the shipped LunarLander checkpoint."""
-    return Path(str(resources.files("deepq") / "pretrained" / PRETRAINED_NAME))
+from deepq.agents import evaluate, load, pretrained_path
 
 
 def install_pretrained(
@@ -32,9 +26,8 @@ def install_pretrained(
 ) -> dict:
     """Re-save ``run_dir``'s best checkpoint as the shipped agent, with its provenance and its
     greedy score over 100 held-out episodes in the checkpoint's ``info``; return that info."""
-    from deepq.api import evaluate, load
-    from deepq.dqn import save_agent
-    from deepq.evaluation import TEST_EVAL_SEED
+    from deepq.dqn.agent import save_agent
+    from deepq.run.evaluation import TEST_EVAL_SEED
 
     run_dir = Path(run_dir)
     agent = load(run_dir)
@@ -53,7 +46,7 @@ def install_pretrained(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m deepq.pretrained",
+        prog="python -m deepq.outputs.pretrained",
         description="Install a run's best checkpoint as the pretrained agent shipped with deepq.",
     )
     parser.add_argument("run_dir", metavar="RUN_DIR")
@@ -69,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         info = install_pretrained(args.run_dir, preset=args.preset)
     except DeepQError as exc:
-        print(f"python -m deepq.pretrained: error: {exc}", file=sys.stderr)
+        print(f"python -m deepq.outputs.pretrained: error: {exc}", file=sys.stderr)
         return exc.exit_code
     score = info["eval_100_held_out"]
     print(

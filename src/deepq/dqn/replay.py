@@ -8,7 +8,6 @@ separately, vectorised adds and index sampling restricted to the filled region.
 
 from __future__ import annotations
 
-from collections import deque
 from typing import NamedTuple
 
 import numpy as np
@@ -180,79 +179,3 @@ class ReplayBuffer:
         for column, name in enumerate(SCALAR_COLUMNS):
             self.scalars[:size, column] = arrays[name]
         self.size, self.position = size, position
-
-
-class NStepAccumulator:
-    """Turns each env's stream of one-step transitions into n-step ones.
-
-    For env i it emits (s_t, a_t, R, s_{t+m}, terminated, truncated, γ^m) with
-    R = r_t + γ r_{t+1} + ... + γ^{m-1} r_{t+m-1}: m = n normally, and fewer at the end of an
-    episode, where every pending step is flushed with the episode's final observation. With
-    ``n == 1`` it passes transitions straight through.
-    """
-
-    def __init__(self, n: int, gamma: float, num_envs: int):
-        self.n, self.gamma = n, gamma
-        self.pending: list[deque[tuple[np.ndarray, int, float]]] = [
-            deque() for _ in range(num_envs)
-        ]
-
-    def push(
-        self,
-        obs: np.ndarray,
-        actions: np.ndarray,
-        rewards: np.ndarray,
-        next_obs: np.ndarray,
-        terminated: np.ndarray,
-        truncated: np.ndarray,
-    ) -> tuple[np.ndarray, ...] | None:
-        """One vector step in; the transitions now complete out (as ReplayBuffer.add's arguments)."""
-        if self.n == 1:
-            return obs, actions, rewards, next_obs, terminated, truncated, np.float32(self.gamma)
-        out: list[tuple] = []
-        for i, queue in enumerate(self.pending):
-            queue.append((obs[i].copy(), int(actions[i]), float(rewards[i])))
-            if terminated[i] or truncated[i]:
-                while queue:
-                    out.append(
-                        self._emit(queue, next_obs[i], bool(terminated[i]), bool(truncated[i]))
-                    )
-                    queue.popleft()
-            elif len(queue) == self.n:
-                out.append(self._emit(queue, next_obs[i], False, False))
-                queue.popleft()
-        if not out:
-            return None
-        columns = list(zip(*out, strict=True))
-        return (
-            np.stack(columns[0]),
-            np.asarray(columns[1], dtype=np.int32),
-            np.asarray(columns[2], dtype=np.float32),
-            np.stack(columns[3]),
-            np.asarray(columns[4], dtype=np.bool_),
-            np.asarray(columns[5], dtype=np.bool_),
-            np.asarray(columns[6], dtype=np.float32),
-        )
-
-    def refill(self, env_index: int, obs: np.ndarray, action: int, reward: float) -> None:
-        """Replay one step of env ``env_index``'s unfinished episode when resuming: only its
-        last n - 1 steps are pending (the transitions of earlier ones are in the buffer)."""
-        if self.n == 1:
-            return
-        queue = self.pending[env_index]
-        queue.append((obs.copy(), int(action), float(reward)))
-        while len(queue) >= self.n:
-            queue.popleft()
-
-    def _emit(self, queue: deque, next_obs: np.ndarray, terminated: bool, truncated: bool) -> tuple:
-        ret = sum(self.gamma**k * reward for k, (_, _, reward) in enumerate(queue))
-        first_obs, first_action, _ = queue[0]
-        return (
-            first_obs,
-            first_action,
-            ret,
-            next_obs,
-            terminated,
-            truncated,
-            self.gamma ** len(queue),
-        )

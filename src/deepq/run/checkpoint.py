@@ -229,7 +229,7 @@ def arrays_to_pytree(prefix: str, template: Any, arrays: dict[str, np.ndarray], 
 def save_network_agent(directory: str | Path, kind: str, agent: Any) -> None:
     """Save an agent whose parameters are a pytree (DQN, REINFORCE): ``params`` as arrays, and
     meta.json with ``kind``, the config and the env facts its loader rebuilds the network from."""
-    from deepq import __version__
+    from deepq.version import __version__
 
     meta = {
         "kind": kind,

@@ -72,7 +72,7 @@ def episode_returns(
     """
     import gymnasium as gym
 
-    from deepq.envs import make_env
+    from deepq.run.envs import make_env
 
     limit = max_steps
     if env_id == "CartPole-v1":

@@ -1,16 +1,20 @@
-"""The bookkeeping every training loop shares: counters, finished episodes, the solved test,
-greedy evaluations and the best one, and the run's summary.
+"""The run harness every training loop shares: counters, finished episodes, the solved test,
+greedy evaluations and the best one, the training clock, the stop rules, the end of a run and its
+summary.
 
 DQN, REINFORCE and tabular Q-learning each keep their own loop (one file each) and call these, so
-their run directories, progress logs, summaries, plots and reports are the same.
+their run directories, progress logs, summaries, plots and reports are the same, and no loop
+writes its own stop ladder, clock or end of run.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import signal
+import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -19,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from deepq.errors import UsageError
-from deepq.evaluation import TEST_EVAL_SEED, EvalResult, Evaluator
-from deepq.runlog import RunLogger, write_json
+from deepq.run.evaluation import TEST_EVAL_SEED, EvalResult, Evaluator
+from deepq.run.logs import RunLogger, write_json
 
 
 class Interrupted(Exception):
@@ -90,6 +94,56 @@ class RunProgress:
     best_eval_step: int | None = None
     eval_history: list[dict[str, Any]] = field(default_factory=list)
     train_seconds: float = 0.0  # training wall-clock so far, evaluation excluded
+
+
+class TrainingClock:
+    """Training wall-clock, kept in ``progress.train_seconds``: evaluations and checkpoint writes
+    happen inside :meth:`paused` and are not training time."""
+
+    def __init__(self, progress: RunProgress):
+        self.progress = progress
+        self._started = time.perf_counter()
+
+    def elapsed(self) -> float:
+        """Training seconds so far, this run's earlier sessions (before a resume) included."""
+        return self.progress.train_seconds + time.perf_counter() - self._started
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        self.stop()
+        yield
+        self._started = time.perf_counter()
+
+    def stop(self) -> None:
+        """Add the time since the last start to ``progress.train_seconds``."""
+        now = time.perf_counter()
+        self.progress.train_seconds += now - self._started
+        self._started = now
+
+
+@dataclass(frozen=True)
+class StopRules:
+    """When a run ends: the first rule that holds, checked at the end of a step (or episode, or
+    iteration), where the whole state is consistent and can be saved."""
+
+    stop_when_solved: bool
+    total_steps: int | None = None
+    max_episodes: int | None = None
+    time_budget_s: float | None = None
+
+    def reason(self, progress: RunProgress, elapsed: float, interrupted: bool) -> str | None:
+        """Why the run stops now, or None to go on."""
+        if interrupted:
+            return "interrupted"
+        if progress.solved_at is not None and self.stop_when_solved:
+            return "solved"
+        if self.total_steps is not None and progress.env_steps >= self.total_steps:
+            return "total_steps"
+        if self.max_episodes is not None and progress.episodes >= self.max_episodes:
+            return "max_episodes"
+        if self.time_budget_s is not None and elapsed >= self.time_budget_s:
+            return "time_budget"
+        return None
 
 
 def solved_threshold(configured: float | None, env_spec: Any) -> float | None:
@@ -217,21 +271,24 @@ def finish_run(
     load_best: Callable[[], Any],
     evaluator: Evaluator,
     final_eval_episodes: int,
+    save_interrupted: Callable[[], None] | None = None,
+    resume_hint: str | None = None,
     **extra: Any,
 ) -> tuple[dict[str, Any], Any]:
-    """The end of a run that cannot be resumed (REINFORCE, tabular Q-learning): save ``final``;
-    if interrupted, write the summary and raise :class:`Interrupted`; else let the end compete
-    for ``best``, evaluate the best agent on the held-out seeds, and write summary.json.
-    Returns the summary and the best agent."""
+    """The end of every run. Interrupted: ``save_interrupted`` (default ``save_final``), write
+    the summary and raise :class:`Interrupted`, whose message says how to resume (``resume_hint``)
+    or that the run cannot be. Otherwise: let the end of the run compete for ``best``
+    (``evaluate_now`` unless the last evaluation was at this very step), ``save_final``, evaluate
+    the best agent on the held-out seeds and write summary.json. Returns the summary and the best
+    agent; ``extra`` adds algorithm-specific counts (e.g. grad_steps) to the summary."""
     p = record.progress
     if stop_reason == "interrupted":
-        save_final()
+        (save_interrupted or save_final)()
         write_json(run_dir / "summary.json", record.summary(env_id, stop_reason, **extra))
-        raise Interrupted(
-            f"interrupted at env step {p.env_steps}; the run cannot be resumed", run_dir
-        )
+        how = resume_hint or "the run cannot be resumed"
+        raise Interrupted(f"interrupted at env step {p.env_steps}; {how}", run_dir)
     if not p.eval_history or p.eval_history[-1]["env_steps"] != p.env_steps:
-        evaluate_now()  # the end of the run competes for `best` too
+        evaluate_now()
     save_final()
     summary = record.summary(env_id, stop_reason, **extra)
     best = load_best()

@@ -1,13 +1,10 @@
-"""Exploration and learning-rate schedules: pure functions of the run's counters."""
+"""Exploration: the ε schedules (pure functions of the run's counters) and ε-greedy action choice."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import numpy as np
 
-from deepq.config import DQNConfig
-
-if TYPE_CHECKING:
-    import optax
+from deepq.dqn.config import DQNConfig
 
 
 def exponential_epsilon(episodes: int, start: float, decay: float, end: float) -> float:
@@ -47,18 +44,13 @@ def epsilon_at(config: DQNConfig, episodes: int, env_steps: int) -> float:
     return config.epsilon_start
 
 
-def learning_rate_schedule(config: DQNConfig) -> float | optax.Schedule:
-    """The learning rate by gradient step: constant, or linear from ``learning_rate`` down to
-    ``learning_rate_end`` at the gradient step taken at env step ``learning_rate_decay_steps``."""
-    if config.learning_rate_end is None:
-        return config.learning_rate
-    import optax  # here, not at the top: the tabular loop uses this module without JAX
+def select_actions(
+    q_values: np.ndarray, epsilon: float, coins: np.ndarray, random_actions: np.ndarray
+) -> np.ndarray:
+    """ε-greedy: where ``coins < epsilon`` take ``random_actions``, else argmax Q.
 
-    decay_env_steps = config.learning_rate_decay_steps or config.total_steps
-    assert decay_env_steps is not None  # the config validator requires one of them
-    decay_grad_steps = (
-        (decay_env_steps - config.learning_starts) * config.gradient_steps // config.train_every
-    )
-    return optax.linear_schedule(
-        config.learning_rate, config.learning_rate_end, max(1, decay_grad_steps)
-    )
+    The coins and random actions are drawn by the caller's numpy Generator: one checkpointable
+    RNG for all of the run's randomness outside parameter init. The Q-values come from
+    :func:`deepq.dqn.networks.host_q_values` (numpy, so that acting never waits for an update).
+    """
+    return np.where(coins < epsilon, random_actions, np.argmax(q_values, axis=-1))

@@ -11,34 +11,48 @@ checkpoints, plot, video and report are the DQN's.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from deepq.checkpoint import arrays_to_pytree, load_checkpoint, save_network_agent
-from deepq.config import ReinforceConfig, config_from_dict
-from deepq.envs import episode_seed, make_env, make_vector_env
+from deepq.classic.configs import ReinforceConfig
+from deepq.dqn.networks import hidden_layers
 from deepq.errors import CheckpointError, ConfigError, TrainingDiverged, UsageError
-from deepq.evaluation import SELECTION_EVAL_SEED, Evaluator
-from deepq.networks import PolicyNetwork
-from deepq.runlog import RunLogger
-from deepq.runs import (
+from deepq.run.checkpoint import arrays_to_pytree, load_checkpoint, save_network_agent
+from deepq.run.envs import episode_seed, make_env, make_vector_env
+from deepq.run.evaluation import SELECTION_EVAL_SEED, Evaluator
+from deepq.run.harness import (
     RunProgress,
     RunRecorder,
     StopSignal,
     finish_run,
     solved_threshold,
 )
+from deepq.run.logs import RunLogger
 
 # ----------------------------------------------------------------------------------------------
 # Pure pieces: returns, advantages, sampling, the loss.
 # ----------------------------------------------------------------------------------------------
+
+
+class PolicyNetwork(nn.Module):
+    """obs [..., obs_dim] -> action logits [..., n_actions] (a softmax policy, for REINFORCE)."""
+
+    n_actions: int
+    hidden_sizes: Sequence[int] = (32,)
+    activation: str = "elu"
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        x = hidden_layers(obs, self.hidden_sizes, self.activation)
+        return nn.Dense(self.n_actions, name="logits")(x)
 
 
 def discount_rewards(rewards: list[float] | np.ndarray, gamma: float) -> np.ndarray:
@@ -157,7 +171,7 @@ def reinforce_agent_from(
     arrays: dict[str, np.ndarray], meta: dict[str, Any], source: str
 ) -> ReinforceAgent:
     try:
-        config = config_from_dict(meta["config"], ReinforceConfig)
+        config = ReinforceConfig.from_dict(meta["config"])
         obs_dim, n_actions = int(meta["obs_dim"]), int(meta["n_actions"])
     except (KeyError, TypeError, ValueError, ConfigError) as exc:
         raise CheckpointError(f"{source}: not a valid REINFORCE checkpoint ({exc})") from None
@@ -179,7 +193,7 @@ def load_reinforce_agent(directory: Path) -> ReinforceAgent:
 def imitate(c: ReinforceConfig, params: Any, apply_fn: Callable, logger: RunLogger) -> Any:
     """The seed's warm-up: across ``imitation_envs`` envs at once, step the policy toward the
     hand-written teacher's action in every observed state, while acting with the policy."""
-    from deepq.policies import HAND_WRITTEN
+    from deepq.classic.policies import HAND_WRITTEN
 
     if c.env_id != "CartPole-v1":
         raise UsageError(

@@ -43,7 +43,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, video_seed:
 
     Also (re)writes RUN_DIR/history.png, the default of ``deepq plot RUN_DIR``.
     """
-    from deepq.plots import plot_history
+    from deepq.outputs.plots import plot_history
 
     run_dir = Path(run_dir)
     config = _read_json(run_dir / "config.json", "config.json")
@@ -77,8 +77,8 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
 
 def _greedy_video(run_dir: Path, seed: int) -> tuple[bytes | None, str]:
     """One greedy episode of the run's best checkpoint as MP4 bytes, or None and why not."""
-    from deepq.api import load
-    from deepq.video import record_video
+    from deepq.agents import load
+    from deepq.outputs.video import record_video
 
     try:
         agent = load(run_dir)

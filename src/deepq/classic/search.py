@@ -17,8 +17,8 @@ from typing import Literal
 
 import numpy as np
 
+from deepq.classic.policies import EpisodeStats, episode_returns, linear_policy
 from deepq.errors import UsageError
-from deepq.policies import EpisodeStats, episode_returns, linear_policy
 
 Method = Literal["grid", "random", "ga-asexual", "ga-sexual"]
 METHODS = ("grid", "random", "ga-asexual", "ga-sexual")

@@ -1,0 +1,127 @@
+"""A trained DQN agent (config, env facts, parameters) and how it is saved and loaded.
+
+What a checkpoint contains: :mod:`deepq.run.checkpoint` (the format), and here, for an agent,
+its ``params`` arrays and a meta.json with ``kind``, the config, ``obs_dim`` and ``n_actions``,
+from which the network is rebuilt by code before any array is read into it.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from deepq.dqn.config import DQNConfig, config_from_dict
+from deepq.dqn.losses import ApplyFn
+from deepq.dqn.networks import QNetwork
+from deepq.errors import CheckpointError
+from deepq.run.checkpoint import arrays_to_pytree, load_checkpoint, save_network_agent
+from deepq.run.envs import make_env
+
+
+def make_greedy_actions(apply_fn: ApplyFn) -> Callable[[Any, jax.Array], jax.Array]:
+    """Jitted ``greedy_actions(params, obs [N, obs_dim]) -> argmax_a Q [N]`` (compiled once per run)."""
+    return jax.jit(lambda params, obs: jnp.argmax(apply_fn(params, obs), axis=-1))
+
+
+@dataclass
+class Agent:
+    """A trained Q-network with what is needed to run it: config, env facts, parameters."""
+
+    config: DQNConfig
+    params: Any
+    obs_dim: int
+    n_actions: int
+    info: dict[str, Any]
+
+    @property
+    def network(self) -> QNetwork:
+        return build_network(self.config, self.n_actions)
+
+    @functools.cached_property
+    def _q_values(self) -> Callable[[Any, jax.Array], jax.Array]:
+        return jax.jit(self.network.apply)
+
+    def q_values(self, obs: np.ndarray) -> np.ndarray:
+        """Q-values [n_actions] for one observation, or [N, n_actions] for a batch."""
+        return np.asarray(self._q_values(self.params, np.asarray(obs, dtype=np.float32)))
+
+    def act(self, obs: np.ndarray) -> int | np.ndarray:
+        """Greedy action for one observation (int) or a batch (array)."""
+        q = self.q_values(obs)
+        return int(np.argmax(q)) if q.ndim == 1 else np.argmax(q, axis=-1)
+
+    def policy(self) -> Callable[[np.ndarray], np.ndarray]:
+        """obs [N, obs_dim] -> greedy actions [N], jitted."""
+        greedy_actions = make_greedy_actions(self.network.apply)
+        return lambda obs: np.asarray(greedy_actions(self.params, obs))
+
+    def make_env(self, render_mode: str | None = None):
+        return make_env(
+            self.config.env_id, self.config.max_episode_steps, self.config.time_feature, render_mode
+        )
+
+
+def build_network(config: DQNConfig, n_actions: int, encoder: str = "mlp") -> QNetwork:
+    """The config's Q-network; ``encoder`` comes from the observation space (``encoder_for``)."""
+    return QNetwork(
+        n_actions,
+        tuple(config.hidden_sizes),
+        config.activation,
+        config.dueling,
+        config.layer_norm,
+        encoder,
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _network_init(network: QNetwork, obs_dim: int) -> Callable[[jax.Array], Any]:
+    """One jitted initialiser per architecture: a single compile instead of dozens of eager ops."""
+    return jax.jit(
+        lambda seed: network.init(jax.random.key(seed), jnp.zeros((1, obs_dim), jnp.float32))
+    )
+
+
+def init_params(config: DQNConfig, obs_dim: int, n_actions: int) -> Any:
+    """Fresh Q-network parameters, seeded by ``config.seed``."""
+    return _network_init(build_network(config, n_actions), obs_dim)(config.seed)
+
+
+def params_shape(config: DQNConfig, obs_dim: int, n_actions: int) -> Any:
+    """The parameter pytree's shapes and dtypes, without computing (or compiling) anything."""
+    return jax.eval_shape(_network_init(build_network(config, n_actions), obs_dim), config.seed)
+
+
+def save_agent(directory: Path, agent: Agent) -> None:
+    save_network_agent(directory, "dqn-agent", agent)
+
+
+def load_agent_checkpoint(directory: Path) -> Agent:
+    """Load a DQN checkpoint directory written by :func:`save_agent` or the training loop."""
+    arrays, meta = load_checkpoint(directory)
+    return agent_from_checkpoint(arrays, meta, str(directory))
+
+
+def agent_from_checkpoint(
+    arrays: dict[str, np.ndarray], meta: dict[str, Any], source: str
+) -> Agent:
+    if meta.get("kind") not in ("dqn-agent", "dqn-training-state"):
+        raise CheckpointError(f"{source} is not a DQN checkpoint (kind {meta.get('kind')!r})")
+    try:
+        config = config_from_dict(meta["config"])
+        obs_dim, n_actions = int(meta["obs_dim"]), int(meta["n_actions"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(
+            f"{source}: meta.json lacks a valid config/obs_dim/n_actions ({exc})"
+        ) from None
+    except Exception as exc:  # ConfigError from a tampered config
+        raise CheckpointError(f"{source}: meta.json holds an invalid config ({exc})") from None
+    template = params_shape(config, obs_dim, n_actions)
+    params = arrays_to_pytree("params", template, arrays, source)
+    return Agent(config, params, obs_dim, n_actions, dict(meta.get("info", {})))

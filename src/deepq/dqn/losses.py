@@ -1,0 +1,163 @@
+"""The TD targets and the loss: small pure functions, the Bellman equation of each in its docstring.
+
+Where do ``terminated`` and ``truncated`` go? Only ``terminated`` enters a target: a time-limit
+cut (``truncated``) is not a terminal state, so it bootstraps like any other step. The replay
+stores both; the env collector recovers a truncated episode's real final observation.
+
+A *target function* (:data:`TargetFn`) is how the loss gets its target from the networks: the
+one for (Double) DQN, the one for Munchausen DQN, and the next for a distributional target.
+:func:`target_fn_for` picks it from the config; :func:`dqn_loss` does not know which it has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from deepq.dqn.config import DQNConfig
+from deepq.dqn.replay import Batch
+
+ApplyFn = Callable[[Any, jax.Array], jax.Array]  # (params, obs [B, ...]) -> Q-values [B, A]
+# (online params, target params, batch, apply_fn) -> the target y [B] (gradients stopped later)
+TargetFn = Callable[[Any, Any, Batch, ApplyFn], jax.Array]
+
+
+def td_target(
+    rewards: jax.Array,  # [B]
+    terminated: jax.Array,  # [B] bool
+    next_q_target: jax.Array,  # [B, A] target network at s'
+    next_q_online: jax.Array,  # [B, A] online network at s' (used by Double DQN only)
+    discounts: jax.Array | float,  # [B] or scalar: γ, or γ^m for an m-step return
+    double: bool,
+) -> jax.Array:
+    """y = r + γ · (1 − terminated) · Q_target(s', a*)
+
+    a* = argmax_a Q_online(s', a) with Double DQN (van Hasselt et al. 2016), otherwise
+    argmax_a Q_target(s', a), i.e. y = r + γ max_a Q_target(s', a). For an m-step transition r is
+    the discounted sum of m rewards and γ becomes γ^m. Truncation is not an input: a time-limit
+    cut is not a terminal state, so it bootstraps like any other step.
+    """
+    best_next_action = jnp.argmax(next_q_online if double else next_q_target, axis=-1)
+    next_value = jnp.take_along_axis(next_q_target, best_next_action[..., None], axis=-1)[..., 0]
+    return rewards + discounts * (1.0 - terminated.astype(jnp.float32)) * next_value
+
+
+class MunchausenTerm(NamedTuple):
+    """Munchausen DQN's three constants (see :func:`munchausen_target`)."""
+
+    temperature: float  # τ
+    alpha: float  # α
+    log_policy_floor: float  # l0
+
+
+def munchausen_target(
+    rewards: jax.Array,  # [B]
+    terminated: jax.Array,  # [B] bool
+    actions: jax.Array,  # [B] int: the action taken in s
+    q_target: jax.Array,  # [B, A] target network at s
+    next_q_target: jax.Array,  # [B, A] target network at s'
+    discounts: jax.Array | float,  # [B] or scalar γ
+    term: MunchausenTerm,
+) -> jax.Array:
+    """Munchausen DQN (Vieillard et al. 2020), with π = softmax(Q_target / τ):
+
+    y = r + α · clip(τ · ln π(a|s), l0, 0)
+          + γ · (1 − terminated) · Σ_a' π(a'|s') · (Q_target(s', a') − τ · ln π(a'|s'))
+
+    The bonus rewards the action taken by how likely the current policy is to take it, which
+    widens the gap between the best action and the rest; the sum over a' is the soft (entropy-
+    regularised) value of s', which equals τ · logsumexp(Q_target(s') / τ), computed here in that
+    stable form. As τ → 0 with α = 0 this is DQN's r + γ · max_a' Q_target(s', a').
+
+    Written here rather than taken from rlax (``rlax.munchausen_q_learning``): rlax requires
+    distrax, which requires ``tfp-nightly`` (TensorFlow Probability's nightly build), for these
+    few lines.
+    """
+    temperature, alpha, log_policy_floor = term
+    log_policy = jax.nn.log_softmax(q_target / temperature, axis=-1)
+    log_policy_taken = jnp.take_along_axis(log_policy, actions[:, None], axis=-1)[:, 0]
+    bonus = alpha * jnp.clip(temperature * log_policy_taken, log_policy_floor, 0.0)
+    next_value = temperature * jax.nn.logsumexp(next_q_target / temperature, axis=-1)
+    return rewards + bonus + discounts * (1.0 - terminated.astype(jnp.float32)) * next_value
+
+
+def q_learning_target_fn(double: bool) -> TargetFn:
+    """DQN's target through the networks: :func:`td_target` with Q_target(s') and, for Double
+    DQN, Q_online(s') choosing the action."""
+
+    def target(params: Any, target_params: Any, batch: Batch, apply_fn: ApplyFn) -> jax.Array:
+        next_q_target = apply_fn(target_params, batch.next_obs)
+        next_q_online = apply_fn(params, batch.next_obs) if double else next_q_target
+        return td_target(
+            batch.rewards, batch.terminated, next_q_target, next_q_online, batch.discounts, double
+        )
+
+    return target
+
+
+def munchausen_target_fn(term: MunchausenTerm) -> TargetFn:
+    """Munchausen DQN's target through the networks: :func:`munchausen_target`, with the target
+    network run once over s and s' together (one matmul per layer instead of two)."""
+
+    def target(params: Any, target_params: Any, batch: Batch, apply_fn: ApplyFn) -> jax.Array:
+        both = apply_fn(target_params, jnp.concatenate([batch.obs, batch.next_obs]))
+        q_target, next_q_target = jnp.split(both, 2)
+        return munchausen_target(
+            batch.rewards,
+            batch.terminated,
+            batch.actions,
+            q_target,
+            next_q_target,
+            batch.discounts,
+            term,
+        )
+
+    return target
+
+
+def target_fn_for(config: DQNConfig) -> TargetFn:
+    """The config's target: Munchausen when ``munchausen``, else DQN (Double when ``double``)."""
+    if config.munchausen:
+        return munchausen_target_fn(
+            MunchausenTerm(
+                config.munchausen_temperature,
+                config.munchausen_alpha,
+                config.munchausen_log_policy_floor,
+            )
+        )
+    return q_learning_target_fn(config.double)
+
+
+def l2_penalty(params: Any) -> jax.Array:
+    """Sum of squared weight matrices (biases excluded), as Keras' ``l2`` regulariser."""
+    leaves = jax.tree_util.tree_leaves_with_path(params)
+    kernels = [leaf for path, leaf in leaves if getattr(path[-1], "key", None) == "kernel"]
+    return sum((jnp.sum(k**2) for k in kernels), start=jnp.zeros(()))
+
+
+def dqn_loss(
+    params: Any,
+    target_params: Any,
+    batch: Batch,
+    apply_fn: ApplyFn,
+    target_fn: TargetFn,
+    loss: str,
+    huber_delta: float,
+    l2_coef: float,
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Mean TD loss of Q(s, a) against the fixed (stop-gradient) target ``target_fn`` gives, plus
+    the L2 penalty: mean over the batch of (Q(s, a) - y)², or its Huber form."""
+    q_values = apply_fn(params, batch.obs)  # [B, A]
+    q_taken = jnp.take_along_axis(q_values, batch.actions[:, None], axis=-1)[:, 0]
+    target = jax.lax.stop_gradient(target_fn(params, target_params, batch, apply_fn))
+    td_error = q_taken - target
+    if loss == "huber":
+        td_loss = jnp.mean(optax.huber_loss(td_error, delta=huber_delta))
+    else:
+        td_loss = jnp.mean(td_error**2)
+    total = td_loss + l2_coef * l2_penalty(params) if l2_coef > 0 else td_loss
+    return total, {"loss": total, "td_loss": td_loss, "q_mean": jnp.mean(q_taken)}

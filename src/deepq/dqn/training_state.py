@@ -1,0 +1,86 @@
+"""A DQN training checkpoint: everything a resume needs to go on bit for bit.
+
+Arrays: the learner state (online and target parameters, optimiser state, step count), the
+replay's filled region and write position, and each env's unfinished episode (length, actions).
+meta.json: ``kind`` ``dqn-training-state``, the config, the env facts, the run's counters and
+records, the numpy RNG's state and each env's seeds. Envs are never serialised: a resume resets
+each into its episode's seed and replays the actions (:meth:`Collector.restore`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deepq.dqn.collector import Collector
+from deepq.dqn.config import DQNConfig
+from deepq.dqn.learner import Learner
+from deepq.dqn.replay import ReplayBuffer
+from deepq.errors import CheckpointError, TrainingDiverged
+from deepq.run.checkpoint import save_checkpoint
+from deepq.run.harness import RunProgress, RunRecorder
+from deepq.version import __version__
+
+KIND = "dqn-training-state"
+
+
+def save_training_state(
+    directory: Path,
+    config: DQNConfig,
+    learner: Learner,
+    replay: ReplayBuffer,
+    collector: Collector,
+    rng: np.random.Generator,
+    record: RunRecorder,
+) -> None:
+    """Write the training checkpoint at ``directory``; a non-finite learner state is refused (the
+    previous checkpoint stays the last finite one)."""
+    p = record.progress
+    if not learner.is_finite():
+        raise TrainingDiverged(
+            f"the parameters or optimiser state became non-finite by env step {p.env_steps} "
+            f"(try a lower learning_rate); the last finite checkpoint is in {directory.parent}"
+        )
+    arrays = {
+        **learner.state_arrays(),
+        **{f"replay/{k}": v for k, v in replay.state_arrays().items()},
+        **collector.state_arrays(),
+    }
+    meta = {
+        "kind": KIND,
+        "deepq_version": __version__,
+        "config": config.to_dict(),
+        "obs_dim": int(collector.observation_space.shape[0]),
+        "n_actions": collector.n_actions,
+        "info": {"env_steps": p.env_steps, "episodes": p.episodes},
+        "progress": record.state(),
+        "rng": rng.bit_generator.state,
+        "envs": collector.state_meta(),
+    }
+    save_checkpoint(directory, arrays, meta)
+
+
+def restore_training_state(
+    arrays: dict[str, np.ndarray],
+    meta: dict[str, Any],
+    source: str,
+    learner: Learner,
+    replay: ReplayBuffer,
+    collector: Collector,
+    rng: np.random.Generator,
+) -> RunProgress:
+    """Load what :func:`save_training_state` wrote into freshly built parts; return the run's
+    counters and records. Anything missing or misshapen is a CheckpointError naming ``source``."""
+    learner.load_state_arrays(arrays, source)
+    try:
+        replay.load_state_arrays(
+            {k.removeprefix("replay/"): v for k, v in arrays.items() if k.startswith("replay/")}
+        )
+        rng.bit_generator.state = meta["rng"]
+        progress = RunProgress(**meta["progress"])
+        collector.restore(meta["envs"], arrays)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{source}: cannot restore the training state ({exc})") from None
+    return progress

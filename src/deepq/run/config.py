@@ -1,0 +1,225 @@
+"""Typed, validated configs: the one style every algorithm's config follows.
+
+A config is a frozen dataclass deriving :class:`Config`. Each field is declared with
+:func:`documented` (its default and its help, which is the CLI documentation), and the class's
+``validate`` method holds the rules that tie fields together, right under the fields. On
+construction every field is checked against its annotation (``int`` -> ``float``, ``list`` ->
+``tuple``); ``--set key=value`` strings are parsed by the same annotations. Any mistake is one
+:class:`~deepq.errors.ConfigError` line naming the key and the value.
+
+Hand-written rather than pydantic: the whole checker is the two small functions below for the
+six annotation shapes configs use (int, float, bool, str, Literal, tuple of ints, and their
+``| None``), and it gives the exact one-line messages the CLI prints; pydantic would bring a
+compiled dependency and multi-line errors to re-word.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+import types
+import typing
+from dataclasses import field
+from typing import Any, Literal, Self
+
+from deepq.errors import ConfigError
+
+MAX_SEED = 2**31 - 1
+
+
+def documented(text: str, default: Any) -> Any:
+    """A config field with its default and its help text (shown by ``deepq train --help``)."""
+    return field(default=default, metadata={"help": text})
+
+
+def require(ok: bool, message: str) -> None:
+    """A validation rule: ``message`` names the field and the value."""
+    if not ok:
+        raise ConfigError(message)
+
+
+class Config:
+    """Base of every config dataclass (declare it ``@dataclass(frozen=True)``)."""
+
+    def __post_init__(self) -> None:
+        coerce_fields(self)
+        self.validate()
+
+    def validate(self) -> None:
+        """Rules across fields; a subclass raises ConfigError through :func:`require`."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready values (tuples become lists); :meth:`from_dict` reads them back."""
+        return {
+            k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
+        }
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Self:
+        """Build from JSON-style values; unknown keys are an error."""
+        unknown = sorted(set(values) - set(field_types(cls)))
+        if unknown:
+            raise ConfigError(
+                f"unknown config key {unknown[0]!r} (see 'deepq train --help' for the keys)"
+            )
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Self:
+        """A copy with ``changes`` applied (coerced and validated like any other input)."""
+        return self.from_dict({**self.to_dict(), **changes})
+
+    @classmethod
+    def parse_overrides(cls, pairs: list[str]) -> dict[str, Any]:
+        """Parse ``["key=value", ...]`` from ``--set`` into typed values."""
+        overrides: dict[str, Any] = {}
+        for pair in pairs:
+            key, sep, text = pair.partition("=")
+            if not sep or not key.strip():
+                raise ConfigError(f"--set {pair!r} must look like key=value")
+            overrides[key.strip()] = parse_value(key.strip(), text, cls)
+        return overrides
+
+    @classmethod
+    def field_help(cls) -> list[tuple[str, str, str]]:
+        """(name, default, help) for every field, in declaration order."""
+        rows = []
+        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+            if isinstance(f.default, tuple):
+                default = ",".join(map(str, f.default))  # as typed after --set: 64,64
+            elif f.default is None or isinstance(f.default, bool):
+                default = json.dumps(f.default)  # null, true, false
+            else:
+                default = str(f.default)
+            rows.append((f.name, default, f.metadata["help"]))
+        return rows
+
+
+@functools.cache
+def field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def coerce_fields(config: Any) -> None:
+    """Check every field of a frozen config dataclass against its annotation, normalising in
+    place (int -> float, list -> tuple); ConfigError names the field and value."""
+    types_ = field_types(type(config))
+    for f in dataclasses.fields(config):
+        object.__setattr__(
+            config, f.name, _check_type(f.name, types_[f.name], getattr(config, f.name))
+        )
+
+
+# ----------------------------------------------------------------------------------------------
+# Types: strict checks for Python values, lenient parsing for strings from the command line.
+# ----------------------------------------------------------------------------------------------
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(map(str, typing.get_args(tp)))
+    if origin in (types.UnionType, typing.Union):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is tuple:
+        return "a list of integers"
+    return {
+        int: "an integer",
+        float: "a number",
+        bool: "true or false",
+        str: "a string",
+        type(None): "null",
+    }[tp]
+
+
+def _check_type(name: str, tp: Any, value: Any) -> Any:
+    """Return ``value`` normalised to ``tp`` (int -> float, list -> tuple) or raise ConfigError."""
+    origin = typing.get_origin(tp)
+    if origin in (types.UnionType, typing.Union):
+        for arg in typing.get_args(tp):
+            try:
+                return _check_type(name, arg, value)
+            except ConfigError:
+                continue
+    elif origin is Literal:
+        if value in typing.get_args(tp):
+            return value
+    elif origin is tuple:
+        if isinstance(value, list | tuple) and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
+            return tuple(value)
+    elif tp is type(None):
+        if value is None:
+            return None
+    elif tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    raise ConfigError(f"{name}={value!r} must be {_type_name(tp)}")
+
+
+def parse_value(name: str, text: str, cls: type) -> Any:
+    """Parse a command-line string for field ``name`` (e.g. ``64,64``, ``1e5``, ``true``, ``null``)."""
+    if name not in field_types(cls):
+        raise ConfigError(f"unknown config key {name!r} (see 'deepq train --help' for the keys)")
+    return _parse(name, field_types(cls)[name], text.strip())
+
+
+def _parse(name: str, tp: Any, text: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (types.UnionType, typing.Union):
+        args = typing.get_args(tp)
+        if type(None) in args and text.lower() in ("none", "null", ""):
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _parse(name, arg, text)
+            except ConfigError:
+                continue
+    elif origin is Literal:
+        if text in typing.get_args(tp):
+            return text
+    elif origin is tuple:
+        body = text.strip("[]() ")
+        try:
+            return tuple(int(part) for part in body.split(",") if part.strip()) if body else ()
+        except ValueError:
+            pass
+    elif tp is bool:
+        lowered = text.lower()
+        if lowered in ("true", "1", "yes", "on"):
+            return True
+        if lowered in ("false", "0", "no", "off"):
+            return False
+    elif tp is int:
+        try:
+            return int(text.replace("_", ""))
+        except ValueError:
+            try:
+                as_float = float(text)
+            except ValueError:
+                as_float = math.nan
+            if math.isfinite(as_float) and as_float.is_integer():
+                return int(as_float)
+    elif tp is float:
+        try:
+            value = float(text.replace("_", ""))
+        except ValueError:
+            value = math.nan
+        if math.isfinite(value):
+            return value
+    elif tp is str:
+        return text
+    raise ConfigError(f"{name}={text!r} must be {_type_name(tp)}")
