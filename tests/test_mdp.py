@@ -1,4 +1,4 @@
-"""Markov chains and MDPs: the seed's numbers, hand-solvable models, specs and the CLI."""
+"""Markov chains and MDPs: the Hands-On ML chapter's numbers, hand-solvable models, specs and the CLI."""
 
 import json
 
@@ -19,7 +19,7 @@ from deepq.classic.mdp import (
 )
 from deepq.errors import UsageError
 
-SEED_Q_AT_090 = [
+CHAPTER_Q_AT_090 = [
     [18.91891892, 17.02702703, 13.62162162],
     [0.0, -np.inf, -4.87971488],
     [-np.inf, 50.13365013, -np.inf],
@@ -27,18 +27,18 @@ SEED_Q_AT_090 = [
 
 
 def test_value_iteration_reproduces_the_seeds_table():
-    q_values, _ = value_iteration(resolve_mdp("seed-mdp"), gamma=0.90)
-    np.testing.assert_allclose(q_values, SEED_Q_AT_090, atol=5e-9)
+    q_values, _ = value_iteration(resolve_mdp("chapter-mdp"), gamma=0.90)
+    np.testing.assert_allclose(q_values, CHAPTER_Q_AT_090, atol=5e-9)
     assert greedy_policy(q_values) == [0, 0, 1]
 
 
 def test_a_larger_discount_goes_through_the_fire():
-    q_values, _ = value_iteration(resolve_mdp("seed-mdp"), gamma=0.95)
+    q_values, _ = value_iteration(resolve_mdp("chapter-mdp"), gamma=0.95)
     assert greedy_policy(q_values) == [0, 2, 1]  # state 1 now pays -50 for the +40 beyond
 
 
 def test_fifty_sweeps_as_in_the_seed_keep_their_history():
-    q_values, history = value_iteration(resolve_mdp("seed-mdp"), gamma=0.90, iterations=50)
+    q_values, history = value_iteration(resolve_mdp("chapter-mdp"), gamma=0.90, iterations=50)
     assert history.shape == (50, 3, 3)
     np.testing.assert_array_equal(history[0], np.where(np.isinf(q_values), -np.inf, 0.0))
     assert abs(history[-1][0, 0] - 18.91891892) < 1e-6
@@ -66,7 +66,7 @@ def test_value_iteration_on_hand_solvable_models():
 
 
 def test_q_learning_converges_on_the_seed_mdp():
-    q_values, history = q_learning(resolve_mdp("seed-mdp"), gamma=0.90, iterations=10_000)
+    q_values, history = q_learning(resolve_mdp("chapter-mdp"), gamma=0.90, iterations=10_000)
     assert abs(q_values[0, 0] - 18.92) < 0.5
     assert greedy_policy(q_values) == [0, 0, 1]
     assert history.shape == (10_000, 3, 3) and history[0, 0, 0] == 0.0
@@ -85,7 +85,7 @@ def test_value_iteration_reads_a_toy_text_model():
 
 
 def test_chain_samples_follow_the_transitions():
-    chain = resolve_chain("seed-chain")
+    chain = resolve_chain("chapter-chain")
     rng = np.random.default_rng(0)
     for _ in range(50):
         states, cut_off = sample_chain(chain, rng, max_steps=50)
@@ -177,7 +177,7 @@ def test_cli_prints_the_table_and_policy():
     done = deepq_mdp("value-iteration")
     assert done.returncode == 0
     assert done.stdout.splitlines() == [
-        "seed-mdp, gamma 0.9: Q-values (rows: states, columns: actions)",
+        "chapter-mdp, gamma 0.9: Q-values (rows: states, columns: actions)",
         "  s0: 18.91891892  17.02702703  13.62162162",
         "  s1:  0.00000000         -inf  -4.87971488",
         "  s2:        -inf  50.13365013         -inf",

@@ -16,7 +16,8 @@ from deepq.classic.search import SearchSettings, next_generation, population_fit
 
 
 def test_lean_policy_matches_the_seed():
-    """The seed: mean 41.7, std 8.9, min 24, max 68 over 500 episodes (other seeds, old gym)."""
+    """The Hands-On ML chapter: mean 41.7, std 8.9, min 24, max 68 over 500 episodes (other RNG
+    seeds, old gym)."""
     stats = EpisodeStats.of(episode_returns(lean_policy, 500, seed=0))
     assert 38 <= stats.mean <= 46 and 6 <= stats.std <= 12
     assert stats.max < 100 and stats.episodes == 500

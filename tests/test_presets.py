@@ -1,4 +1,4 @@
-"""Seed 004's CartPole DQN presets and the per-episode target sync they need."""
+"""The Hands-On ML chapter's CartPole DQN presets and the per-episode target sync they need."""
 
 import numpy as np
 import pytest

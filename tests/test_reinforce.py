@@ -1,4 +1,4 @@
-"""REINFORCE: the seed's worked examples, the loss by hand, imitation, and learning CartPole."""
+"""REINFORCE: the Hands-On ML chapter's worked examples, the loss by hand, imitation, and learning CartPole."""
 
 import jax.numpy as jnp
 import numpy as np

@@ -8,7 +8,7 @@ import pytest
 
 from deepq.api import evaluate, load, train
 from deepq.classic.configs import QLearningConfig
-from deepq.classic.tabular import greedy_with_random_ties, q_learning_target
+from deepq.classic.tabular import greedy_with_random_ties, q_learning_target, q_learning_update
 from deepq.errors import ConfigError, UsageError
 
 
@@ -16,6 +16,15 @@ def test_td_target_by_hand():
     next_q = np.array([0.5, 2.0, -1.0])
     assert q_learning_target(1.0, False, next_q, 0.9) == pytest.approx(1.0 + 0.9 * 2.0)
     assert q_learning_target(1.0, True, next_q, 0.9) == 1.0  # terminated: no future
+
+
+def test_update_moves_the_cell_alpha_of_the_way_to_the_target():
+    q_table = np.array([[0.0, 0.0], [2.0, 4.0]])
+    # target = 1 + 0.5 * max(2, 4) = 3; Q(0, 1) = 0 + 0.5 * (3 - 0) = 1.5; nothing else moves
+    q_learning_update(q_table, 0, 1, 1.0, False, 1, gamma=0.5, alpha=0.5)
+    np.testing.assert_array_equal(q_table, [[0.0, 1.5], [2.0, 4.0]])
+    q_learning_update(q_table, 0, 1, 1.0, True, 1, gamma=0.5, alpha=0.5)  # target 1
+    np.testing.assert_array_equal(q_table, [[0.0, 1.25], [2.0, 4.0]])
 
 
 def test_ties_are_broken_at_random_and_a_clear_best_always_wins():

@@ -298,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     mdp = commands.add_parser(
         "mdp",
         help="Markov chains and MDPs: sample, value iteration, tabular Q-learning, plot",
-        description="The seed's Markov chain and 3-state MDP (the defaults), an MDP from a JSON/TOML "
+        description="The Hands-On ML chapter's Markov chain and 3-state MDP (the defaults), an MDP from a JSON/TOML "
         "spec, or a Gymnasium toy-text env with a model (FrozenLake-v1, Taxi-v4, CliffWalking-v1).",
     )
     mdp.add_argument(
@@ -310,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     mdp.add_argument(
         "--env",
         metavar="ID",
-        help="built-in seed-mdp / seed-chain (defaults), a .json/.toml spec, or a toy-text env id",
+        help="built-in chapter-mdp / chapter-chain (defaults), a .json/.toml spec, or a toy-text env id",
     )
     mdp.add_argument("--gamma", type=float, default=0.9, metavar="G", help="discount (default 0.9)")
     mdp.add_argument("--seed", type=int, default=42, metavar="N", help="random seed (default 42)")

@@ -1,8 +1,8 @@
-"""Markov chains and finite MDPs: sampling, Q-value iteration and tabular Q-learning (seed 004).
+"""Markov chains and finite MDPs: sampling, Q-value iteration and tabular Q-learning (the Hands-On ML RL chapter).
 
 A :class:`FiniteMDP` is a model: transition probabilities ``[S, A, S']``, rewards ``[S, A, S']``,
 which actions each state allows, a start state and the terminal states (episodes end on entering
-one; their value is 0). It comes from a small JSON or TOML spec, from the seed's built-in examples,
+one; their value is 0). It comes from a small JSON or TOML spec, from the Hands-On ML chapter's built-in examples,
 or from a Gymnasium toy-text env that exposes its model as ``env.unwrapped.P`` (FrozenLake, Taxi,
 CliffWalking). :class:`FiniteMDPEnv` turns a model into a Gymnasium environment.
 
@@ -20,13 +20,13 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from deepq.classic.tabular import q_learning_target
+from deepq.classic.tabular import q_learning_update
 from deepq.errors import UsageError
 
-# The seed's 3-state MDP: in s0, a0 mostly stays with +10; s1's a2 goes "through the fire" (-50)
+# The Hands-On ML chapter's 3-state MDP: in s0, a0 mostly stays with +10; s1's a2 goes "through the fire" (-50)
 # to s2, whose only action a1 returns to s0 with +40 most of the time.
-SEED_MDP_SPEC: dict[str, Any] = {
-    "name": "seed-mdp",
+CHAPTER_MDP_SPEC: dict[str, Any] = {
+    "name": "chapter-mdp",
     "transition_probabilities": [
         [[0.7, 0.3, 0.0], [1.0, 0.0, 0.0], [0.8, 0.2, 0.0]],
         [[0.0, 1.0, 0.0], None, [0.0, 0.0, 1.0]],
@@ -41,9 +41,9 @@ SEED_MDP_SPEC: dict[str, Any] = {
     "start_state": 0,
 }
 
-# The seed's 4-state Markov chain; s3 is absorbing.
-SEED_CHAIN_SPEC: dict[str, Any] = {
-    "name": "seed-chain",
+# The Hands-On ML chapter's 4-state Markov chain; s3 is absorbing.
+CHAPTER_CHAIN_SPEC: dict[str, Any] = {
+    "name": "chapter-chain",
     "transition_probabilities": [
         [0.7, 0.2, 0.0, 0.1],
         [0.0, 0.0, 0.9, 0.1],
@@ -54,8 +54,8 @@ SEED_CHAIN_SPEC: dict[str, Any] = {
     "terminal_states": [3],
 }
 
-BUILTIN_MDPS = {"seed-mdp": SEED_MDP_SPEC}
-BUILTIN_CHAINS = {"seed-chain": SEED_CHAIN_SPEC}
+BUILTIN_MDPS = {"chapter-mdp": CHAPTER_MDP_SPEC}
+BUILTIN_CHAINS = {"chapter-chain": CHAPTER_CHAIN_SPEC}
 
 
 @dataclass(frozen=True)
@@ -197,8 +197,8 @@ def mdp_from_gymnasium(env_id: str) -> FiniteMDP:
 
 
 def resolve_mdp(source: str | None) -> FiniteMDP:
-    """A built-in name (default ``seed-mdp``), a .json/.toml spec file, or a toy-text env id."""
-    source = source or "seed-mdp"
+    """A built-in name (default ``chapter-mdp``), a .json/.toml spec file, or a toy-text env id."""
+    source = source or "chapter-mdp"
     if source in BUILTIN_MDPS:
         return mdp_from_spec(BUILTIN_MDPS[source])
     if source.lower().endswith((".json", ".toml")):
@@ -207,8 +207,8 @@ def resolve_mdp(source: str | None) -> FiniteMDP:
 
 
 def resolve_chain(source: str | None) -> MarkovChain:
-    """A built-in name (default ``seed-chain``) or a .json/.toml spec file."""
-    source = source or "seed-chain"
+    """A built-in name (default ``chapter-chain``) or a .json/.toml spec file."""
+    source = source or "chapter-chain"
     if source in BUILTIN_CHAINS:
         return chain_from_spec(BUILTIN_CHAINS[source])
     if source.lower().endswith((".json", ".toml")):
@@ -259,7 +259,7 @@ def value_iteration(
 
     Runs ``iterations`` sweeps (the seed runs 50), or with None until no Q-value moves by more
     than ``tolerance``. Returns the final Q [S, A] (-inf for impossible actions) and the history
-    [sweeps, S, A] of the Q-values at the start of each sweep (the seed's ``history1``).
+    [sweeps, S, A] of the Q-values at the start of each sweep (the chapter's ``history1``).
     """
     q_values = initial_q_values(mdp)
     history = []
@@ -298,9 +298,8 @@ def q_learning(
         next_state = int(rng.choice(mdp.n_states, p=mdp.transitions[state, action]))
         reward = mdp.rewards[state, action, next_state]
         ends = bool(mdp.terminal.size and mdp.terminal[next_state])
-        target = q_learning_target(reward, ends, q_values[next_state], gamma)
         alpha = alpha0 / (1 + iteration * decay)
-        q_values[state, action] += alpha * (target - q_values[state, action])
+        q_learning_update(q_values, state, action, reward, ends, next_state, gamma, alpha)
         state = mdp.start_state if ends else next_state
     return q_values, history
 
@@ -332,7 +331,7 @@ def format_q_table(q_values: np.ndarray) -> str:
 def plot_convergence(
     vi_history: np.ndarray, ql_history: np.ndarray, true_value: float, out: str | Path
 ) -> Path:
-    """The seed's figure: Q(s0, a0) against iterations for value iteration and Q-learning, with
+    """The chapter's figure: Q(s0, a0) against iterations for value iteration and Q-learning, with
     the true value dashed."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -368,7 +367,7 @@ class FiniteMDPEnv(gym.Env):
     metadata = {"render_modes": []}
 
     def __init__(self, mdp: FiniteMDP | None = None):
-        self.mdp = mdp if mdp is not None else mdp_from_spec(SEED_MDP_SPEC)
+        self.mdp = mdp if mdp is not None else mdp_from_spec(CHAPTER_MDP_SPEC)
         self.observation_space = gym.spaces.Discrete(self.mdp.n_states)
         self.action_space = gym.spaces.Discrete(self.mdp.n_actions)
         self._state = self.mdp.start_state

@@ -19,7 +19,7 @@ Policy = Callable[[np.ndarray], np.ndarray]  # obs [N, obs_dim] -> actions [N]
 
 
 def lean_policy(obs: np.ndarray) -> np.ndarray:
-    """The seed's basic policy: push toward the side the pole leans to."""
+    """The Hands-On ML chapter's basic policy: push toward the side the pole leans to."""
     return (obs[..., 2] >= 0).astype(np.int64)
 
 
@@ -38,7 +38,7 @@ def linear_policy(weights: np.ndarray, bias: float = 0.0) -> Policy:
 HAND_PICKED_WEIGHTS = np.array([0.0, 0.25, 1.0, 1.0])
 
 HAND_WRITTEN: dict[str, tuple[Policy, str]] = {
-    "lean": (lean_policy, "push toward the pole's lean (the seed's basic policy)"),
+    "lean": (lean_policy, "push toward the pole's lean (the Hands-On ML chapter's basic policy)"),
     "lean+spin": (lean_and_spin_policy, "push toward angle + 0.5 * angular velocity"),
     "linear": (linear_policy(HAND_PICKED_WEIGHTS), "w·obs > 0 with w = [0, 0.25, 1, 1]"),
 }

@@ -1,16 +1,15 @@
-"""REINFORCE (Williams 1992), after seed 004: a softmax policy network trained on whole episodes.
+"""REINFORCE (Williams 1992), after the Hands-On ML RL chapter: a softmax policy network trained on whole episodes.
 
 ``deepq train --algo reinforce --env CartPole-v1``. Each iteration plays ``episodes_per_update``
 episodes side by side, discounts each episode's rewards, normalises them across the batch (the
 advantage of every action), and takes one Adam step on −mean(advantage · log π(a|s)). An
 optional warm-up first teaches the network a hand-written policy by imitation across many
-parallel envs (the seed's first neural-network policy). Run directory, progress, evaluation,
+parallel envs (the chapter's first neural-network policy). Run directory, progress, evaluation,
 checkpoints, plot, video and report are the DQN's.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,9 @@ from deepq.run.evaluation import SELECTION_EVAL_SEED, Evaluator
 from deepq.run.harness import (
     RunProgress,
     RunRecorder,
+    StopRules,
     StopSignal,
+    TrainingClock,
     finish_run,
     solved_threshold,
 )
@@ -191,7 +192,7 @@ def load_reinforce_agent(directory: Path) -> ReinforceAgent:
 
 
 def imitate(c: ReinforceConfig, params: Any, apply_fn: Callable, logger: RunLogger) -> Any:
-    """The seed's warm-up: across ``imitation_envs`` envs at once, step the policy toward the
+    """The chapter's warm-up: across ``imitation_envs`` envs at once, step the policy toward the
     hand-written teacher's action in every observed state, while acting with the policy."""
     from deepq.classic.policies import HAND_WRITTEN
 
@@ -270,10 +271,11 @@ def train_reinforce(
         if record.add_evaluation(result):
             save_reinforce_agent(checkpoints / "best", agent_now())
 
+    rules = StopRules(c.stop_when_solved)  # and the iterations, below
     stop_reason = None
     try:
         with StopSignal() as stop_signal:
-            started = time.perf_counter()
+            clock = TrainingClock(p)
             if c.imitation_policy != "none" and c.imitation_iterations > 0:
                 params = imitate(c, params, network.apply, logger)
             opt_state = optimizer.init(params)
@@ -315,24 +317,20 @@ def train_reinforce(
                 if not np.isfinite(float(loss)):
                     raise TrainingDiverged(f"the loss became non-finite at iteration {iteration}")
                 # 4. bookkeeping
-                wall = p.train_seconds + time.perf_counter() - started
+                wall = clock.elapsed()
                 for _, _, rewards in trajectories:
                     p.env_steps += len(rewards)
                     record.end_episode(sum(rewards), len(rewards), 0.0, wall)
                 logger.scalars(p.env_steps, {"train/loss": float(loss)})
                 # 5. evaluate (the clock stops), stop?
                 if c.eval_every_iterations and iteration % c.eval_every_iterations == 0:
-                    p.train_seconds += time.perf_counter() - started
-                    evaluate_now()
-                    started = time.perf_counter()
-                if stop_signal.requested:
-                    stop_reason = "interrupted"
-                elif p.solved_at is not None and c.stop_when_solved:
-                    stop_reason = "solved"
+                    with clock.paused():
+                        evaluate_now()
+                stop_reason = rules.reason(p, clock.elapsed(), stop_signal.requested)
                 if stop_reason is not None:
                     break
             stop_reason = stop_reason or "iterations"
-            p.train_seconds += time.perf_counter() - started
+            clock.stop()
         logger.end_progress(p.env_steps)
         summary, best = finish_run(
             record,

@@ -1,5 +1,5 @@
 """Searching the weights of a linear CartPole policy (push right when w·obs + b > 0), after
-seed 004: brute-force grid, random search, and genetic algorithms with asexual (mutation only)
+the Hands-On ML RL chapter: brute-force grid, random search, and genetic algorithms with asexual (mutation only)
 and sexual (crossover + mutation) reproduction.
 
 Every candidate's fitness is its mean return over ``episodes`` episodes, and a whole generation is

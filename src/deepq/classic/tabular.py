@@ -7,7 +7,6 @@ Run directory, progress log, evaluation, checkpoints, plot, video and report are
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,9 @@ from deepq.run.evaluation import SELECTION_EVAL_SEED, Evaluator
 from deepq.run.harness import (
     RunProgress,
     RunRecorder,
+    StopRules,
     StopSignal,
+    TrainingClock,
     finish_run,
     solved_threshold,
 )
@@ -37,6 +38,22 @@ def q_learning_target(
     """The tabular TD target r + γ max_a' Q(s', a'); only termination stops the bootstrap (a
     time-limit truncation still has a future)."""
     return float(reward) + (0.0 if terminated else gamma * float(np.max(next_q_values)))
+
+
+def q_learning_update(
+    q_table: np.ndarray,
+    state: int,
+    action: int,
+    reward: float,
+    terminated: bool,
+    next_state: int,
+    gamma: float,
+    alpha: float,
+) -> None:
+    """Q(s, a) ← Q(s, a) + α (r + γ max_a' Q(s', a') − Q(s, a)), in place: the one Q-learning
+    step of deepq's tabular learners (on a Gymnasium env here, on a known MDP in ``mdp.py``)."""
+    target = q_learning_target(reward, terminated, q_table[next_state], gamma)
+    q_table[state, action] += alpha * (target - q_table[state, action])
 
 
 def greedy_with_random_ties(q_row: np.ndarray, rng: np.random.Generator) -> int:
@@ -122,10 +139,11 @@ def train_q_learning(
         if record.add_evaluation(result):
             save_q_table_agent(checkpoints / "best", agent_now())
 
+    rules = StopRules(c.stop_when_solved, c.total_steps, c.max_episodes)
     stop_reason = None
     try:
         with StopSignal() as stop_signal:
-            started = time.perf_counter()
+            clock = TrainingClock(p)
             while stop_reason is None:
                 epsilon = linear_epsilon(
                     p.episodes, c.epsilon_start, c.epsilon_end, c.epsilon_decay_episodes
@@ -141,9 +159,9 @@ def train_q_learning(
                     # 2. step
                     next_state, reward, terminated, truncated, _ = env.step(action)
                     # 3. learn: move Q(s, a) toward the TD target
-                    target = q_learning_target(reward, terminated, q_table[next_state], c.gamma)
                     alpha = c.alpha0 / (1.0 + updates * c.alpha_decay)
-                    q_table[state, action] += alpha * (target - q_table[state, action])
+                    q_learning_update(q_table, state, action, reward, terminated, next_state,
+                                      c.gamma, alpha)  # fmt: skip
                     updates += 1
                     p.env_steps += 1
                     episode_return += float(reward)
@@ -151,21 +169,12 @@ def train_q_learning(
                     done = terminated or truncated
                     state = next_state
                 # 4. bookkeeping, evaluation (the clock stops), stop
-                wall = p.train_seconds + time.perf_counter() - started
-                record.end_episode(episode_return, episode_length, epsilon, wall)
+                record.end_episode(episode_return, episode_length, epsilon, clock.elapsed())
                 if c.eval_every_episodes and p.episodes % c.eval_every_episodes == 0:
-                    p.train_seconds += time.perf_counter() - started
-                    evaluate_now()
-                    started = time.perf_counter()
-                if stop_signal.requested:
-                    stop_reason = "interrupted"
-                elif p.solved_at is not None and c.stop_when_solved:
-                    stop_reason = "solved"
-                elif c.max_episodes is not None and p.episodes >= c.max_episodes:
-                    stop_reason = "max_episodes"
-                elif c.total_steps is not None and p.env_steps >= c.total_steps:
-                    stop_reason = "total_steps"
-            p.train_seconds += time.perf_counter() - started
+                    with clock.paused():
+                        evaluate_now()
+                stop_reason = rules.reason(p, clock.elapsed(), stop_signal.requested)
+            clock.stop()
         logger.end_progress(p.env_steps)
         summary, best = finish_run(
             record,

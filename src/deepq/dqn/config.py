@@ -109,7 +109,7 @@ class DQNConfig(Config):
     tau: float = documented("Soft target update rate in (0, 1].", 0.005)
     target_update_every: int = documented("Env steps between hard target copies.", 1000)
     target_update_every_episodes: int | None = documented(
-        "Hard target copies every this many finished episodes instead (seed 004's CartPole "
+        "Hard target copies every this many finished episodes instead (the Hands-On ML chapter's CartPole "
         "DQNs); null: count env steps.",
         None,
     )

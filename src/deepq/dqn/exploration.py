@@ -8,7 +8,7 @@ from deepq.dqn.config import DQNConfig
 
 
 def exponential_epsilon(episodes: int, start: float, decay: float, end: float) -> float:
-    """start * decay**episodes floored at end: the seeds' ``eps = max(E_MIN, E_DECAY * eps)``."""
+    """start * decay**episodes floored at end: the LunarLander lab's ``eps = max(E_MIN, E_DECAY * eps)``."""
     return max(end, start * decay**episodes)
 
 
@@ -19,7 +19,7 @@ def linear_epsilon(env_steps: int, start: float, end: float, decay_steps: int) -
 
 
 def episode_linear_epsilon(episodes: int, start: float, end: float, decay_episodes: int) -> float:
-    """Seed 004's ``max(1 - episode / 500, 0.01)``: from start toward 0 over decay_episodes
+    """The Hands-On ML chapter's ``max(1 - episode / 500, 0.01)``: from start toward 0 over decay_episodes
     finished episodes, floored at end."""
     return max(end, start * (1.0 - episodes / decay_episodes))
 

@@ -1,6 +1,6 @@
 """``deepq plot``: the training history of one run, or of several runs as mean ± spread.
 
-After seed 003's ``plot_history``: per-episode return and its trailing moving average (default
+After the LunarLander lab's ``plot_history``: per-episode return and its trailing moving average (default
 window 10% of the episodes), here with the solve threshold, the point where the run was solved
 and the greedy evaluations overlaid. Drawn with matplotlib's object API on an Agg canvas, so it
 needs no display and touches no global pyplot state.

@@ -18,7 +18,7 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from deepq.errors import UsageError
 
-# Names for the environments the seeds explain (Gymnasium's LunarLander docs).
+# Names for the environments the source documents explain (Gymnasium's LunarLander docs).
 LUNAR_LANDER_ACTIONS = (
     "do nothing",
     "fire left orientation engine",

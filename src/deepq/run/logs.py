@@ -2,7 +2,7 @@
 
 On a terminal the display is a rich progress bar updated a few times a second; elsewhere (CI,
 pipes, notebooks' captured output) it prints one line every ``log_every_episodes`` episodes and
-on every evaluation, like the seeds' "episode 100 | average of the last 100" lines.
+on every evaluation, like the LunarLander lab's "episode 100 | average of the last 100" lines.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ Python. XLA sizes its CPU thread pools to every core the process may run on, so 
 machine the update's matrix products are split over both cores and contend with the loop's
 thread. Sized one core smaller, XLA keeps to one core and the loop has the other: the default
 LunarLander preset trains at ~1.3x the env steps/s on a 2-core CPU (7.5k -> 10.0k in alternating
-40k-step runs), with every benchmark seed's evaluations identical to the last digit.
+40k-step runs), with every benchmark run's evaluations identical to the last digit.
 Nothing is pinned: every thread may still run on every core.
 
 How: JAX has no setting for its CPU pool sizes; it sizes them from the process's CPU affinity
