@@ -7,6 +7,23 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+# In CI (CI=true, as .ci/run is run; or DEEPQ_REQUIRE_BROWSER=1) a test whose tool is missing
+# fails instead of skipping, so a broken install cannot pass as a skipped test.
+REQUIRED_HERE = os.environ.get("CI", "").lower() == "true" or (
+    os.environ.get("DEEPQ_REQUIRE_BROWSER") == "1"
+)
+
+
+def skip_unless(available: bool, message: str) -> None:
+    """Skip when ``available`` is false; fail instead where the test is required (CI)."""
+    if available:
+        return
+    if REQUIRED_HERE:
+        pytest.fail(f"required here (CI): {message}")
+    pytest.skip(message)
+
 
 def run_deepq(*args: str, env: dict | None = None, timeout: float = 300):
     """``python -m deepq ARGS`` to completion, output captured; SDL's dummy video driver unless

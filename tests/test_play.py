@@ -9,7 +9,7 @@ import time
 
 import imageio.v3 as iio
 import pytest
-from helpers import run_deepq
+from helpers import run_deepq, skip_unless
 
 from deepq.api import evaluate, load
 from deepq.outputs.pretrained import pretrained_path
@@ -81,8 +81,7 @@ def test_play_falls_back_to_a_video_when_no_window_opens(tmp_path, pretrained, m
 def test_play_opens_a_window_on_a_display(tmp_path, pretrained, monkeypatch):
     """On a virtual X display (Xvfb) the episodes play in a real window and no video is written."""
     xvfb = shutil.which("Xvfb")
-    if xvfb is None:
-        pytest.skip("needs Xvfb (apt install xvfb) for a display")
+    skip_unless(xvfb is not None, "needs Xvfb (apt install xvfb) for a display")
     server = subprocess.Popen(
         [xvfb, ":94", "-screen", "0", "800x600x24", "-nolisten", "tcp"],
         stdout=subprocess.DEVNULL,

@@ -237,3 +237,23 @@ def test_one_step_passes_through():
     )
     np.testing.assert_array_equal(out[2], [1.0, 2.0])
     assert float(out[6]) == np.float32(0.9)
+
+
+def test_an_n_step_transition_carries_the_action_taken_in_its_first_state():
+    # actions 5, 6, 7, 8 at s0..s3: the 3-step transitions start at s0 and s1, so they carry
+    # the actions 5 and 6 (not the newest pending ones, 7 and 8); the flush at the end of the
+    # episode emits s2 and s3 with 7 and 8.
+    acc = NStepAccumulator(n=3, gamma=0.5, num_envs=1)
+    emitted = []
+    for t, action in enumerate((5, 6, 7, 8)):
+        out = acc.push(
+            np.array([[float(t)]]),
+            np.array([action]),
+            np.array([1.0]),
+            np.array([[float(t + 1)]]),
+            np.array([t == 3]),
+            np.array([False]),
+        )
+        if out is not None:
+            emitted += list(zip(out[0][:, 0].tolist(), out[1].tolist(), strict=True))
+    assert emitted == [(0.0, 5), (1.0, 6), (2.0, 7), (3.0, 8)]

@@ -68,6 +68,23 @@ def loss_of(batch, double=False, loss="mse"):
     return dqn_loss(W, W, batch, linear_q, q_learning_target_fn(double), loss, 1.0, 0.0)
 
 
+def test_double_dqn_loss_lets_the_online_network_choose_and_the_target_network_value():
+    # Online Q(s') = [1, 3] (W) picks action 1; the target network values s' as [5, 0]. Double
+    # DQN: y = 1 + 0.5 * Q_T(s', 1) = 1; plain DQN: y = 1 + 0.5 * max(5, 0) = 3.5. Q(s, 0) = 2.
+    # With the online and target networks this different, choosing a' with the target network
+    # inside the loss would give Double DQN plain DQN's 3.5.
+    target_params = {"w": jnp.array([[0.0, 0.0], [5.0, 0.0]])}
+    batch = one_transition(terminated=False, truncated=False)
+    _, double = dqn_loss(
+        W, target_params, batch, linear_q, q_learning_target_fn(True), "mse", 1.0, 0.0
+    )
+    _, plain = dqn_loss(
+        W, target_params, batch, linear_q, q_learning_target_fn(False), "mse", 1.0, 0.0
+    )
+    np.testing.assert_allclose(double["td_loss"], (2.0 - 1.0) ** 2)
+    np.testing.assert_allclose(plain["td_loss"], (2.0 - 3.5) ** 2)
+
+
 @pytest.mark.parametrize("double", [False, True])
 def test_truncated_transition_bootstraps_and_terminated_does_not(double):
     # y = 1 + 0.5 * max(1, 3) = 2.5 unless terminated (y = 1); Q(s, 0) = 2.

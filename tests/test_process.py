@@ -1,4 +1,5 @@
-"""Starting JAX with a core to spare: smaller CPU pools, no thread left pinned, once only."""
+"""Process-wide settings: JAX with a core to spare (smaller CPU pools, no thread left pinned, once
+only), made by the program's entry point and never by a library call."""
 
 import json
 import os
@@ -65,3 +66,38 @@ def test_does_nothing_where_thread_affinity_cannot_be_set(monkeypatch):
     monkeypatch.setattr("jax._src.xla_bridge.backends_are_initialized", lambda: False)
     monkeypatch.delattr(os, "sched_setaffinity", raising=False)
     assert start_jax_with_a_core_to_spare() is None
+
+
+LIBRARY_TRAIN = """
+import json, os, sys
+sys.path.insert(0, {tests!r})
+import conftest  # registers the tiny test envs
+import jax
+import deepq.run.process as process
+calls = []
+process.start_jax_with_a_core_to_spare = lambda: calls.append("pools")
+process.enable_compilation_cache = lambda: calls.append("cache")
+process.configure_process = lambda: calls.append("configure")
+cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+import deepq
+deepq.train({{"env_id": "deepq-test/Counting-v0", "hidden_sizes": [4], "batch_size": 4,
+             "learning_starts": 4, "total_steps": 30, "eval_every": None,
+             "final_eval_episodes": 0, "checkpoint_every_episodes": None}},
+            {run_dir!r}, show_progress=False, tensorboard=False, report=False)
+print(json.dumps({{
+    "calls": calls, "cache_dir": jax.config.jax_compilation_cache_dir,
+    "same_affinity": cores is None or sorted(os.sched_getaffinity(0)) == cores,
+}}))
+"""
+
+
+def test_a_library_train_leaves_the_process_as_it_found_it(tmp_path):
+    """deepq.train() from a notebook or script: no thread-pool or affinity change, no compilation
+    cache switched on. Only the CLI (and the bench worker) call configure_process."""
+    code = LIBRARY_TRAIN.format(tests=os.path.dirname(__file__), run_dir=str(tmp_path / "run"))
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True,
+        env={k: v for k, v in os.environ.items() if k != "DEEPQ_COMPILATION_CACHE"},
+    )  # fmt: skip
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report == {"calls": [], "cache_dir": None, "same_affinity": True}

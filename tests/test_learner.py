@@ -1,0 +1,98 @@
+"""The learner: the optimiser it builds, and the parameters acting reads while an update runs."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from deepq.dqn.agent import build_network, init_params
+from deepq.dqn.config import DQNConfig
+from deepq.dqn.learner import Learner, make_optimizer
+from deepq.dqn.replay import Batch, pack_batch
+
+
+def first_adam_update(max_grad_norm):
+    # With an optimiser epsilon this large, Adam's first step is -lr * g / (|g| + eps) per
+    # coordinate, proportional to the gradient, so clipping shows in the update.
+    config = DQNConfig(learning_rate=1.0, optimizer_eps=1e6, max_grad_norm=max_grad_norm)
+    optimizer = make_optimizer(config)
+    params = {"w": jnp.zeros(2)}
+    updates, _ = optimizer.update({"w": jnp.array([3.0, 4.0])}, optimizer.init(params), params)
+    return np.asarray(updates["w"])
+
+
+def test_max_grad_norm_clips_the_gradient_before_the_optimiser():
+    # |g| = 5 clipped to norm 1: g = [0.6, 0.8]
+    np.testing.assert_allclose(
+        first_adam_update(1.0), [-0.6 / (0.6 + 1e6), -0.8 / (0.8 + 1e6)], rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        first_adam_update(None), [-3.0 / (3.0 + 1e6), -4.0 / (4.0 + 1e6)], rtol=1e-5
+    )
+    np.testing.assert_allclose(first_adam_update(10.0), first_adam_update(None))  # norm 5 < 10
+
+
+def make_learner(config):
+    network = build_network(config, n_actions=2)
+    return Learner(config, network, init_params(config, obs_dim=3, n_actions=2)), network
+
+
+def batches(k=2, batch=8):
+    rng = np.random.default_rng(0)
+    return pack_batch(
+        Batch(
+            obs=rng.standard_normal((k, batch, 3)).astype(np.float32),
+            actions=rng.integers(0, 2, (k, batch)).astype(np.int32),
+            rewards=rng.standard_normal((k, batch)).astype(np.float32),
+            next_obs=rng.standard_normal((k, batch, 3)).astype(np.float32),
+            terminated=np.zeros((k, batch), bool),
+            truncated=np.zeros((k, batch), bool),
+            discounts=np.full((k, batch), 0.99, np.float32),
+        )
+    )
+
+
+CONFIG = DQNConfig(hidden_sizes=(8,), batch_size=8, learning_starts=8, learning_rate=0.05)
+
+
+def test_acting_reads_the_parameters_from_before_the_update_dispatched_after_it():
+    learner, network = make_learner(CONFIG)
+    obs = np.random.default_rng(1).standard_normal((4, 3)).astype(np.float32)
+    before = np.asarray(network.apply(learner.params(), obs))
+    acting_q_values = learner.acting_q_values()
+    learner.update(batches())
+    after = np.asarray(network.apply(learner.params(), obs))
+    assert not np.allclose(before, after)  # the update changed the network
+    np.testing.assert_allclose(acting_q_values(obs), before, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(learner.acting_q_values()(obs), after, rtol=1e-5, atol=1e-6)
+
+
+def test_update_counts_gradient_steps_and_sync_copies_the_online_network():
+    learner, _ = make_learner(CONFIG.replace(target_update="hard"))
+    learner.update(batches(k=3))
+    state = learner.state
+    assert int(state.grad_steps) == 3
+    differs = jax.tree_util.tree_map(
+        lambda a, b: not np.array_equal(a, b), state.params, state.target_params
+    )
+    assert any(jax.tree_util.tree_leaves(differs))
+    learner.sync_target()
+    for online, target in zip(
+        jax.tree_util.tree_leaves(learner.state.params),
+        jax.tree_util.tree_leaves(learner.state.target_params),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(online, target)
+
+
+def test_state_arrays_round_trip_into_a_fresh_learner():
+    learner, _ = make_learner(CONFIG)
+    learner.update(batches())
+    fresh, _ = make_learner(CONFIG)
+    fresh.load_state_arrays(learner.state_arrays(), "test")
+    for a, b in zip(
+        jax.tree_util.tree_leaves(learner.state),
+        jax.tree_util.tree_leaves(fresh.state),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(a, b)
+    assert learner.is_finite()
