@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import re
 
 import pytest
 
@@ -13,6 +14,7 @@ from deepq.dqn.config import (
     resolve_config,
 )
 from deepq.errors import ConfigError
+from deepq.run.config import Config, documented
 
 BAD_VALUES = [
     ({"gamma": 1.5}, "gamma=1.5 must be in [0, 1]"),
@@ -204,3 +206,27 @@ def test_every_field_is_documented():
 def test_presets_hold_only_known_keys():
     for name in preset_names():
         assert set(load_preset(name)) <= {f.name for f in dataclasses.fields(DQNConfig)}
+
+
+def test_bounds_sit_beside_their_field_and_speak_for_it():
+    @dataclasses.dataclass(frozen=True)
+    class Toy(Config):
+        rate: float = documented("A rate.", 0.5, gt=0, le=1)
+        widths: tuple[int, ...] = documented("Widths.", (4,), ge=1)
+        limit: int | None = documented("A limit.", None, ge=1)
+        floor: float = documented("A floor.", -1.0, lt=0)
+
+    assert Toy().rate == 0.5 and Toy(limit=None).limit is None
+    for values, message in (
+        ({"rate": 0.0}, "rate=0.0 must be in (0, 1]"),
+        ({"rate": 1.5}, "rate=1.5 must be in (0, 1]"),
+        ({"widths": [4, 0]}, "widths=[4, 0] must all be >= 1"),
+        ({"limit": 0}, "limit=0 must be >= 1 or null"),
+        ({"floor": 0.0}, "floor=0.0 must be < 0"),
+    ):
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            Toy.from_dict(values)
+    assert Toy(rate=1, floor=-1e-9).rate == 1.0  # the closed end and an open end's neighbour
+    help_text = {name: text for name, _, text in Toy.field_help()}
+    assert help_text["rate"] == "A rate. Must be in (0, 1]."
+    assert help_text["limit"] == "A limit. Must be >= 1."

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from deepq.dqn.config import DQNConfig
-from deepq.dqn.learner import LearnerState, hard_target_update, make_state_packing
+from deepq.dqn.learner import LearnerState, hard_target_update
+from deepq.dqn.packing import make_state_packing
 from tests.test_target_updates import make_state_and_batches
 
 CONFIG = DQNConfig(hidden_sizes=(8, 4), batch_size=8, learning_starts=8, learning_rate=0.01)
@@ -31,7 +32,7 @@ def distinct_state():
 
 def test_pack_then_unpack_gives_back_the_same_state():
     state, _, update = distinct_state()
-    packing = make_state_packing(state, update)
+    packing = make_state_packing(state, update, hard_target_update)
     packed = packing.pack(state)
     assert packed.floats.ndim == 1 and packed.floats.dtype == jnp.float32
     assert [int(x) for x in packed.ints] == [3, 7]  # Adam's count, then grad_steps
@@ -40,7 +41,7 @@ def test_pack_then_unpack_gives_back_the_same_state():
 
 def test_the_packed_update_is_the_update():
     state, batches, update = distinct_state()
-    packing = make_state_packing(state, update)
+    packing = make_state_packing(state, update, hard_target_update)
     expected, expected_metrics = update(state, batches)
     packed, metrics = packing.update(packing.pack(state), batches)
     assert_states_equal(packing.unpack(packed), expected)
@@ -49,14 +50,14 @@ def test_the_packed_update_is_the_update():
 
 def test_the_packed_hard_target_update_copies_the_online_parameters_only():
     state, _, update = distinct_state()
-    packing = make_state_packing(state, update)
+    packing = make_state_packing(state, update, hard_target_update)
     synced = packing.unpack(packing.hard_target_update(packing.pack(state)))
     assert_states_equal(synced, hard_target_update(state))
 
 
 def test_host_params_are_the_online_parameters_in_numpy():
     state, _, update = distinct_state()
-    packing = make_state_packing(state, update)
+    packing = make_state_packing(state, update, hard_target_update)
     host = packing.host_params(packing.pack(state))
     for x, y in zip(
         jax.tree_util.tree_leaves(host), jax.tree_util.tree_leaves(state.params), strict=True
@@ -69,4 +70,4 @@ def test_integer_parameters_are_refused():
     params = {"w": jnp.zeros(2, jnp.int32)}
     state = LearnerState(params, params, (), jnp.zeros((), jnp.int32))
     with pytest.raises(TypeError, match="floating-point"):
-        make_state_packing(state, lambda s, b: (s, {}))
+        make_state_packing(state, lambda s, b: (s, {}), hard_target_update)

@@ -24,27 +24,32 @@ class DQNConfig(Config):
         "Gymnasium environment id (Box observations, Discrete actions).", "LunarLander-v3"
     )
     num_envs: int = documented(
-        "Parallel environments stepped together (Gymnasium sync vector env).", 1
+        "Parallel environments stepped together (Gymnasium sync vector env).", 1, ge=1
     )
     max_episode_steps: int | None = documented(
-        "Truncate episodes after this many steps (TimeLimit); null keeps the env's own limit.", None
+        "Truncate episodes after this many steps (TimeLimit); null keeps the env's own limit.",
+        None,
+        ge=1,
     )
     time_feature: bool = documented(
         "Append the fraction of the episode's step limit used so far to each observation.", False
     )
     # --- budgets: whichever comes first ends the run ---
     total_steps: int | None = documented(
-        "Stop after this many env steps (null: no step limit).", 500_000
+        "Stop after this many env steps (null: no step limit).", 500_000, ge=1
     )
-    max_episodes: int | None = documented("Stop after this many finished training episodes.", None)
+    max_episodes: int | None = documented(
+        "Stop after this many finished training episodes.", None, ge=1
+    )
     time_budget_s: float | None = documented(
-        "Stop after this many seconds of training wall-clock (evaluation excluded).", None
+        "Stop after this many seconds of training wall-clock (evaluation excluded).", None, gt=0
     )
     # --- Q-learning ---
-    gamma: float = documented("Discount factor in [0, 1].", 0.99)
+    gamma: float = documented("Discount factor.", 0.99, ge=0, le=1)
     n_step: int = documented(
         "Bootstrap n steps ahead: target = r_t + ... + γ^(n-1) r_(t+n-1) + γ^n Q(s_(t+n)); 1 is plain DQN.",
         1,
+        ge=1,
     )
     double: bool = documented(
         "Double DQN: the online net picks a', the target net values it.", False
@@ -54,24 +59,32 @@ class DQNConfig(Config):
         False,
     )
     munchausen_temperature: float = documented(
-        "Munchausen entropy temperature tau of the softmax policy softmax(Q_target / tau) (> 0).",
+        "Munchausen entropy temperature tau of the softmax policy softmax(Q_target / tau).",
         0.03,
+        gt=0,
     )
     munchausen_alpha: float = documented(
-        "Munchausen scaling of the log-policy bonus alpha * tau * ln pi(a|s), in [0, 1].", 0.9
+        "Munchausen scaling alpha of the log-policy bonus alpha * tau * ln pi(a|s).",
+        0.9,
+        ge=0,
+        le=1,
     )
     munchausen_log_policy_floor: float = documented(
-        "Munchausen clipping: tau * ln pi(a|s) is floored at this value (< 0).", -1.0
+        "Munchausen clipping: tau * ln pi(a|s) is floored at this value.", -1.0, lt=0
     )
     loss: Literal["mse", "huber"] = documented("TD error loss: mse or huber.", "mse")
-    huber_delta: float = documented("Huber loss threshold (quadratic inside, linear outside).", 1.0)
-    l2_coef: float = documented("L2 penalty coefficient on the weight matrices (0 disables).", 0.0)
+    huber_delta: float = documented(
+        "Huber loss threshold (quadratic inside, linear outside).", 1.0, gt=0
+    )
+    l2_coef: float = documented(
+        "L2 penalty coefficient on the weight matrices (0 disables).", 0.0, ge=0
+    )
     max_grad_norm: float | None = documented(
-        "Clip gradients to this global norm (null disables).", None
+        "Clip gradients to this global norm (null disables).", None, gt=0
     )
     # --- network ---
     hidden_sizes: tuple[int, ...] = documented(
-        "Hidden layer widths of the Q-network MLP.", (64, 64)
+        "Hidden layer widths of the Q-network MLP.", (64, 64), ge=1
     )
     activation: Literal["relu", "tanh", "elu", "gelu", "silu", "leaky_relu"] = documented(
         "Hidden layer activation.", "relu"
@@ -82,36 +95,37 @@ class DQNConfig(Config):
     )
     # --- optimiser ---
     optimizer: Literal["adam", "rmsprop"] = documented("Optimiser: adam or rmsprop.", "adam")
-    learning_rate: float = documented("Optimiser learning rate (> 0).", 1e-3)
+    learning_rate: float = documented("Optimiser learning rate.", 1e-3, gt=0)
     learning_rate_end: float | None = documented(
         "Decay the learning rate linearly to this value, reached at env step "
         "learning_rate_decay_steps (null: constant learning rate).",
         None,
     )
     learning_rate_decay_steps: int | None = documented(
-        "Env steps by which learning_rate_end is reached (null: total_steps).", None
+        "Env steps by which learning_rate_end is reached (null: total_steps).", None, ge=1
     )
-    optimizer_eps: float = documented("Optimiser epsilon (numerical stability term, > 0).", 1e-8)
+    optimizer_eps: float = documented("Optimiser epsilon (numerical stability term).", 1e-8, gt=0)
     # --- replay ---
-    buffer_size: int = documented("Replay buffer capacity in transitions.", 100_000)
-    batch_size: int = documented("Minibatch size per gradient step.", 64)
+    buffer_size: int = documented("Replay buffer capacity in transitions.", 100_000, ge=1)
+    batch_size: int = documented("Minibatch size per gradient step.", 64, ge=1)
     learning_starts: int = documented(
         "Env steps collected before learning starts (>= batch_size).", 1000
     )
-    train_every: int = documented("Learn every this many env steps.", 4)
-    gradient_steps: int = documented("Gradient steps per learning step.", 1)
+    train_every: int = documented("Learn every this many env steps.", 4, ge=1)
+    gradient_steps: int = documented("Gradient steps per learning step.", 1, ge=1)
     # --- target network ---
     target_update: Literal["soft", "hard"] = documented(
         "soft: target += tau * (online - target) after every gradient step; "
         "hard: copy online into target every target_update_every env steps.",
         "soft",
     )
-    tau: float = documented("Soft target update rate in (0, 1].", 0.005)
-    target_update_every: int = documented("Env steps between hard target copies.", 1000)
+    tau: float = documented("Soft target update rate.", 0.005, gt=0, le=1)
+    target_update_every: int = documented("Env steps between hard target copies.", 1000, ge=1)
     target_update_every_episodes: int | None = documented(
         "Hard target copies every this many finished episodes instead (the Hands-On ML chapter's CartPole "
         "DQNs); null: count env steps.",
         None,
+        ge=1,
     )
     # --- exploration ---
     epsilon_schedule: Literal["exponential", "linear", "linear_episodes", "constant"] = documented(
@@ -120,19 +134,21 @@ class DQNConfig(Config):
         "max(start * (1 - episodes / epsilon_decay_episodes), end); constant: epsilon_start.",
         "linear",
     )
-    epsilon_start: float = documented("Initial exploration rate in [0, 1].", 1.0)
+    epsilon_start: float = documented("Initial exploration rate.", 1.0, ge=0, le=1)
     epsilon_end: float = documented("Final (minimum) exploration rate in [0, epsilon_start].", 0.01)
     epsilon_decay: float = documented(
-        "Per-episode multiplicative decay (exponential schedule).", 0.995
+        "Per-episode multiplicative decay (exponential schedule).", 0.995, gt=0, le=1
     )
     epsilon_fraction: float = documented(
-        "Fraction of total_steps over which epsilon decays (linear schedule).", 0.1
+        "Fraction of total_steps over which epsilon decays (linear schedule).", 0.1, gt=0, le=1
     )
     epsilon_decay_steps: int | None = documented(
-        "Env steps over which epsilon decays (linear schedule); overrides epsilon_fraction.", None
+        "Env steps over which epsilon decays (linear schedule); overrides epsilon_fraction.",
+        None,
+        ge=1,
     )
     epsilon_decay_episodes: int = documented(
-        "Episodes over which epsilon decays (linear_episodes schedule).", 500
+        "Episodes over which epsilon decays (linear_episodes schedule).", 500, ge=1
     )
     # --- solving, evaluation, checkpoints ---
     solved_threshold: float | None = documented(
@@ -140,61 +156,36 @@ class DQNConfig(Config):
         "null uses the env spec's reward_threshold.",
         None,
     )
-    solved_window: int = documented("Episodes in the solved moving average.", 100)
+    solved_window: int = documented("Episodes in the solved moving average.", 100, ge=1)
     stop_when_solved: bool = documented("End the run as soon as it is solved.", False)
     eval_every: int | None = documented(
         "Greedy evaluation every this many env steps; the best one is kept (null disables).",
         10_000,
+        ge=1,
     )
-    eval_episodes: int = documented("Episodes per periodic greedy evaluation.", 10)
+    eval_episodes: int = documented("Episodes per periodic greedy evaluation.", 10, ge=1)
     final_eval_episodes: int = documented(
-        "Episodes of the greedy evaluation at the end of the run.", 100
+        "Episodes of the greedy evaluation at the end of the run.", 100, ge=0
     )
     checkpoint_every_episodes: int | None = documented(
-        "Write the latest checkpoint every this many episodes (null: only at the end).", 100
+        "Write the latest checkpoint every this many episodes (null: only at the end).", 100, ge=1
     )
     keep_checkpoints: int = documented(
         "Periodic checkpoints kept as checkpoints/step-<env steps> besides latest, best and final.",
         3,
+        ge=0,
     )
-    seed: int = documented("Seed for the networks, replay sampling, exploration and env resets.", 0)
+    seed: int = documented(
+        "Seed for the networks, replay sampling, exploration and env resets.", 0, ge=0, le=MAX_SEED
+    )
 
     def validate(self) -> None:
+        """The rules that tie fields together (each field's own bounds are beside it)."""
         c = self
         require(bool(c.env_id.strip()), "env_id must not be empty")
-        require(c.num_envs >= 1, f"num_envs={c.num_envs} must be >= 1")
-        for name in (
-            "max_episode_steps",
-            "total_steps",
-            "max_episodes",
-            "eval_every",
-            "checkpoint_every_episodes",
-            "learning_rate_decay_steps",
-        ):
-            value = getattr(c, name)
-            require(value is None or value >= 1, f"{name}={value} must be >= 1 or null")
-        require(
-            c.time_budget_s is None or c.time_budget_s > 0,
-            f"time_budget_s={c.time_budget_s} must be > 0 or null",
-        )
         require(
             c.total_steps is not None or c.max_episodes is not None or c.time_budget_s is not None,
             "set at least one budget: total_steps, max_episodes or time_budget_s",
-        )
-        require(0.0 <= c.gamma <= 1.0, f"gamma={c.gamma} must be in [0, 1]")
-        require(c.n_step >= 1, f"n_step={c.n_step} must be >= 1")
-        require(c.huber_delta > 0, f"huber_delta={c.huber_delta} must be > 0")
-        require(
-            c.munchausen_temperature > 0,
-            f"munchausen_temperature={c.munchausen_temperature} must be > 0",
-        )
-        require(
-            0.0 <= c.munchausen_alpha <= 1.0,
-            f"munchausen_alpha={c.munchausen_alpha} must be in [0, 1]",
-        )
-        require(
-            c.munchausen_log_policy_floor < 0,
-            f"munchausen_log_policy_floor={c.munchausen_log_policy_floor} must be < 0",
         )
         if c.munchausen:
             require(
@@ -208,17 +199,7 @@ class DQNConfig(Config):
                 "intermediate steps of an n-step return is not stored; set munchausen=false for "
                 "n-step returns",
             )
-        require(c.l2_coef >= 0, f"l2_coef={c.l2_coef} must be >= 0")
-        require(
-            c.max_grad_norm is None or c.max_grad_norm > 0,
-            f"max_grad_norm={c.max_grad_norm} must be > 0 or null",
-        )
         require(len(c.hidden_sizes) >= 1, "hidden_sizes=[] must list at least one layer width")
-        require(
-            all(h >= 1 for h in c.hidden_sizes),
-            f"hidden_sizes={list(c.hidden_sizes)} must all be >= 1",
-        )
-        require(c.learning_rate > 0, f"learning_rate={c.learning_rate} must be > 0")
         if c.learning_rate_end is not None:
             require(
                 0 <= c.learning_rate_end <= c.learning_rate,
@@ -235,9 +216,6 @@ class DQNConfig(Config):
                 f"the learning rate decays until env step {decay_steps}, which must come after "
                 f"learning_starts={c.learning_starts}",
             )
-        require(c.optimizer_eps > 0, f"optimizer_eps={c.optimizer_eps} must be > 0")
-        require(c.buffer_size >= 1, f"buffer_size={c.buffer_size} must be >= 1")
-        require(c.batch_size >= 1, f"batch_size={c.batch_size} must be >= 1")
         require(
             c.batch_size <= c.buffer_size,
             f"batch_size={c.batch_size} must be <= buffer_size={c.buffer_size}",
@@ -246,25 +224,9 @@ class DQNConfig(Config):
             c.learning_starts >= c.batch_size,
             f"learning_starts={c.learning_starts} must be >= batch_size={c.batch_size}",
         )
-        require(c.train_every >= 1, f"train_every={c.train_every} must be >= 1")
-        require(c.gradient_steps >= 1, f"gradient_steps={c.gradient_steps} must be >= 1")
-        require(0.0 < c.tau <= 1.0, f"tau={c.tau} must be in (0, 1]")
-        require(
-            c.target_update_every >= 1, f"target_update_every={c.target_update_every} must be >= 1"
-        )
-        require(0.0 <= c.epsilon_start <= 1.0, f"epsilon_start={c.epsilon_start} must be in [0, 1]")
         require(
             0.0 <= c.epsilon_end <= c.epsilon_start,
             f"epsilon_end={c.epsilon_end} must be in [0, epsilon_start={c.epsilon_start}]",
-        )
-        require(0.0 < c.epsilon_decay <= 1.0, f"epsilon_decay={c.epsilon_decay} must be in (0, 1]")
-        require(
-            0.0 < c.epsilon_fraction <= 1.0,
-            f"epsilon_fraction={c.epsilon_fraction} must be in (0, 1]",
-        )
-        require(
-            c.epsilon_decay_steps is None or c.epsilon_decay_steps >= 1,
-            f"epsilon_decay_steps={c.epsilon_decay_steps} must be >= 1 or null",
         )
         require(
             c.epsilon_schedule != "linear"
@@ -273,24 +235,9 @@ class DQNConfig(Config):
             "epsilon_schedule='linear' decays over total_steps, so set total_steps or epsilon_decay_steps",
         )
         require(
-            c.epsilon_decay_episodes >= 1,
-            f"epsilon_decay_episodes={c.epsilon_decay_episodes} must be >= 1",
-        )
-        require(
-            c.target_update_every_episodes is None or c.target_update_every_episodes >= 1,
-            f"target_update_every_episodes={c.target_update_every_episodes} must be >= 1 or null",
-        )
-        require(
             c.target_update_every_episodes is None or c.target_update == "hard",
             "target_update_every_episodes needs target_update='hard'",
         )
-        require(c.solved_window >= 1, f"solved_window={c.solved_window} must be >= 1")
-        require(c.eval_episodes >= 1, f"eval_episodes={c.eval_episodes} must be >= 1")
-        require(
-            c.final_eval_episodes >= 0, f"final_eval_episodes={c.final_eval_episodes} must be >= 0"
-        )
-        require(c.keep_checkpoints >= 0, f"keep_checkpoints={c.keep_checkpoints} must be >= 0")
-        require(0 <= c.seed <= MAX_SEED, f"seed={c.seed} must be in [0, {MAX_SEED}]")
 
 
 def config_from_dict(values: dict[str, Any], cls: type[Config] = DQNConfig) -> Any:

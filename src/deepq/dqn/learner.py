@@ -4,18 +4,15 @@ and the parameters that acting reads. The training loop only calls :class:`Learn
 Read top to bottom: the state and its pure functions (optimiser, one gradient step scanned over
 K batches, soft and hard target updates), then :class:`Learner`, which hides two speed tricks
 behind its methods, each with an equivalence test (``test_packing.py``, ``test_networks.py``):
-
-- the state travels packed into one float vector (:func:`make_state_packing`), because every leaf
-  of a jitted call's inputs and outputs costs the calling thread a few µs on XLA's CPU backend;
-- acting reads a numpy copy of the online parameters through the network's numpy twin
-  (:meth:`deepq.dqn.networks.QNetwork.host_q_values`), so that choosing an action never waits
-  behind an update that JAX is still computing on another core.
+the state travels packed into one float vector (:mod:`deepq.dqn.packing`), and acting reads a
+numpy copy of the online parameters through the network's numpy twin
+(:meth:`deepq.dqn.networks.QNetwork.host_q_values`), so that choosing an action never waits
+behind an update that JAX is still computing on another core.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import flax.struct
@@ -23,15 +20,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.flatten_util import ravel_pytree
 
 from deepq.dqn.config import DQNConfig
 from deepq.dqn.losses import ApplyFn, dqn_loss, target_fn_for
 from deepq.dqn.networks import QNetwork
+from deepq.dqn.packing import Metrics, PackedState, make_state_packing
 from deepq.dqn.replay import Batch, PackedBatch, unpack_batch
 from deepq.run.checkpoint import arrays_to_pytree, pytree_to_arrays
-
-Metrics = dict[str, jax.Array]
 
 
 @flax.struct.dataclass
@@ -116,86 +111,6 @@ def make_update(
     return update
 
 
-@flax.struct.dataclass
-class PackedState:
-    """A :class:`LearnerState` as one float vector (online and target parameters, optimiser
-    moments, in tree order) and its integer leaves (the step counts)."""
-
-    floats: jax.Array
-    ints: tuple[jax.Array, ...]
-
-
-@dataclass(frozen=True)
-class StatePacking:
-    """The learner's jitted functions on a :class:`PackedState`, and the way back.
-
-    Why pack: on XLA's CPU backend each input and output leaf of a jitted call costs the calling
-    thread a few µs. A LearnerState has ~40 leaves (two networks, Adam's two moments), which made
-    every update call hold the training loop for ~250 µs before it could go on stepping envs;
-    packed, ~80 µs (64-64 LayerNorm net, 8 gradient steps a call). The arithmetic is unchanged.
-    """
-
-    pack: Callable[[LearnerState], PackedState]
-    unpack: Callable[[PackedState], LearnerState]
-    update: Callable[[PackedState, PackedBatch], tuple[PackedState, Metrics]]
-    hard_target_update: Callable[[PackedState], PackedState]
-    host_params: Callable[[PackedState], Any]  # a numpy copy of the online parameters
-
-
-def make_state_packing(
-    template: LearnerState,
-    update: Callable[[LearnerState, PackedBatch], tuple[LearnerState, Metrics]],
-) -> StatePacking:
-    """Packing for learner states shaped like ``template``, around ``update`` (from make_update)."""
-    leaves, treedef = jax.tree_util.tree_flatten(template)
-    is_float = [bool(jnp.issubdtype(leaf.dtype, jnp.floating)) for leaf in leaves]
-    _, unravel_floats = ravel_pytree([leaf for leaf, f in zip(leaves, is_float, strict=True) if f])
-    params_leaves, params_treedef = jax.tree_util.tree_flatten(template.params)
-    if not all(jnp.issubdtype(leaf.dtype, jnp.floating) for leaf in params_leaves):
-        raise TypeError("packing needs floating-point network parameters")
-    n_params = sum(leaf.size for leaf in params_leaves)  # the online params lead the vector
-    param_shapes = [leaf.shape for leaf in params_leaves]
-    param_splits = np.cumsum([leaf.size for leaf in params_leaves])[:-1]
-
-    def pack(state: LearnerState) -> PackedState:
-        state_leaves = jax.tree_util.tree_leaves(state)
-        floats = jnp.concatenate(
-            [jnp.ravel(x) for x, f in zip(state_leaves, is_float, strict=True) if f]
-        )
-        return PackedState(
-            floats, tuple(x for x, f in zip(state_leaves, is_float, strict=True) if not f)
-        )
-
-    def unpack(packed: PackedState) -> LearnerState:
-        floats, ints = iter(unravel_floats(packed.floats)), iter(packed.ints)
-        return jax.tree_util.tree_unflatten(
-            treedef, [next(floats) if f else next(ints) for f in is_float]
-        )
-
-    def packed_update(packed: PackedState, batches: PackedBatch) -> tuple[PackedState, Metrics]:
-        state, metrics = update(unpack(packed), batches)
-        return pack(state), metrics
-
-    def packed_hard_target_update(packed: PackedState) -> PackedState:
-        return pack(hard_target_update(unpack(packed)))  # XLA makes it one slice copy
-
-    def host_params(packed: PackedState) -> Any:
-        online = np.asarray(packed.floats)[:n_params]
-        parts = np.split(online, param_splits)
-        return jax.tree_util.tree_unflatten(
-            params_treedef,
-            [part.reshape(shape) for part, shape in zip(parts, param_shapes, strict=True)],
-        )
-
-    return StatePacking(
-        jax.jit(pack),
-        jax.jit(unpack),
-        jax.jit(packed_update),
-        jax.jit(packed_hard_target_update),
-        host_params,
-    )
-
-
 @jax.jit
 def all_finite(tree: Any) -> jax.Array:
     return jnp.all(jnp.array([jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)]))
@@ -215,7 +130,9 @@ class Learner:
         state = LearnerState(
             params, params, jax.jit(optimizer.init)(params), jnp.zeros((), jnp.int32)
         )
-        self._packing = make_state_packing(state, make_update(config, network.apply, optimizer))
+        self._packing = make_state_packing(
+            state, make_update(config, network.apply, optimizer), hard_target_update
+        )
         self._packed = self._packing.pack(state)
         self._network = network
         self._host_params: Any = None  # numpy copy of the online parameters of _host_source

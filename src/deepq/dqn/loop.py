@@ -1,14 +1,16 @@
 """The DQN training loop (Mnih et al. 2015, with Double, Munchausen, dueling, n-step variants).
 
-:func:`_run` reads top to bottom: build the parts (collector, learner, replay, RNG), restore them
-on resume, then loop act → learn → sync target → step envs → store → episode bookkeeping →
-evaluate → stop, and end the run. Each part is one file of this package:
+:func:`_train` is the loop, top to bottom: act → learn → sync target → step envs → store →
+episode bookkeeping → evaluate → stop. :class:`DQNRun` holds what it works on (built, or restored
+on resume) and what happens around it: evaluations, checkpoints, the end of the run. Each part is
+one file of this package:
 
-- the TD target and loss: ``losses.py`` (small pure functions);
+- the TD targets and the loss: ``losses.py`` (small pure functions);
 - the learner (its state, jitted update and target sync, and the parameters acting reads):
   ``learner.py``;
 - the Q-network and its encoder: ``networks.py``; replay: ``replay.py``; the envs, n-step
-  returns and episodes: ``collector.py``; ε: ``exploration.py``;
+  returns and episodes: ``collector.py``; ε: ``exploration.py``; checkpoints:
+  ``training_state.py``;
 - what every loop shares (clock, stop rules, records, end of run): :mod:`deepq.run.harness`.
 
 Where do ``terminated`` and ``truncated`` go? Both are stored in the replay buffer; only
@@ -38,9 +40,13 @@ from deepq.dqn.exploration import epsilon_at, select_actions
 from deepq.dqn.learner import Learner
 from deepq.dqn.networks import encoder_for
 from deepq.dqn.replay import ReplayBuffer
-from deepq.dqn.training_state import KIND, restore_training_state, save_training_state
-from deepq.errors import CheckpointError, DeepQError, TrainingDiverged, UsageError
-from deepq.run.checkpoint import keep_copy, load_checkpoint
+from deepq.dqn.training_state import (
+    read_training_state,
+    restore_training_state,
+    save_training_state,
+)
+from deepq.errors import CheckpointError, TrainingDiverged
+from deepq.run.checkpoint import keep_copy
 from deepq.run.envs import make_env
 from deepq.run.evaluation import SELECTION_EVAL_SEED, Evaluator
 from deepq.run.harness import (
@@ -58,6 +64,8 @@ from deepq.run.logs import RunLogger, write_json
 
 __all__ = ["Agent", "resume", "train"]
 
+Restored = tuple[dict[str, np.ndarray], dict[str, Any]]  # a training checkpoint's arrays, meta
+
 
 def train(
     config: DQNConfig | dict[str, Any] | None = None,
@@ -71,19 +79,14 @@ def train(
         config = resolve_config()
     elif isinstance(config, dict):
         config = config_from_dict(config)
-    make_env(
-        config.env_id, config.max_episode_steps, config.time_feature
-    ).close()  # fail before writing
+    make_env(config.env_id, config.max_episode_steps, config.time_feature).close()  # fail early
     run_dir = new_run_dir(run_dir)
     write_json(run_dir / "config.json", config.to_dict())
-    return _run(config, run_dir, None, show_progress, tensorboard)
+    return _run(DQNRun(config, run_dir, None, show_progress, tensorboard))
 
 
 def resume(
-    run_dir: str | Path,
-    *,
-    show_progress: bool | None = None,
-    tensorboard: bool = True,
+    run_dir: str | Path, *, show_progress: bool | None = None, tensorboard: bool = True
 ) -> TrainResult:
     """Continue an interrupted run from its latest checkpoint, exactly as if it had never stopped.
 
@@ -92,150 +95,75 @@ def resume(
     resetting it with the episode's seed and replaying its actions (environments must be
     deterministic given seed and actions, as Gymnasium's are). Wall-clock columns differ.
     """
-    run_dir = Path(run_dir)
-    checkpoints = run_dir / "checkpoints"
-    if not run_dir.is_dir():
-        raise UsageError(f"no such run directory: {run_dir}")
-    if (checkpoints / "final").exists():
-        raise UsageError(f"{run_dir} already finished; start a new run instead")
-    arrays, meta = load_checkpoint(checkpoints / "latest")
-    if meta.get("kind") != KIND:
-        raise CheckpointError(f"{checkpoints / 'latest'} is not a training-state checkpoint")
-    try:
-        config = config_from_dict(meta["config"])
-    except (KeyError, TypeError, DeepQError) as exc:
-        raise CheckpointError(
-            f"{checkpoints / 'latest'}: meta.json holds no valid config ({exc})"
-        ) from None
-    return _run(config, run_dir, (arrays, meta), show_progress, tensorboard)
+    config, restored = read_training_state(Path(run_dir))
+    return _run(DQNRun(config, Path(run_dir), restored, show_progress, tensorboard))
 
 
-def _run(
-    c: DQNConfig,
-    run_dir: Path,
-    restore_from: tuple[dict[str, np.ndarray], dict[str, Any]] | None,
-    show_progress: bool | None,
-    tensorboard: bool,
-) -> TrainResult:
-    # --- the parts: envs, learner, replay, randomness, counters ---
-    collector = Collector(c)
-    n_actions, obs_dim = collector.n_actions, int(collector.observation_space.shape[0])
-    network = build_network(c, n_actions, encoder_for(collector.observation_space))
-    learner = Learner(c, network, init_params(c, obs_dim, n_actions))
-    replay = ReplayBuffer(c.buffer_size, collector.observation_space.shape,
-                          collector.observation_space.dtype)  # fmt: skip
-    rng = np.random.default_rng(c.seed)  # replay sampling and exploration
-    collector.reset(c.seed)
-    p = RunProgress()
-    checkpoints = run_dir / "checkpoints"
-    if restore_from is not None:
-        arrays, meta = restore_from
-        p = restore_training_state(arrays, meta, str(checkpoints / "latest"), learner, replay,
-                                   collector, rng)  # fmt: skip
+def _run(run: DQNRun) -> TrainResult:
+    with ExitStack() as resources, StopSignal() as stop_signal:
+        for resource in (run.collector, run.evaluator, run.logger):  # closed on every way out
+            resources.callback(resource.close)
+        stop_reason = _train(run, stop_signal)
+        return run.finish(stop_reason)
 
-    # --- records, evaluation, stop rules ---
-    logger = _open_logger(run_dir, c, p, restore_from is not None, show_progress, tensorboard)
-    record = RunRecorder(p, logger, solved_threshold(c.solved_threshold, collector.spec),
-                         c.solved_window)  # fmt: skip
-    evaluator = Evaluator(lambda: make_env(c.env_id, c.max_episode_steps, c.time_feature))
-    greedy_actions = make_greedy_actions(network.apply)
+
+def _train(run: DQNRun, stop_signal: StopSignal) -> str:
+    """The loop, until a stop rule holds; returns why it stopped."""
+    c, p, clock, record = run.config, run.progress, TrainingClock(run.progress), run.record
+    collector, learner, replay, rng = run.collector, run.learner, run.replay, run.rng
     rules = StopRules(c.stop_when_solved, c.total_steps, c.max_episodes, c.time_budget_s)
-
-    def agent_now(**info: Any) -> Agent:
-        info = {"env_steps": p.env_steps, "episodes": p.episodes, **info}
-        return Agent(c, learner.params(), obs_dim, n_actions, info)
-
-    def evaluate_and_keep_best() -> None:  # the selection seeds: never the reported ones
-        params = learner.params()
-        result = evaluator.run(lambda obs: np.asarray(greedy_actions(params, obs)),
-                               c.eval_episodes, SELECTION_EVAL_SEED)  # fmt: skip
-        if record.add_evaluation(result):
-            save_agent(checkpoints / "best", agent_now(eval_mean=result.mean))
-
-    def save_latest() -> None:
-        save_training_state(checkpoints / "latest", c, learner, replay, collector, rng, record)
-
-    # --- the loop: act → learn → sync target → step → store → bookkeeping → evaluate → stop ---
     epsilon = epsilon_at(c, p.episodes, p.env_steps)
     stop_reason = None
-    with ExitStack() as resources, StopSignal() as stop_signal:
-        for resource in (collector, evaluator, logger):  # closed on every way out, errors included
-            resources.callback(resource.close)
-        clock = TrainingClock(p)
-        while stop_reason is None:
-            # 1. act ε-greedily in every env with the parameters from before this step's learning
-            #    (the random draws now; the Q-values once 2. has been dispatched)
-            coins, random_actions = rng.random(c.num_envs), rng.integers(0, n_actions, c.num_envs)
-            acting_q_values = learner.acting_q_values()
-            previous_steps, p.env_steps = p.env_steps, p.env_steps + c.num_envs
-            # 2. learn: one learning step per multiple of train_every crossed by this step, from
-            #    learning_starts on, on the transitions stored before it. JAX dispatches it
-            #    asynchronously, so it computes on XLA's cores while this thread acts and steps.
-            learning_steps = _crossed(previous_steps, p.env_steps, c.train_every)
-            if learning_steps and p.env_steps >= c.learning_starts and len(replay) >= c.batch_size:
-                learner.update(replay.sample(rng, c.batch_size, learning_steps * c.gradient_steps))
-            actions = select_actions(acting_q_values(collector.obs), epsilon, coins, random_actions)
-            # 3. hard target copy every target_update_every env steps (or, at 6., episodes)
-            if (
-                c.target_update == "hard"
-                and c.target_update_every_episodes is None
-                and _crossed(previous_steps, p.env_steps, c.target_update_every)
-            ):
-                learner.sync_target()
-            # 4. step every env; 5. store the transitions now complete (n-step ones when n_step > 1)
-            step = collector.step(actions, p.env_steps)
-            if step.transitions is not None:
-                replay.add(*step.transitions)
-            # 6. episode bookkeeping: records, per-episode target copies, ε, learning metrics
-            episodes_before, wall = p.episodes, clock.elapsed()
-            for episode_return, episode_length in step.finished:
-                record.end_episode(episode_return, episode_length, epsilon, wall)
-            if c.target_update_every_episodes is not None and _crossed(
-                episodes_before, p.episodes, c.target_update_every_episodes
-            ):
-                learner.sync_target()  # the Hands-On ML chapter's CartPole DQNs: every N episodes
-            if step.finished or c.epsilon_schedule == "linear":
-                epsilon = epsilon_at(c, p.episodes, p.env_steps)
-            if _crossed(previous_steps, p.env_steps, 1000):
-                _log_learning(learner, logger, p.env_steps, checkpoints)
-            # 7. evaluate (the clock stops: evaluation is not training time)
-            if c.eval_every and _crossed(previous_steps, p.env_steps, c.eval_every):
-                with clock.paused():
-                    evaluate_and_keep_best()
-            # 8. stop? (at the end of a step, where the whole state is consistent) or checkpoint
-            stop_reason = rules.reason(p, clock.elapsed(), stop_signal.requested)
-            every = c.checkpoint_every_episodes
-            if stop_reason is None and every and _crossed(episodes_before, p.episodes, every):
-                with clock.paused():
-                    save_latest()
-                    if c.keep_checkpoints:
-                        step_copy = checkpoints / f"step-{p.env_steps:012d}"
-                        keep_copy(checkpoints / "latest", step_copy, c.keep_checkpoints)
-        clock.stop()
-        logger.end_progress(p.env_steps)
-
-        def save_final() -> None:  # `final` is the same state as `latest`: hard links
-            save_latest()
-            keep_copy(checkpoints / "latest", checkpoints / "final", keep=1)
-
-        summary, best = finish_run(
-            record,
-            run_dir,
-            c.env_id,
-            stop_reason,
-            # with no periodic evaluations there is nothing to compare: the end is the best
-            evaluate_now=evaluate_and_keep_best
-            if c.eval_every
-            else lambda: save_agent(checkpoints / "best", agent_now()),
-            save_final=save_final,
-            save_interrupted=save_latest,
-            resume_hint=f"resume with: deepq train --resume {run_dir}",
-            load_best=lambda: load_agent_checkpoint(checkpoints / "best"),
-            evaluator=evaluator,
-            final_eval_episodes=c.final_eval_episodes,
-            grad_steps=int(learner.state.grad_steps),
-        )
-    return TrainResult(run_dir, summary, best)
+    while stop_reason is None:
+        # 1. act ε-greedily in every env with the parameters from before this step's learning
+        #    (the random draws now; the Q-values once 2. has been dispatched)
+        coins = rng.random(c.num_envs)
+        random_actions = rng.integers(0, collector.n_actions, c.num_envs)
+        acting_q_values = learner.acting_q_values()
+        previous_steps, p.env_steps = p.env_steps, p.env_steps + c.num_envs
+        # 2. learn: one learning step per multiple of train_every crossed by this step, from
+        #    learning_starts on, on the transitions stored before it. JAX dispatches it
+        #    asynchronously, so it computes on XLA's cores while this thread acts and steps.
+        learning_steps = _crossed(previous_steps, p.env_steps, c.train_every)
+        if learning_steps and p.env_steps >= c.learning_starts and len(replay) >= c.batch_size:
+            learner.update(replay.sample(rng, c.batch_size, learning_steps * c.gradient_steps))
+        actions = select_actions(acting_q_values(collector.obs), epsilon, coins, random_actions)
+        # 3. hard target copy every target_update_every env steps (or, at 6., episodes)
+        if (
+            c.target_update == "hard"
+            and c.target_update_every_episodes is None
+            and _crossed(previous_steps, p.env_steps, c.target_update_every)
+        ):
+            learner.sync_target()
+        # 4. step every env; 5. store the transitions now complete (n-step ones when n_step > 1)
+        step = collector.step(actions, p.env_steps)
+        if step.transitions is not None:
+            replay.add(*step.transitions)
+        # 6. episode bookkeeping: records, per-episode target copies, ε, learning metrics
+        episodes_before, wall = p.episodes, clock.elapsed()
+        for episode_return, episode_length in step.finished:
+            record.end_episode(episode_return, episode_length, epsilon, wall)
+        if c.target_update_every_episodes is not None and _crossed(
+            episodes_before, p.episodes, c.target_update_every_episodes
+        ):
+            learner.sync_target()  # the Hands-On ML chapter's CartPole DQNs: every N episodes
+        if step.finished or c.epsilon_schedule == "linear":
+            epsilon = epsilon_at(c, p.episodes, p.env_steps)
+        if _crossed(previous_steps, p.env_steps, 1000):
+            run.log_learning()
+        # 7. evaluate (the clock stops: evaluation is not training time)
+        if c.eval_every and _crossed(previous_steps, p.env_steps, c.eval_every):
+            with clock.paused():
+                run.evaluate_and_keep_best()
+        # 8. stop? (at the end of a step, where the whole state is consistent) or checkpoint
+        stop_reason = rules.reason(p, clock.elapsed(), stop_signal.requested)
+        every = c.checkpoint_every_episodes
+        if stop_reason is None and every and _crossed(episodes_before, p.episodes, every):
+            with clock.paused():
+                run.save_periodic_checkpoint()
+    clock.stop()
+    run.logger.end_progress(p.env_steps)
+    return stop_reason
 
 
 def _crossed(before: int, after: int, every: int) -> int:
@@ -243,31 +171,106 @@ def _crossed(before: int, after: int, every: int) -> int:
     return after // every - before // every
 
 
-def _log_learning(learner: Learner, logger: RunLogger, env_steps: int, checkpoints: Path) -> None:
-    """Log the latest update's loss and mean Q; a non-finite loss ends the run."""
-    if learner.metrics is None:
-        return
-    loss = float(learner.metrics["loss"])
-    if not np.isfinite(loss):
-        raise TrainingDiverged(
-            f"the loss became non-finite by env step {env_steps} "
-            f"(try a lower learning_rate); the last finite checkpoint is in {checkpoints}"
+class DQNRun:
+    """One run's parts (collector, learner, replay, RNG), its records, and what happens around the
+    loop: greedy evaluations that pick ``best``, checkpoints, the end of the run."""
+
+    def __init__(
+        self,
+        config: DQNConfig,
+        run_dir: Path,
+        restored: Restored | None,
+        show_progress: bool | None,
+        tensorboard: bool,
+    ):
+        c = self.config = config
+        self.run_dir, self.checkpoints = run_dir, run_dir / "checkpoints"
+        self.collector = Collector(c)
+        space, n_actions = self.collector.observation_space, self.collector.n_actions
+        self.network = build_network(c, n_actions, encoder_for(space))
+        self.learner = Learner(c, self.network, init_params(c, int(space.shape[0]), n_actions))
+        self.replay = ReplayBuffer(c.buffer_size, space.shape, space.dtype)
+        self.rng = np.random.default_rng(c.seed)  # replay sampling and exploration
+        self.collector.reset(c.seed)
+        self.progress = RunProgress()
+        if restored is not None:
+            self.progress = restore_training_state(*restored, str(self.checkpoints / "latest"),
+                self.learner, self.replay, self.collector, self.rng)  # fmt: skip
+        try:
+            self.logger = RunLogger(run_dir, c.total_steps, show_progress, tensorboard=tensorboard,
+                resume_at=None if restored is None else (self.progress.episodes,
+                                                         self.progress.env_steps))  # fmt: skip
+        except ValueError as exc:  # progress.csv holds fewer rows than the checkpoint says
+            raise CheckpointError(str(exc)) from None
+        threshold = solved_threshold(c.solved_threshold, self.collector.spec)
+        self.record = RunRecorder(self.progress, self.logger, threshold, c.solved_window)
+        self.evaluator = Evaluator(lambda: make_env(c.env_id, c.max_episode_steps, c.time_feature))
+        self._greedy_actions = make_greedy_actions(self.network.apply)
+
+    def agent(self, **info: Any) -> Agent:
+        """The learner's current online network as an agent."""
+        p, space = self.progress, self.collector.observation_space
+        info = {"env_steps": p.env_steps, "episodes": p.episodes, **info}
+        return Agent(self.config, self.learner.params(), int(space.shape[0]),
+                     self.collector.n_actions, info)  # fmt: skip
+
+    def evaluate_and_keep_best(self) -> None:
+        """A greedy evaluation on the selection seeds (never the reported ones); the best so far
+        becomes ``checkpoints/best``."""
+        params = self.learner.params()
+        result = self.evaluator.run(lambda obs: np.asarray(self._greedy_actions(params, obs)),
+                                    self.config.eval_episodes, SELECTION_EVAL_SEED)  # fmt: skip
+        if self.record.add_evaluation(result):
+            save_agent(self.checkpoints / "best", self.agent(eval_mean=result.mean))
+
+    def save_latest(self) -> None:
+        save_training_state(self.checkpoints / "latest", self.config, self.learner, self.replay,
+                            self.collector, self.rng, self.record)  # fmt: skip
+
+    def save_periodic_checkpoint(self) -> None:
+        """``latest``, and a ``step-<env steps>`` copy of it (hard links) when some are kept."""
+        self.save_latest()
+        if self.config.keep_checkpoints:
+            copy = self.checkpoints / f"step-{self.progress.env_steps:012d}"
+            keep_copy(self.checkpoints / "latest", copy, self.config.keep_checkpoints)
+
+    def log_learning(self) -> None:
+        """Log the latest update's loss and mean Q; a non-finite loss ends the run."""
+        metrics = self.learner.metrics
+        if metrics is None:
+            return
+        loss, env_steps = float(metrics["loss"]), self.progress.env_steps
+        if not np.isfinite(loss):
+            raise TrainingDiverged(
+                f"the loss became non-finite by env step {env_steps} "
+                f"(try a lower learning_rate); the last finite checkpoint is in {self.checkpoints}"
+            )
+        self.logger.scalars(
+            env_steps, {"train/loss": loss, "train/q_mean": float(metrics["q_mean"])}
         )
-    logger.scalars(
-        env_steps, {"train/loss": loss, "train/q_mean": float(learner.metrics["q_mean"])}
-    )
 
+    def finish(self, stop_reason: str) -> TrainResult:
+        """Save, let the end compete for ``best``, evaluate it on held-out seeds, summarise."""
 
-def _open_logger(
-    run_dir: Path,
-    c: DQNConfig,
-    p: RunProgress,
-    resuming: bool,
-    show_progress: bool | None,
-    tensorboard: bool,
-) -> RunLogger:
-    try:
-        return RunLogger(run_dir, c.total_steps, show_progress, tensorboard=tensorboard,
-                         resume_at=(p.episodes, p.env_steps) if resuming else None)  # fmt: skip
-    except ValueError as exc:  # progress.csv shorter than the checkpoint says
-        raise CheckpointError(str(exc)) from None
+        def save_final() -> None:  # `final` is the same state as `latest`: hard links
+            self.save_latest()
+            keep_copy(self.checkpoints / "latest", self.checkpoints / "final", keep=1)
+
+        def keep_the_end() -> None:  # no periodic evaluations: nothing to compare the end with
+            save_agent(self.checkpoints / "best", self.agent())
+
+        summary, best = finish_run(
+            self.record,
+            self.run_dir,
+            self.config.env_id,
+            stop_reason,
+            evaluate_now=self.evaluate_and_keep_best if self.config.eval_every else keep_the_end,
+            save_final=save_final,
+            save_interrupted=self.save_latest,
+            resume_hint=f"resume with: deepq train --resume {self.run_dir}",
+            load_best=lambda: load_agent_checkpoint(self.checkpoints / "best"),
+            evaluator=self.evaluator,
+            final_eval_episodes=self.config.final_eval_episodes,
+            grad_steps=int(self.learner.state.grad_steps),
+        )
+        return TrainResult(self.run_dir, summary, best)

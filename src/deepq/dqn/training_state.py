@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 
 from deepq.dqn.collector import Collector
-from deepq.dqn.config import DQNConfig
+from deepq.dqn.config import DQNConfig, config_from_dict
 from deepq.dqn.learner import Learner
 from deepq.dqn.replay import ReplayBuffer
-from deepq.errors import CheckpointError, TrainingDiverged
-from deepq.run.checkpoint import save_checkpoint
+from deepq.errors import CheckpointError, DeepQError, TrainingDiverged, UsageError
+from deepq.run.checkpoint import load_checkpoint, save_checkpoint
 from deepq.run.harness import RunProgress, RunRecorder
 from deepq.version import __version__
 
@@ -84,3 +84,24 @@ def restore_training_state(
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{source}: cannot restore the training state ({exc})") from None
     return progress
+
+
+def read_training_state(
+    run_dir: Path,
+) -> tuple[DQNConfig, tuple[dict[str, np.ndarray], dict[str, Any]]]:
+    """The config and the (arrays, meta) of an unfinished run's latest checkpoint, verified."""
+    checkpoints = run_dir / "checkpoints"
+    if not run_dir.is_dir():
+        raise UsageError(f"no such run directory: {run_dir}")
+    if (checkpoints / "final").exists():
+        raise UsageError(f"{run_dir} already finished; start a new run instead")
+    arrays, meta = load_checkpoint(checkpoints / "latest")
+    if meta.get("kind") != KIND:
+        raise CheckpointError(f"{checkpoints / 'latest'} is not a training-state checkpoint")
+    try:
+        config = config_from_dict(meta["config"])
+    except (KeyError, TypeError, DeepQError) as exc:
+        raise CheckpointError(
+            f"{checkpoints / 'latest'}: meta.json holds no valid config ({exc})"
+        ) from None
+    return config, (arrays, meta)

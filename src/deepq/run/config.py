@@ -1,8 +1,8 @@
 """Typed, validated configs: the one style every algorithm's config follows.
 
 A config is a frozen dataclass deriving :class:`Config`. Each field is declared with
-:func:`documented` (its default and its help, which is the CLI documentation), and the class's
-``validate`` method holds the rules that tie fields together, right under the fields. On
+:func:`documented`: its help (the CLI documentation), its default and its bounds, together; the
+class's ``validate`` method holds only the rules that tie fields together, right under them. On
 construction every field is checked against its annotation (``int`` -> ``float``, ``list`` ->
 ``tuple``); ``--set key=value`` strings are parsed by the same annotations. Any mistake is one
 :class:`~deepq.errors.ConfigError` line naming the key and the value.
@@ -21,7 +21,7 @@ import json
 import math
 import types
 import typing
-from dataclasses import field
+from dataclasses import dataclass, field
 from typing import Any, Literal, Self
 
 from deepq.errors import ConfigError
@@ -29,9 +29,51 @@ from deepq.errors import ConfigError
 MAX_SEED = 2**31 - 1
 
 
-def documented(text: str, default: Any) -> Any:
-    """A config field with its default and its help text (shown by ``deepq train --help``)."""
-    return field(default=default, metadata={"help": text})
+@dataclass(frozen=True)
+class Bounds:
+    """An interval a number (or every number of a list) must lie in; ``None`` is unbounded."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # low itself excluded
+    high_open: bool = False
+
+    def holds(self, value: float) -> bool:
+        above = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        below = self.high is None or (value < self.high if self.high_open else value <= self.high)
+        return above and below
+
+    def text(self) -> str:
+        """``>= 1``, ``> 0``, ``< 0``, ``in [0, 1]``, ``in (0, 1]``..."""
+        if self.high is None:
+            return f"{'>' if self.low_open else '>='} {_number(self.low)}"
+        if self.low is None:
+            return f"{'<' if self.high_open else '<='} {_number(self.high)}"
+        left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
+        return f"in {left}{_number(self.low)}, {_number(self.high)}{right}"
+
+
+def _number(value: float | None) -> str:
+    return str(int(value)) if value is not None and float(value).is_integer() else str(value)
+
+
+def documented(
+    text: str,
+    default: Any,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+) -> Any:
+    """A config field: its help text (shown by ``deepq train --help``), its default, and the
+    bounds its value must lie in (``ge`` ≥, ``gt`` >, ``le`` ≤, ``lt`` <; ``null`` always passes
+    where the type allows it; a list's every element must lie in them)."""
+    bounds = None
+    if (ge, gt, le, lt) != (None, None, None, None):
+        bounds = Bounds(gt if gt is not None else ge, lt if lt is not None else le,
+                        gt is not None, lt is not None)  # fmt: skip
+    return field(default=default, metadata={"help": text, "bounds": bounds})
 
 
 def require(ok: bool, message: str) -> None:
@@ -83,7 +125,8 @@ class Config:
 
     @classmethod
     def field_help(cls) -> list[tuple[str, str, str]]:
-        """(name, default, help) for every field, in declaration order."""
+        """(name, default, help) for every field, in declaration order; the help ends with the
+        field's bounds."""
         rows = []
         for f in dataclasses.fields(cls):  # type: ignore[arg-type]
             if isinstance(f.default, tuple):
@@ -92,7 +135,8 @@ class Config:
                 default = json.dumps(f.default)  # null, true, false
             else:
                 default = str(f.default)
-            rows.append((f.name, default, f.metadata["help"]))
+            text, bounds = f.metadata["help"], f.metadata.get("bounds")
+            rows.append((f.name, default, f"{text} Must be {bounds.text()}." if bounds else text))
         return rows
 
 
@@ -102,13 +146,20 @@ def field_types(cls: type) -> dict[str, Any]:
 
 
 def coerce_fields(config: Any) -> None:
-    """Check every field of a frozen config dataclass against its annotation, normalising in
-    place (int -> float, list -> tuple); ConfigError names the field and value."""
+    """Check every field of a frozen config dataclass against its annotation and bounds,
+    normalising in place (int -> float, list -> tuple); ConfigError names the field and value."""
     types_ = field_types(type(config))
     for f in dataclasses.fields(config):
-        object.__setattr__(
-            config, f.name, _check_type(f.name, types_[f.name], getattr(config, f.name))
-        )
+        value = _check_type(f.name, types_[f.name], getattr(config, f.name))
+        bounds = f.metadata.get("bounds")
+        if bounds is not None and value is not None:
+            if isinstance(value, tuple):
+                require(all(bounds.holds(v) for v in value),
+                        f"{f.name}={list(value)} must all be {bounds.text()}")  # fmt: skip
+            else:
+                nullable = " or null" if type(None) in typing.get_args(types_[f.name]) else ""
+                require(bounds.holds(value), f"{f.name}={value} must be {bounds.text()}{nullable}")
+        object.__setattr__(config, f.name, value)
 
 
 # ----------------------------------------------------------------------------------------------
