@@ -28,7 +28,7 @@ $(VENV)/.bench-installed: $(STAMP)
 bench: $(VENV)/.bench-installed
 	$(BIN)/deepq bench $(ARGS)
 
-# Re-make the pretrained LunarLander agent shipped in src/deepq/pretrained/ (see the README).
+# Re-make the pretrained LunarLander agent shipped in src/deepq/pretrained/ (see docs/pretrained.md).
 PRETRAINED_PRESET ?= lunarlander-fast
 PRETRAINED_SEED ?= 7
 pretrained: $(STAMP)

@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from deepq.errors import UsageError
+
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "relu": nn.relu,
     "tanh": nn.tanh,
@@ -55,7 +57,7 @@ def encoder_for(observation_space: Any) -> str:
     """The encoder for an observation space: ``"mlp"`` for a 1-D Box (the only one so far)."""
     shape = getattr(observation_space, "shape", None)
     if shape is None or len(shape) != 1:
-        raise ValueError(f"no encoder for {observation_space} observations (deepq has an MLP)")
+        raise UsageError(f"no encoder for {observation_space} observations (deepq has an MLP)")
     return "mlp"
 
 

@@ -4,11 +4,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from test_target_updates import make_state_and_batches
 
 from deepq.dqn.config import DQNConfig
 from deepq.dqn.learner import LearnerState, hard_target_update
 from deepq.dqn.packing import make_state_packing
-from tests.test_target_updates import make_state_and_batches
 
 CONFIG = DQNConfig(hidden_sizes=(8, 4), batch_size=8, learning_starts=8, learning_rate=0.01)
 

@@ -94,7 +94,8 @@ print(json.dumps({{
 def test_a_library_train_leaves_the_process_as_it_found_it(tmp_path):
     """deepq.train() from a notebook or script: no thread-pool or affinity change, no compilation
     cache switched on. Only the CLI (and the bench worker) call configure_process."""
-    code = LIBRARY_TRAIN.format(tests=os.path.dirname(__file__), run_dir=str(tmp_path / "run"))
+    tests = os.path.dirname(os.path.dirname(__file__))  # where conftest.py is
+    code = LIBRARY_TRAIN.format(tests=tests, run_dir=str(tmp_path / "run"))
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True,
         env={k: v for k, v in os.environ.items() if k != "DEEPQ_COMPILATION_CACHE"},

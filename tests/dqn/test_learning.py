@@ -17,8 +17,8 @@ def test_cartpole_preset_balances(tmp_path, munchausen):
 
 
 def test_lunarlander_default_preset_lands(tmp_path):
-    # A regression test of the whole learning path, not a reliability claim (the benchmark in the
-    # README is that): `deepq train --seed 0` (what `make train` runs) stops once its training
+    # A regression test of the whole learning path, not a reliability claim (the benchmark in
+    # docs/benchmarks.md is that): `deepq train --seed 0` (what `make train` runs) stops once its training
     # average reaches 200 (env step 124,568), and its best checkpoint scored 266.9 ± 39.7 over
     # these 100 held-out episodes when the default's Adam rate became 1e-3 (on that change's
     # machine: the step moves between CPUs).

@@ -46,8 +46,7 @@ def test_time_feature_appends_fraction_of_the_step_limit_used():
 
 def test_time_feature_needs_a_step_limit():
     import gymnasium as gym
-
-    from tests.conftest import ConstantRewardEnv
+    from conftest import ConstantRewardEnv
 
     if "deepq-test/Unlimited-v0" not in gym.registry:
         gym.register("deepq-test/Unlimited-v0", entry_point=ConstantRewardEnv)

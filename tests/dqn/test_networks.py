@@ -1,11 +1,13 @@
 """The Q-network: shapes, hidden sizes, activations, the dueling head, and its numpy twin."""
 
+import gymnasium as gym
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from deepq.dqn.networks import ACTIVATIONS, HOST_ACTIVATIONS, QNetwork
+from deepq.dqn.networks import ACTIVATIONS, HOST_ACTIVATIONS, QNetwork, encoder_for
+from deepq.errors import UsageError
 
 
 def init(network, obs_dim=5, seed=0):
@@ -141,3 +143,9 @@ def test_host_q_values_hand_computed_layer_norm():
     p["norm_0"]["scale"] = np.array([1.0, 1.0], np.float32)
     p["q_head"]["kernel"] = np.array([[5.0], [7.0]], np.float32)
     np.testing.assert_allclose(net.host_q_values(params, np.zeros(5)), [7.0], rtol=1e-5)
+
+
+def test_the_encoder_is_chosen_by_the_observation_space():
+    assert encoder_for(gym.spaces.Box(-1.0, 1.0, (8,))) == "mlp"
+    with pytest.raises(UsageError, match="no encoder for"):
+        encoder_for(gym.spaces.Box(0, 255, (84, 84, 4), dtype=np.uint8))

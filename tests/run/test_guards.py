@@ -16,7 +16,7 @@ from deepq.dqn.loop import train
 from deepq.errors import CheckpointError, TrainingDiverged
 from deepq.run.checkpoint import load_checkpoint
 
-SRC = Path(__file__).resolve().parents[1] / "src" / "deepq"
+SRC = Path(__file__).resolve().parents[2] / "src" / "deepq"
 
 
 class Payload:
