@@ -23,16 +23,6 @@ from deepq.run.logs import write_json
 
 __all__ = ["evaluate", "find_checkpoint", "load", "load_agent_checkpoint", "resume", "train"]
 
-ALGORITHMS = ("dqn", "reinforce", "q-learning")
-
-
-def config_class(algo: str) -> type:
-    """The config dataclass of ``algo`` (one of ALGORITHMS)."""
-    classes = {"dqn": DQNConfig, "reinforce": ReinforceConfig, "q-learning": QLearningConfig}
-    if algo not in classes:
-        raise UsageError(f"unknown algorithm {algo!r}; choose from {', '.join(ALGORITHMS)}")
-    return classes[algo]
-
 
 def train(
     config: Any = None,
@@ -45,14 +35,16 @@ def train(
     """Train as ``config`` says (a DQNConfig, ReinforceConfig or QLearningConfig; a dict is read
     as a DQN config; None is the default LunarLander preset) into ``run_dir`` (default
     runs/<time>), then write report.html unless ``report`` is false."""
-    from deepq.dqn import loop as dqn
+    from deepq.dqn import loop as dqn_loop
 
     if config is None:
         config = resolve_config()
     elif isinstance(config, dict):
         config = config_from_dict(config)
     if isinstance(config, DQNConfig):
-        result = dqn.train(config, run_dir, show_progress=show_progress, tensorboard=tensorboard)
+        result = dqn_loop.train(
+            config, run_dir, show_progress=show_progress, tensorboard=tensorboard
+        )
         return _with_report(result, report)
     from deepq.classic.reinforce import train_reinforce
     from deepq.classic.tabular import train_q_learning
@@ -74,10 +66,10 @@ def resume(
     tensorboard: bool = True,
     report: bool = True,
 ) -> TrainResult:
-    """Continue an interrupted DQN run exactly (see :func:`deepq.dqn.resume`)."""
-    from deepq.dqn import loop as dqn
+    """Continue an interrupted DQN run exactly (see :func:`deepq.dqn.loop.resume`)."""
+    from deepq.dqn import loop as dqn_loop
 
-    result = dqn.resume(run_dir, show_progress=show_progress, tensorboard=tensorboard)
+    result = dqn_loop.resume(run_dir, show_progress=show_progress, tensorboard=tensorboard)
     return _with_report(result, report)
 
 
