@@ -39,9 +39,14 @@ def _train_epilog() -> str:
             "",
             f"--algo {algo} config keys (--set KEY=VALUE; lists as 64,64; null for none):",
         ]
-        for name, default, text in cls.field_help():
-            lines.append(f"  {name} (default {default})")
-            lines += textwrap.wrap(text, 90, initial_indent="      ", subsequent_indent="      ")
+        for group, rows in cls.field_groups():
+            if group is not None:
+                lines.append(f"  [{group}]")
+            for name, default, text in rows:
+                lines.append(f"  {name} (default {default})")
+                lines += textwrap.wrap(
+                    text, 90, initial_indent="      ", subsequent_indent="      "
+                )
     lines += [
         "",
         "With neither --env nor --preset the 'lunarlander' preset is used; --env alone picks that",

@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from deepq.classic.configs import QLearningConfig
 from deepq.dqn.config import (
     DQNConfig,
     config_from_dict,
@@ -230,3 +231,16 @@ def test_bounds_sit_beside_their_field_and_speak_for_it():
     help_text = {name: text for name, _, text in Toy.field_help()}
     assert help_text["rate"] == "A rate. Must be in (0, 1]."
     assert help_text["limit"] == "A limit. Must be >= 1."
+
+
+def test_help_groups_keep_every_field_once_in_declaration_order():
+    groups = DQNConfig.field_groups()
+    assert [title for title, _ in groups][:3] == [
+        "environment",
+        "budgets (whichever comes first ends the run)",
+        "Q-learning targets and loss",
+    ]
+    names = [name for _, rows in groups for name, _, _ in rows]
+    assert names == [f.name for f in dataclasses.fields(DQNConfig)]
+    assert groups[0][1][0][0] == "env_id" and all(rows for _, rows in groups)
+    assert [title for title, _ in QLearningConfig.field_groups()] == [None]  # no groups declared

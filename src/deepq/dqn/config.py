@@ -19,9 +19,10 @@ from deepq.run.config import MAX_SEED, Config, documented, require
 class DQNConfig(Config):
     """Everything that defines a DQN run. Env steps are counted over all parallel envs."""
 
-    # --- environment ---
     env_id: str = documented(
-        "Gymnasium environment id (Box observations, Discrete actions).", "LunarLander-v3"
+        "Gymnasium environment id (Box observations, Discrete actions).",
+        "LunarLander-v3",
+        group="environment",
     )
     num_envs: int = documented(
         "Parallel environments stepped together (Gymnasium sync vector env).", 1, ge=1
@@ -34,9 +35,11 @@ class DQNConfig(Config):
     time_feature: bool = documented(
         "Append the fraction of the episode's step limit used so far to each observation.", False
     )
-    # --- budgets: whichever comes first ends the run ---
     total_steps: int | None = documented(
-        "Stop after this many env steps (null: no step limit).", 500_000, ge=1
+        "Stop after this many env steps (null: no step limit).",
+        500_000,
+        ge=1,
+        group="budgets (whichever comes first ends the run)",
     )
     max_episodes: int | None = documented(
         "Stop after this many finished training episodes.", None, ge=1
@@ -44,8 +47,9 @@ class DQNConfig(Config):
     time_budget_s: float | None = documented(
         "Stop after this many seconds of training wall-clock (evaluation excluded).", None, gt=0
     )
-    # --- Q-learning ---
-    gamma: float = documented("Discount factor.", 0.99, ge=0, le=1)
+    gamma: float = documented(
+        "Discount factor.", 0.99, ge=0, le=1, group="Q-learning targets and loss"
+    )
     n_step: int = documented(
         "Bootstrap n steps ahead: target = r_t + ... + γ^(n-1) r_(t+n-1) + γ^n Q(s_(t+n)); 1 is plain DQN.",
         1,
@@ -82,9 +86,8 @@ class DQNConfig(Config):
     max_grad_norm: float | None = documented(
         "Clip gradients to this global norm (null disables).", None, gt=0
     )
-    # --- network ---
     hidden_sizes: tuple[int, ...] = documented(
-        "Hidden layer widths of the Q-network MLP.", (64, 64), ge=1
+        "Hidden layer widths of the Q-network MLP.", (64, 64), ge=1, group="network"
     )
     activation: Literal["relu", "tanh", "elu", "gelu", "silu", "leaky_relu"] = documented(
         "Hidden layer activation.", "relu"
@@ -93,8 +96,9 @@ class DQNConfig(Config):
     layer_norm: bool = documented(
         "LayerNorm after each hidden Dense layer (before the activation).", False
     )
-    # --- optimiser ---
-    optimizer: Literal["adam", "rmsprop"] = documented("Optimiser: adam or rmsprop.", "adam")
+    optimizer: Literal["adam", "rmsprop"] = documented(
+        "Optimiser: adam or rmsprop.", "adam", group="optimiser"
+    )
     learning_rate: float = documented("Optimiser learning rate.", 1e-3, gt=0)
     learning_rate_end: float | None = documented(
         "Decay the learning rate linearly to this value, reached at env step "
@@ -105,19 +109,20 @@ class DQNConfig(Config):
         "Env steps by which learning_rate_end is reached (null: total_steps).", None, ge=1
     )
     optimizer_eps: float = documented("Optimiser epsilon (numerical stability term).", 1e-8, gt=0)
-    # --- replay ---
-    buffer_size: int = documented("Replay buffer capacity in transitions.", 100_000, ge=1)
+    buffer_size: int = documented(
+        "Replay buffer capacity in transitions.", 100_000, ge=1, group="replay and learning steps"
+    )
     batch_size: int = documented("Minibatch size per gradient step.", 64, ge=1)
     learning_starts: int = documented(
         "Env steps collected before learning starts (>= batch_size).", 1000
     )
     train_every: int = documented("Learn every this many env steps.", 4, ge=1)
     gradient_steps: int = documented("Gradient steps per learning step.", 1, ge=1)
-    # --- target network ---
     target_update: Literal["soft", "hard"] = documented(
         "soft: target += tau * (online - target) after every gradient step; "
         "hard: copy online into target every target_update_every env steps.",
         "soft",
+        group="target network",
     )
     tau: float = documented("Soft target update rate.", 0.005, gt=0, le=1)
     target_update_every: int = documented("Env steps between hard target copies.", 1000, ge=1)
@@ -127,12 +132,12 @@ class DQNConfig(Config):
         None,
         ge=1,
     )
-    # --- exploration ---
     epsilon_schedule: Literal["exponential", "linear", "linear_episodes", "constant"] = documented(
         "exponential: start * decay**episodes (per finished episode), floored at epsilon_end; "
         "linear: start -> end over epsilon_fraction of total_steps; linear_episodes: "
         "max(start * (1 - episodes / epsilon_decay_episodes), end); constant: epsilon_start.",
         "linear",
+        group="exploration",
     )
     epsilon_start: float = documented("Initial exploration rate.", 1.0, ge=0, le=1)
     epsilon_end: float = documented("Final (minimum) exploration rate in [0, epsilon_start].", 0.01)
@@ -150,11 +155,11 @@ class DQNConfig(Config):
     epsilon_decay_episodes: int = documented(
         "Episodes over which epsilon decays (linear_episodes schedule).", 500, ge=1
     )
-    # --- solving, evaluation, checkpoints ---
     solved_threshold: float | None = documented(
         "Solved when the mean return of the last solved_window training episodes reaches this; "
         "null uses the env spec's reward_threshold.",
         None,
+        group="solving, evaluation, checkpoints",
     )
     solved_window: int = documented("Episodes in the solved moving average.", 100, ge=1)
     stop_when_solved: bool = documented("End the run as soon as it is solved.", False)

@@ -65,15 +65,17 @@ def documented(
     gt: float | None = None,
     le: float | None = None,
     lt: float | None = None,
+    group: str | None = None,
 ) -> Any:
     """A config field: its help text (shown by ``deepq train --help``), its default, and the
     bounds its value must lie in (``ge`` ≥, ``gt`` >, ``le`` ≤, ``lt`` <; ``null`` always passes
-    where the type allows it; a list's every element must lie in them)."""
+    where the type allows it; a list's every element must lie in them). ``group`` starts a group
+    of keys in the help: this field and the ones declared after it, up to the next group."""
     bounds = None
     if (ge, gt, le, lt) != (None, None, None, None):
         bounds = Bounds(gt if gt is not None else ge, lt if lt is not None else le,
                         gt is not None, lt is not None)  # fmt: skip
-    return field(default=default, metadata={"help": text, "bounds": bounds})
+    return field(default=default, metadata={"help": text, "bounds": bounds, "group": group})
 
 
 def require(ok: bool, message: str) -> None:
@@ -122,6 +124,17 @@ class Config:
                 raise ConfigError(f"--set {pair!r} must look like key=value")
             overrides[key.strip()] = parse_value(key.strip(), text, cls)
         return overrides
+
+    @classmethod
+    def field_groups(cls) -> list[tuple[str | None, list[tuple[str, str, str]]]]:
+        """:meth:`field_help`'s rows in their groups, in declaration order: (title, rows), with a
+        None title for a config whose fields declare no group."""
+        groups: list[tuple[str | None, list[tuple[str, str, str]]]] = []
+        for f, row in zip(dataclasses.fields(cls), cls.field_help(), strict=True):  # type: ignore[arg-type]
+            if f.metadata.get("group") is not None or not groups:
+                groups.append((f.metadata.get("group"), []))
+            groups[-1][1].append(row)
+        return groups
 
     @classmethod
     def field_help(cls) -> list[tuple[str, str, str]]:
