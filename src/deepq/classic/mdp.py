@@ -227,7 +227,7 @@ def sample_chain(
     chain: MarkovChain, rng: np.random.Generator, max_steps: int = 50
 ) -> tuple[list[int], bool]:
     """One state sequence from the start state until a terminal state or ``max_steps`` states;
-    and whether it was cut off (the seed prints '...')."""
+    and whether it was cut off (the chapter prints '...')."""
     state, states = chain.start_state, []
     for _ in range(max_steps):
         states.append(state)
@@ -257,7 +257,7 @@ def value_iteration(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Q-value iteration: Q(s,a) <- sum_s' T(s,a,s') [R(s,a,s') + gamma max_a' Q(s',a')].
 
-    Runs ``iterations`` sweeps (the seed runs 50), or with None until no Q-value moves by more
+    Runs ``iterations`` sweeps (the chapter runs 50), or with None until no Q-value moves by more
     than ``tolerance``. Returns the final Q [S, A] (-inf for impossible actions) and the history
     [sweeps, S, A] of the Q-values at the start of each sweep (the chapter's ``history1``).
     """

@@ -24,7 +24,7 @@ DPI = 100  # -> 1000 x 700 pixels
 
 def moving_average(values: np.ndarray, window: int) -> np.ndarray:
     """Trailing mean over ``window`` values; NaN until the window is full (pandas'
-    ``rolling(window).mean()``, as the seed computes it)."""
+    ``rolling(window).mean()``, as the LunarLander lab computes it)."""
     values = np.asarray(values, dtype=np.float64)
     out = np.full(len(values), np.nan)
     if window < 1:
