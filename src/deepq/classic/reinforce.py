@@ -330,10 +330,9 @@ def train_reinforce(
                 if stop_reason is not None:
                     break
             stop_reason = stop_reason or "iterations"
-            clock.stop()
-        logger.end_progress(p.env_steps)
         summary, best = finish_run(
             record,
+            clock,
             run_dir,
             c.env_id,
             stop_reason,

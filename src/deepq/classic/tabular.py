@@ -174,10 +174,9 @@ def train_q_learning(
                     with clock.paused():
                         evaluate_now()
                 stop_reason = rules.reason(p, clock.elapsed(), stop_signal.requested)
-            clock.stop()
-        logger.end_progress(p.env_steps)
         summary, best = finish_run(
             record,
+            clock,
             run_dir,
             c.env_id,
             stop_reason,

@@ -71,13 +71,14 @@ def _run(run: DQNRun) -> TrainResult:
     with ExitStack() as resources, StopSignal() as stop_signal:
         for resource in (run.collector, run.evaluator, run.logger):  # closed on every way out
             resources.callback(resource.close)
-        stop_reason = _train(run, stop_signal)
-        return run.finish(stop_reason)
+        clock = TrainingClock(run.progress)
+        stop_reason = _train(run, clock, stop_signal)
+        return run.finish(stop_reason, clock)
 
 
-def _train(run: DQNRun, stop_signal: StopSignal) -> str:
+def _train(run: DQNRun, clock: TrainingClock, stop_signal: StopSignal) -> str:
     """The loop, until a stop rule holds; returns why it stopped."""
-    c, p, clock, record = run.config, run.progress, TrainingClock(run.progress), run.record
+    c, p, record = run.config, run.progress, run.record
     collector, learner, replay, rng = run.collector, run.learner, run.replay, run.rng
     rules = StopRules(c.stop_when_solved, c.total_steps, c.max_episodes, c.time_budget_s)
     epsilon = epsilon_at(c, p.episodes, p.env_steps)
@@ -129,8 +130,6 @@ def _train(run: DQNRun, stop_signal: StopSignal) -> str:
         if stop_reason is None and every and _crossed(episodes_before, p.episodes, every):
             with clock.paused():
                 run.save_periodic_checkpoint()
-    clock.stop()
-    run.logger.end_progress(p.env_steps)
     return stop_reason
 
 

@@ -32,6 +32,7 @@ from deepq.run.evaluation import SELECTION_EVAL_SEED, Evaluator
 from deepq.run.harness import (
     RunProgress,
     RunRecorder,
+    TrainingClock,
     TrainResult,
     finish_run,
     solved_threshold,
@@ -77,12 +78,11 @@ class DQNRun:
         self.evaluator = Evaluator(lambda: make_env(c.env_id, c.max_episode_steps, c.time_feature))
         self._greedy_actions = make_greedy_actions(self.network.apply)
 
-    def agent(self, **info: Any) -> Agent:
-        """The learner's current online network as an agent."""
+    def agent(self, params: Any, **info: Any) -> Agent:
+        """``params`` (the online network's, read from the learner) as an agent of this run."""
         p, space = self.progress, self.collector.observation_space
         info = {"env_steps": p.env_steps, "episodes": p.episodes, **info}
-        return Agent(self.config, self.learner.params(), int(space.shape[0]),
-                     self.collector.n_actions, info)  # fmt: skip
+        return Agent(self.config, params, int(space.shape[0]), self.collector.n_actions, info)
 
     def evaluate_and_keep_best(self) -> None:
         """A greedy evaluation on the selection seeds (never the reported ones); the best so far
@@ -91,7 +91,7 @@ class DQNRun:
         result = self.evaluator.run(lambda obs: np.asarray(self._greedy_actions(params, obs)),
                                     self.config.eval_episodes, SELECTION_EVAL_SEED)  # fmt: skip
         if self.record.add_evaluation(result):
-            save_agent(self.checkpoints / "best", self.agent(eval_mean=result.mean))
+            save_agent(self.checkpoints / "best", self.agent(params, eval_mean=result.mean))
 
     def save_latest(self) -> None:
         save_training_state(self.checkpoints / "latest", self.config, self.learner, self.replay,
@@ -119,7 +119,7 @@ class DQNRun:
             env_steps, {"train/loss": loss, "train/q_mean": float(metrics["q_mean"])}
         )
 
-    def finish(self, stop_reason: str) -> TrainResult:
+    def finish(self, stop_reason: str, clock: TrainingClock) -> TrainResult:
         """Save, let the end compete for ``best``, evaluate it on held-out seeds, summarise."""
 
         def save_final() -> None:  # `final` is the same state as `latest`: hard links
@@ -127,10 +127,11 @@ class DQNRun:
             keep_copy(self.checkpoints / "latest", self.checkpoints / "final", keep=1)
 
         def keep_the_end() -> None:  # no periodic evaluations: nothing to compare the end with
-            save_agent(self.checkpoints / "best", self.agent())
+            save_agent(self.checkpoints / "best", self.agent(self.learner.params()))
 
         summary, best = finish_run(
             self.record,
+            clock,
             self.run_dir,
             self.config.env_id,
             stop_reason,

@@ -262,6 +262,7 @@ def final_eval_summary(result: EvalResult) -> dict[str, Any]:
 
 def finish_run(
     record: RunRecorder,
+    clock: TrainingClock,
     run_dir: Path,
     env_id: str,
     stop_reason: str,
@@ -275,13 +276,16 @@ def finish_run(
     resume_hint: str | None = None,
     **extra: Any,
 ) -> tuple[dict[str, Any], Any]:
-    """The end of every run. Interrupted: ``save_interrupted`` (default ``save_final``), write
+    """The end of every run: stop the training clock and the live display. Interrupted:
+    ``save_interrupted`` (default ``save_final``), write
     the summary and raise :class:`Interrupted`, whose message says how to resume (``resume_hint``)
     or that the run cannot be. Otherwise: let the end of the run compete for ``best``
     (``evaluate_now`` unless the last evaluation was at this very step), ``save_final``, evaluate
     the best agent on the held-out seeds and write summary.json. Returns the summary and the best
     agent; ``extra`` adds algorithm-specific counts (e.g. grad_steps) to the summary."""
     p = record.progress
+    clock.stop()
+    record.logger.end_progress(p.env_steps)
     if stop_reason == "interrupted":
         (save_interrupted or save_final)()
         write_json(run_dir / "summary.json", record.summary(env_id, stop_reason, **extra))
