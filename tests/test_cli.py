@@ -79,13 +79,13 @@ BAD_CALLS = [
     (["train", "--env", "Pendulum-v1"], "deepq's DQN needs Discrete actions"),
     (["train", "--bogus"], "unrecognized arguments: --bogus"),
     (["eval", "/no/such/run"], "no such run directory or checkpoint"),
-    (["eval", ".", "--episodes", "0"], "--episodes 0 must be >= 1"),
+    (["eval", ".", "--episodes", "0"], "--episodes 0 must be in [1, 10000000]"),
     (["env", "LunarLander-v3", "--action", "7"], "--action 7 must be in [0, 3]"),
     (["env", "NoSuchEnv-v0"], "cannot make environment"),
     (["video", "/no/such/run"], "no such run directory or checkpoint"),
     (["plot", "/no/such/run"], "has no progress.csv"),
     (["plot", ".", "--rolling-only", "--data-only"], "not allowed with argument --rolling-only"),
-    (["plot", ".", "--window", "0"], "--window 0 must be >= 1"),
+    (["plot", ".", "--window", "0"], "--window 0 must be in [1, 10000000]"),
     ([], "the following arguments are required: COMMAND"),
 ]
 

@@ -14,12 +14,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from deepq.classic.configs import QLearningConfig, ReinforceConfig
-from deepq.dqn.config import DQNConfig, config_from_dict, resolve_config
 from deepq.errors import CheckpointError, ConfigError, DeepQError, UsageError
 from deepq.version import __version__
 
+# Everything else loads on first use: ``python -m deepq`` must reach its signal handlers
+# (deepq.__main__) before anything slow is imported.
 _LAZY = {
+    "QLearningConfig": "deepq.classic.configs",
+    "ReinforceConfig": "deepq.classic.configs",
+    "DQNConfig": "deepq.dqn.config",
+    "config_from_dict": "deepq.dqn.config",
+    "resolve_config": "deepq.dqn.config",
     "train": "deepq.api",
     "resume": "deepq.api",
     "load": "deepq.api",

@@ -18,8 +18,8 @@ from deepq.classic.configs import QLearningConfig, ReinforceConfig
 from deepq.dqn.config import DQNConfig, config_from_dict, resolve_config
 from deepq.errors import UsageError
 from deepq.run.envs import make_env
-from deepq.run.harness import TrainResult, new_run_dir
-from deepq.run.logs import write_json
+from deepq.run.files import RunWriteError, write_json
+from deepq.run.harness import TrainResult, new_run_dir, removed_if_unstarted
 
 __all__ = ["evaluate", "find_checkpoint", "load", "load_agent_checkpoint", "resume", "train"]
 
@@ -54,8 +54,9 @@ def train(
         raise UsageError(f"train() takes a deepq config, not {type(config).__name__}")
     make_env(config.env_id, tabular=isinstance(config, QLearningConfig)).close()  # fail early
     run_dir = new_run_dir(run_dir)
-    write_json(run_dir / "config.json", config.to_dict())
-    summary, agent = trainers[type(config)](config, run_dir, show_progress, tensorboard)
+    with removed_if_unstarted(run_dir):  # these short runs save only at their end
+        write_json(run_dir / "config.json", config.to_dict())
+        summary, agent = trainers[type(config)](config, run_dir, show_progress, tensorboard)
     return _with_report(TrainResult(run_dir, summary, agent), report)
 
 
@@ -75,12 +76,15 @@ def resume(
 
 def _with_report(result: TrainResult, report: bool) -> TrainResult:
     """Write the run's report.html. The run is saved by now, so a failure here (say, no video
-    encoder) is a warning on stderr, not a failed run."""
+    encoder) is a warning on stderr, not a failed run; a file that cannot be written (a full
+    disk) is an error, as for every file a run writes."""
     if report:
         from deepq.outputs.report import write_report
 
         try:
             write_report(result.run_dir)
+        except RunWriteError:  # the disk refused it: an error, like any write the run makes
+            raise
         except Exception as exc:
             print(f"deepq: warning: report.html not written ({exc})", file=sys.stderr)
     return result

@@ -8,15 +8,26 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import re
+import signal
 import sys
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from deepq.classic.configs import QLearningConfig, ReinforceConfig
 from deepq.dqn.config import DQNConfig, preset_description, preset_names, resolve_config
 from deepq.errors import DeepQError, UsageError
+from deepq.run.config import MAX_SEED, Bounds
+from deepq.run.signals import (
+    ProgramInterrupted,
+    exit_code,
+    install_program_handlers,
+    restore_handlers,
+    take_missed_signal,
+)
 from deepq.version import __version__
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -26,7 +37,65 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but usage errors are one line (``deepq train: error: ...``) and exit 2."""
 
     def error(self, message: str) -> NoReturn:
+        message = " ".join(message.split())[:500]  # one line, whatever was typed
+        # "argument --episodes: 0 must be >= 1" -> "--episodes 0 must be >= 1"
+        message = re.sub(r"^argument (-[\w-]+)(?:/[\w-]+)*: (?=\S+ must be )", r"\1 ", message)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+MAX_EPISODES = 10_000_000
+
+
+def integer(**limits: float) -> Callable[[str], int]:
+    """An argparse type: an integer within ``limits`` (``ge``, ``gt``, ``le``, ``lt``), else the
+    one-line usage error ``--flag VALUE must be >= 1``."""
+    bounds = _bounds(**limits)
+
+    def parse(text: str) -> int:
+        value = int(text)  # ValueError: argparse says "invalid int value: 'x'"
+        if not bounds.holds(value):
+            raise argparse.ArgumentTypeError(f"{value} must be {bounds.text()}")
+        return value
+
+    parse.__name__ = "int"
+    return parse
+
+
+def number(**limits: float) -> Callable[[str], float]:
+    """An argparse type: a finite number within ``limits``; NaN and infinities are refused."""
+    bounds = _bounds(**limits)
+
+    def parse(text: str) -> float:
+        value = float(text)  # ValueError: argparse says "invalid float value: 'x'"
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text} must be a finite number {bounds.text()}")
+        if not bounds.holds(value):
+            raise argparse.ArgumentTypeError(f"{text} must be {bounds.text()}")
+        return value
+
+    parse.__name__ = "float"
+    return parse
+
+
+def _bounds(ge=None, gt=None, le=None, lt=None) -> Bounds:
+    return Bounds(gt if gt is not None else ge, lt if lt is not None else le,
+                  gt is not None, lt is not None)  # fmt: skip
+
+
+SEED = integer(ge=0, le=MAX_SEED)
+EPISODES = integer(ge=1, le=MAX_EPISODES)
+STEPS = integer(ge=1, le=10**12)
+
+
+def _add_env_module(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--env-module",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE first: a plugin that registers Gymnasium environments. The only way "
+        "deepq imports a module you name; env ids never do, so 'module:Env' is refused",
+    )
 
 
 def _train_epilog() -> str:
@@ -112,6 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-report", action="store_true", help="do not write report.html at the end of the run"
     )
     train.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check the config, the env and the memory the run needs, print the config, and stop",
+    )
+    _add_env_module(train)
+    train.add_argument(
         "--resume",
         metavar="RUN_DIR",
         help="continue an interrupted run from its latest checkpoint, exactly as if uninterrupted "
@@ -131,11 +206,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="run directory or checkpoint directory (default: the pretrained LunarLander agent)",
     )
     evaluate.add_argument(
-        "--episodes", type=int, default=100, metavar="N", help="episodes (default 100)"
+        "--episodes", type=EPISODES, default=100, metavar="N", help="episodes (default 100)"
     )
     evaluate.add_argument(
         "--seed",
-        type=int,
+        type=SEED,
         default=None,
         metavar="N",
         help="episode k is reset with seed N + k (default: the held-out eval seeds)",
@@ -145,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help='print {"mean","std","min","max","episodes","returns"} as JSON',
     )
+    _add_env_module(evaluate)
 
     env = commands.add_parser(
         "env",
@@ -153,9 +229,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     env.add_argument("env_id", metavar="ID", help="Gymnasium env id, e.g. LunarLander-v3")
     env.add_argument(
-        "--action", type=int, default=0, metavar="A", help="action for the one step (default 0)"
-    )
-    env.add_argument("--seed", type=int, default=0, metavar="N", help="reset seed (default 0)")
+        "--action", type=integer(ge=0, le=1 << 16), default=0, metavar="A",
+        help="action for the one step (default 0)",
+    )  # fmt: skip
+    env.add_argument("--seed", type=SEED, default=0, metavar="N", help="reset seed (default 0)")
+    _add_env_module(env)
 
     plot = commands.add_parser(
         "plot",
@@ -167,12 +245,16 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="one or more run directories")
     plot.add_argument(
         "--window",
-        type=int,
+        type=EPISODES,
         metavar="N",
         help="moving-average window (default: 10%% of the episodes)",
     )
-    plot.add_argument("--first", type=int, metavar="EP", help="first episode shown")
-    plot.add_argument("--last", type=int, metavar="EP", help="last episode shown")
+    plot.add_argument(
+        "--first", type=integer(ge=1, le=10**15), metavar="EP", help="first episode shown"
+    )
+    plot.add_argument(
+        "--last", type=integer(ge=1, le=10**15), metavar="EP", help="last episode shown"
+    )
     only = plot.add_mutually_exclusive_group()
     only.add_argument("--rolling-only", action="store_true", help="only the moving average")
     only.add_argument("--data-only", action="store_true", help="only the per-episode returns")
@@ -189,17 +271,28 @@ def build_parser() -> argparse.ArgumentParser:
         "MP4 or GIF, each frame showing the episode and its return so far. Needs no display.",
     )
     video.add_argument("path", metavar="PATH", help="run directory or checkpoint directory")
-    video.add_argument("--episodes", type=int, default=1, metavar="N", help="episodes (default 1)")
+    video.add_argument(
+        "--episodes",
+        type=EPISODES,
+        default=1,
+        metavar="N",
+        help="episodes (default 1)",
+    )
     video.add_argument(
         "--seed",
-        type=int,
+        type=SEED,
         default=0,
         metavar="N",
         help="episode k is reset with seed N + k (default 0)",
     )
     video.add_argument(
-        "--fps", type=int, default=30, metavar="N", help="frames per second (default 30)"
+        "--fps",
+        type=integer(ge=1, le=240),
+        default=30,
+        metavar="N",
+        help="frames per second (default 30)",
     )
+    _add_env_module(video)
     video.add_argument(
         "--out",
         metavar="FILE",
@@ -219,10 +312,17 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="?",
         help="run directory or checkpoint directory (default: the pretrained LunarLander agent)",
     )
-    play.add_argument("--episodes", type=int, default=3, metavar="N", help="episodes (default 3)")
     play.add_argument(
-        "--seed", type=int, default=0, metavar="N", help="episode k is reset with seed N + k"
+        "--episodes",
+        type=EPISODES,
+        default=3,
+        metavar="N",
+        help="episodes (default 3)",
     )
+    play.add_argument(
+        "--seed", type=SEED, default=0, metavar="N", help="episode k is reset with seed N + k"
+    )
+    _add_env_module(play)
     play.add_argument(
         "--video", action="store_true", help="write a video even when a display exists"
     )
@@ -242,15 +342,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     policies.add_argument("--env", metavar="ID", default="CartPole-v1", help="env (CartPole-v1)")
     policies.add_argument(
-        "--episodes", type=int, default=500, metavar="N", help="episodes per policy (default 500)"
+        "--episodes", type=EPISODES, default=500, metavar="N", help="episodes per policy (500)"
     )
     policies.add_argument(
         "--max-steps",
-        type=int,
+        type=STEPS,
         metavar="N",
         help="cut episodes at N steps (default: the env's 500)",
     )
-    policies.add_argument("--seed", type=int, default=0, metavar="N", help="seed (default 0)")
+    policies.add_argument("--seed", type=SEED, default=0, metavar="N", help="seed (default 0)")
     policies.add_argument("--json", action="store_true", help="print the results as JSON")
 
     search = commands.add_parser(
@@ -266,35 +366,38 @@ def build_parser() -> argparse.ArgumentParser:
                         default="ga-sexual", help="search method (default ga-sexual)")  # fmt: skip
     search.add_argument("--env", metavar="ID", default="CartPole-v1", help="env (CartPole-v1 only)")
     search.add_argument(
-        "--population", type=int, default=50, metavar="N", help="candidates per generation (50)"
-    )
-    search.add_argument("--generations", type=int, default=20, metavar="N", help="generations (20)")
+        "--population", type=integer(ge=1, le=100_000), default=50, metavar="N",
+        help="candidates per generation (50)",
+    )  # fmt: skip
+    search.add_argument("--generations", type=integer(ge=1, le=100_000), default=20, metavar="N",
+                        help="generations (20)")  # fmt: skip
     search.add_argument(
-        "--episodes", type=int, default=10, metavar="N", help="episodes per candidate (10)"
-    )
+        "--episodes", type=integer(ge=1, le=100_000), default=10, metavar="N",
+        help="episodes per candidate (10)",
+    )  # fmt: skip
     search.add_argument(
         "--mutation-scale",
-        type=float,
+        type=number(ge=0, le=1e6),
         default=0.1,
         metavar="S",
         help="std of the mutation noise (0.1)",
     )
     search.add_argument(
         "--elite-fraction",
-        type=float,
+        type=number(gt=0, le=1),
         default=0.2,
         metavar="F",
         help="share of a generation kept as parents (0.2)",
     )
     search.add_argument(
         "--grid-points",
-        type=int,
+        type=integer(ge=1, le=1000),
         default=5,
         metavar="N",
         help="grid: values per parameter in [-1, 1] (5)",
     )
-    search.add_argument("--max-steps", type=int, metavar="N", help="cut episodes at N steps")
-    search.add_argument("--seed", type=int, default=0, metavar="N", help="seed (default 0)")
+    search.add_argument("--max-steps", type=STEPS, metavar="N", help="cut episodes at N steps")
+    search.add_argument("--seed", type=SEED, default=0, metavar="N", help="seed (default 0)")
     search.add_argument(
         "--out", metavar="DIR", help="output directory (default runs/search-<method>-<time>)"
     )
@@ -317,27 +420,33 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ID",
         help="built-in chapter-mdp / chapter-chain (defaults), a .json/.toml spec, or a toy-text env id",
     )
-    mdp.add_argument("--gamma", type=float, default=0.9, metavar="G", help="discount (default 0.9)")
-    mdp.add_argument("--seed", type=int, default=42, metavar="N", help="random seed (default 42)")
+    mdp.add_argument(
+        "--gamma", type=number(ge=0, le=1), default=0.9, metavar="G", help="discount (default 0.9)"
+    )
+    mdp.add_argument("--seed", type=SEED, default=42, metavar="N", help="random seed (default 42)")
     mdp.add_argument(
         "--iterations",
-        type=int,
+        type=integer(ge=1, le=10**8),
         metavar="N",
         help="value iteration sweeps (default: until converged; plot: 50) / Q-learning updates "
         "(default 10000)",
     )
     mdp.add_argument(
-        "--alpha0", type=float, default=0.05, help="Q-learning initial learning rate (0.05)"
-    )
+        "--alpha0", type=number(gt=0, le=1), default=0.05,
+        help="Q-learning initial learning rate (0.05)",
+    )  # fmt: skip
     mdp.add_argument(
-        "--decay", type=float, default=0.005, help="learning rate alpha0/(1+t*decay) (0.005)"
-    )
+        "--decay", type=number(ge=0, le=1e6), default=0.005,
+        help="learning rate alpha0/(1+t*decay) (0.005)",
+    )  # fmt: skip
     mdp.add_argument(
-        "--sequences", type=int, default=10, metavar="N", help="chain: sequences (default 10)"
-    )
+        "--sequences", type=integer(ge=1, le=100_000), default=10, metavar="N",
+        help="chain: sequences (default 10)",
+    )  # fmt: skip
     mdp.add_argument(
-        "--max-steps", type=int, default=50, metavar="N", help="chain: states per sequence (50)"
-    )
+        "--max-steps", type=integer(ge=1, le=1_000_000), default=50, metavar="N",
+        help="chain: states per sequence (50)",
+    )  # fmt: skip
     mdp.add_argument("--out", metavar="FILE.png", help="plot: output (default mdp_q_values.png)")
     mdp.add_argument("--json", action="store_true", help="print the result as JSON")
 
@@ -352,6 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--out", metavar="FILE.html", help="output file (default: RUN_DIR/report.html)"
     )
+    _add_env_module(report)
 
     bench = commands.add_parser(
         "bench",
@@ -376,10 +486,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_play(args: argparse.Namespace) -> int:
-    if args.seed < 0:
-        raise UsageError(f"--seed {args.seed} must be >= 0")
-    if args.episodes < 1:
-        raise UsageError(f"--episodes {args.episodes} must be >= 1")
     if not args.out.lower().endswith((".mp4", ".gif")):
         raise UsageError(f"--out {args.out} must end in .mp4 or .gif")
 
@@ -402,12 +508,6 @@ def _agent_name(path: str | None, agent) -> str:
 
 
 def cmd_policies(args: argparse.Namespace) -> int:
-    if args.episodes < 1:
-        raise UsageError(f"--episodes {args.episodes} must be >= 1")
-    if args.max_steps is not None and args.max_steps < 1:
-        raise UsageError(f"--max-steps {args.max_steps} must be >= 1")
-    if args.seed < 0:
-        raise UsageError(f"--seed {args.seed} must be >= 0")
     if args.env != "CartPole-v1":
         raise UsageError(f"the hand-written policies are CartPole-v1 policies, not {args.env}'s")
     from dataclasses import asdict
@@ -462,17 +562,6 @@ def cmd_mdp(args: argparse.Namespace) -> int:
     import numpy as np
 
     from deepq.classic import mdp
-
-    if not 0.0 <= args.gamma <= 1.0:
-        raise UsageError(f"--gamma {args.gamma} must be in [0, 1]")
-    for flag, value in (("--iterations", args.iterations), ("--sequences", args.sequences),
-                        ("--max-steps", args.max_steps)):  # fmt: skip
-        if value is not None and value < 1:
-            raise UsageError(f"{flag} {value} must be >= 1")
-    if args.alpha0 <= 0 or args.decay < 0:
-        raise UsageError("--alpha0 must be > 0 and --decay >= 0")
-    if args.seed < 0:
-        raise UsageError(f"--seed {args.seed} must be >= 0")
 
     if args.action == "chain":
         chain = mdp.resolve_chain(args.env)
@@ -543,8 +632,6 @@ def cmd_video(args: argparse.Namespace) -> int:
     from deepq.api import load
     from deepq.outputs.video import record_video
 
-    if args.seed < 0:
-        raise UsageError(f"--seed {args.seed} must be >= 0")
     path = Path(args.path)
     out = (
         Path(args.out)
@@ -572,6 +659,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 ("--run-dir", args.run_dir),
                 ("--set", args.overrides or None),
                 ("--stop-when-solved", args.stop_when_solved),
+                ("--dry-run", args.dry_run or None),
             )
             if value is not None
         ]
@@ -594,6 +682,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             if value is not None:
                 values[key] = value
         config = cls.from_dict(values)
+    if args.dry_run:
+        return _dry_run(config)
 
     from deepq.api import resume, train
     from deepq.run.harness import Interrupted
@@ -632,12 +722,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
-    if args.episodes < 1:
-        raise UsageError(f"--episodes {args.episodes} must be >= 1")
-    if args.seed is not None and args.seed < 0:
-        raise UsageError(f"--seed {args.seed} must be >= 0")
+def _dry_run(config) -> int:
+    """Everything ``train`` checks before it creates a run directory, then the config."""
+    from deepq.run.envs import make_env
 
+    if isinstance(config, DQNConfig):
+        from deepq.dqn.training_run import check_memory
+
+        check_memory(config)
+    else:
+        make_env(config.env_id, tabular=isinstance(config, QLearningConfig)).close()
+    print(json.dumps({"algo": type(config).__name__, "config": config.to_dict()}, indent=1))
+    return EXIT_OK
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
     from deepq.api import evaluate, load
     from deepq.run.evaluation import TEST_EVAL_SEED
 
@@ -714,25 +813,54 @@ JAX_COMMANDS = ("train", "eval", "video", "play", "report")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """The ``deepq`` program: this entry point, not the library, sets process-wide settings."""
-    args = build_parser().parse_args(argv)
+    """The ``deepq`` program: this entry point, not the library, sets process-wide settings
+    (signal handlers, thread pools). Every way out is one line on stderr and an exit code."""
+    previous_handlers = install_program_handlers()
+    command = "deepq"
     try:
+        args = build_parser().parse_args(argv)
+        command = f"deepq {args.command}"
+        if getattr(args, "env_module", None):
+            from deepq.run.envs import import_env_modules
+
+            import_env_modules(args.env_module)
         if args.command in JAX_COMMANDS:
             from deepq.run.process import configure_process
 
             configure_process()
         code = COMMANDS[args.command](args)
         sys.stdout.flush()  # inside the try: a closed pipe surfaces here, not at interpreter exit
+        missed = take_missed_signal()  # Python swallowed it (in a gc callback), the work went on
+        if missed is not None:
+            raise ProgramInterrupted(missed)
         return code
+    except SystemExit as exc:  # argparse: --help, --version, a usage error (printed already)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     except DeepQError as exc:
-        print(f"deepq {args.command}: error: {exc}", file=sys.stderr)
+        print(f"{command}: error: {_one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print(f"deepq {args.command}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:
+        take_missed_signal()  # it was acted on: this is the way out
+        signum = getattr(exc, "signum", signal.SIGINT)
+        print(f"{command}: {'terminated' if signum == signal.SIGTERM else 'interrupted'}",
+              file=sys.stderr)  # fmt: skip
+        return exit_code(signum)
     except BrokenPipeError:  # e.g. `deepq env ID | head`: the reader left; say nothing more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAILURE
+    except OSError as exc:  # the file system refused something no check above foresaw
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"{command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return EXIT_FAILURE
+    except MemoryError:
+        print(f"{command}: error: out of memory", file=sys.stderr)
+        return EXIT_FAILURE
+    finally:
+        restore_handlers(previous_handlers)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 if __name__ == "__main__":

@@ -191,8 +191,8 @@ def test_cli_prints_the_table_and_policy():
         (["value-iteration", "--gamma", "1.5"], "--gamma 1.5 must be in [0, 1]"),
         (["chain", "--env", "nope"], "unknown Markov chain 'nope'"),
         (["value-iteration", "--env", "CartPole-v1"], "tabular Q-learning needs Discrete"),
-        (["value-iteration", "--env", "missing.json"], "cannot read missing.json"),
-        (["q-learning", "--iterations", "0"], "--iterations 0 must be >= 1"),
+        (["value-iteration", "--env", "missing.json"], "missing.json is missing"),
+        (["q-learning", "--iterations", "0"], "--iterations 0 must be in [1, 100000000]"),
         (["nonsense"], "invalid choice"),
     ],
 )

@@ -111,9 +111,9 @@ def test_cli_json_and_files(tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["policies", "--episodes", "0"], "--episodes 0 must be >= 1"),
+        (["policies", "--episodes", "0"], "--episodes 0 must be in [1, 10000000]"),
         (["policies", "--env", "Acrobot-v1"], "CartPole-v1 policies"),
-        (["search", "--population", "0"], "--population 0 must be >= 1"),
+        (["search", "--population", "0"], "--population 0 must be in [1, 100000]"),
         (["search", "--elite-fraction", "1.5"], "--elite-fraction 1.5 must be in (0, 1]"),
         (["search", "--method", "annealing"], "invalid choice"),
     ],

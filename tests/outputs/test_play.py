@@ -103,8 +103,8 @@ def test_play_opens_a_window_on_a_display(tmp_path, pretrained, monkeypatch):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--episodes", "0"], "--episodes 0 must be >= 1"),
-        (["--seed", "-1"], "--seed -1 must be >= 0"),
+        (["--episodes", "0"], "--episodes 0 must be in [1, 10000000]"),
+        (["--seed", "-1"], "--seed -1 must be in [0, 2147483647]"),
         (["--out", "clip.avi"], "--out clip.avi must end in .mp4 or .gif"),
         (["/no/such/run"], "no such run directory or checkpoint"),
     ],

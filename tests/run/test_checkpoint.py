@@ -28,25 +28,30 @@ ARRAYS = {
 }
 
 
+def meta(**info):
+    """The smallest meta.json the schema accepts, with ``info`` to tell checkpoints apart."""
+    return {"kind": "q-table-agent", "deepq_version": "test", "config": {}, "info": info}
+
+
 def test_round_trip_keeps_values_shapes_and_dtypes(tmp_path):
-    save_checkpoint(tmp_path / "ckpt", ARRAYS, {"note": "hi"})
+    save_checkpoint(tmp_path / "ckpt", ARRAYS, meta(note="hi"))
     assert is_complete(tmp_path / "ckpt")
-    arrays, meta = load_checkpoint(tmp_path / "ckpt")
-    assert meta["note"] == "hi" and meta["schema_version"] == 1
+    arrays, loaded = load_checkpoint(tmp_path / "ckpt")
+    assert loaded["info"]["note"] == "hi" and loaded["schema_version"] == 1
     for name, value in ARRAYS.items():
         assert (arrays[name].shape, arrays[name].dtype) == (value.shape, value.dtype), name
         np.testing.assert_array_equal(arrays[name], value)
 
 
 def test_replacing_a_checkpoint_leaves_no_temporaries(tmp_path):
-    save_checkpoint(tmp_path / "latest", ARRAYS, {"version": 1})
-    save_checkpoint(tmp_path / "latest", ARRAYS, {"version": 2})
-    assert load_checkpoint(tmp_path / "latest")[1]["version"] == 2
+    save_checkpoint(tmp_path / "latest", ARRAYS, meta(version=1))
+    save_checkpoint(tmp_path / "latest", ARRAYS, meta(version=2))
+    assert load_checkpoint(tmp_path / "latest")[1]["info"]["version"] == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["latest"]
 
 
 def test_a_flipped_byte_is_reported_as_corruption(tmp_path):
-    save_checkpoint(tmp_path / "c", ARRAYS, {})
+    save_checkpoint(tmp_path / "c", ARRAYS, meta())
     path = tmp_path / "c" / "arrays.safetensors"
     data = bytearray(path.read_bytes())
     data[-1] ^= 0xFF
@@ -56,11 +61,11 @@ def test_a_flipped_byte_is_reported_as_corruption(tmp_path):
 
 
 def test_a_missing_file_or_marker_is_reported(tmp_path):
-    save_checkpoint(tmp_path / "c", ARRAYS, {})
+    save_checkpoint(tmp_path / "c", ARRAYS, meta())
     os.remove(tmp_path / "c" / "meta.json")
     with pytest.raises(CheckpointError, match="meta.json is missing"):
         load_checkpoint(tmp_path / "c")
-    save_checkpoint(tmp_path / "d", ARRAYS, {})
+    save_checkpoint(tmp_path / "d", ARRAYS, meta())
     os.remove(tmp_path / "d" / "COMPLETE")
     with pytest.raises(CheckpointError, match="incomplete"):
         load_checkpoint(tmp_path / "d")
@@ -69,10 +74,10 @@ def test_a_missing_file_or_marker_is_reported(tmp_path):
 
 
 def test_a_crash_between_the_renames_falls_back_to_the_previous_checkpoint(tmp_path):
-    save_checkpoint(tmp_path / "latest", ARRAYS, {"version": 1})
+    save_checkpoint(tmp_path / "latest", ARRAYS, meta(version=1))
     # What a crash right after `rename(latest, .latest.old-PID)` leaves behind:
     os.rename(tmp_path / "latest", tmp_path / ".latest.old-123")
-    assert load_checkpoint(tmp_path / "latest")[1]["version"] == 1
+    assert load_checkpoint(tmp_path / "latest")[1]["info"]["version"] == 1
 
 
 def test_pytrees_are_rebuilt_from_a_template_and_checked(tmp_path):
@@ -131,11 +136,11 @@ def test_keep_copy_keeps_the_newest_k_and_shares_bytes(tmp_path):
     from deepq.run.checkpoint import keep_copy
 
     for step in (100, 200, 300, 400):
-        save_checkpoint(tmp_path / "latest", ARRAYS, {"step": step})
+        save_checkpoint(tmp_path / "latest", ARRAYS, meta(step=step))
         keep_copy(tmp_path / "latest", tmp_path / f"step-{step:012d}", keep=2)
     kept = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("step-"))
     assert kept == ["step-000000000300", "step-000000000400"]
-    assert load_checkpoint(tmp_path / "step-000000000300")[1]["step"] == 300
+    assert load_checkpoint(tmp_path / "step-000000000300")[1]["info"]["step"] == 300
     latest_file = tmp_path / "latest" / "arrays.safetensors"
     assert (
         os.stat(latest_file).st_ino
@@ -148,7 +153,7 @@ def test_a_full_disk_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch
 
     import deepq.run.checkpoint as checkpoint
 
-    save_checkpoint(tmp_path / "latest", ARRAYS, {"version": 1})
+    save_checkpoint(tmp_path / "latest", ARRAYS, meta(version=1))
 
     def disk_full(path, data):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -157,9 +162,9 @@ def test_a_full_disk_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch
     with pytest.raises(
         CheckpointError, match=r"No space left on device\); the previous one is intact"
     ):
-        save_checkpoint(tmp_path / "latest", ARRAYS, {"version": 2})
+        save_checkpoint(tmp_path / "latest", ARRAYS, meta(version=2))
     monkeypatch.undo()
-    assert load_checkpoint(tmp_path / "latest")[1]["version"] == 1
+    assert load_checkpoint(tmp_path / "latest")[1]["info"]["version"] == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["latest"]
 
 
@@ -171,7 +176,8 @@ big = {"x": np.random.default_rng(0).standard_normal(3_000_000).astype(np.float3
 version = 0
 while True:
     version += 1
-    save_checkpoint(sys.argv[1], big, {"version": version})
+    meta = {"kind": "q-table-agent", "deepq_version": "test", "config": {}}
+    save_checkpoint(sys.argv[1], big, {**meta, "info": {"version": version}})
     print(version, flush=True)
 """
 
@@ -192,5 +198,5 @@ def test_a_writer_killed_mid_save_leaves_a_loadable_checkpoint(tmp_path):
         time.sleep(rng.uniform(0.0, 0.3))  # then die somewhere inside a later save
         writer.send_signal(signal.SIGKILL)
         writer.wait()
-        arrays, meta = load_checkpoint(target)
-        assert meta["version"] >= 1 and arrays["x"].shape == (3_000_000,)
+        arrays, loaded = load_checkpoint(target)
+        assert loaded["info"]["version"] >= 1 and arrays["x"].shape == (3_000_000,)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from deepq.run.config import MAX_SEED, Config, documented, require
+from deepq.run.config import MAX_SEED, Config, documented, require, require_env_id
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class QLearningConfig(Config):
 
     def validate(self) -> None:
         """The rules that tie fields together (each field's own bounds are beside it)."""
-        require(bool(self.env_id.strip()), "env_id must not be empty")
+        require_env_id(self.env_id)
         require(
             self.max_episodes is not None or self.total_steps is not None,
             "set max_episodes or total_steps",
@@ -118,5 +118,5 @@ class ReinforceConfig(Config):
 
     def validate(self) -> None:
         """The rules that tie fields together (each field's own bounds are beside it)."""
-        require(bool(self.env_id.strip()), "env_id must not be empty")
+        require_env_id(self.env_id)
         require(len(self.hidden_sizes) >= 1, "hidden_sizes must list widths >= 1")

@@ -11,7 +11,6 @@ Written with numpy: the tables are tiny and the algorithms are a few array opera
 
 from __future__ import annotations
 
-import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 
 from deepq.classic.tabular import q_learning_update
 from deepq.errors import UsageError
+from deepq.run.files import UnreadableFile, parse_json, read_text_file, writing
 
 # The Hands-On ML chapter's 3-state MDP: in s0, a0 mostly stays with +10; s1's a2 goes "through the fire" (-50)
 # to s2, whose only action a1 returns to s0 with +40 most of the time.
@@ -89,26 +89,48 @@ class MarkovChain:
 # ----------------------------------------------------------------------------------------------
 
 
+# A spec's model is dense, [S, A, S'] floats: these bounds keep it within about 80 MB.
+MAX_STATES, MAX_ACTIONS, MAX_MODEL_ENTRIES = 10_000, 1_000, 10_000_000
+MAX_SPEC_BYTES = 16 << 20
+
+
 def read_spec(path: str | Path) -> dict[str, Any]:
-    """A spec from a .json or .toml file."""
+    """A spec (a JSON object) from a .json or .toml file, read with a size bound."""
     path = Path(path)
     try:
-        if path.suffix.lower() == ".toml":
-            return tomllib.loads(path.read_text())
-        return json.loads(path.read_text())
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
-    except (ValueError, tomllib.TOMLDecodeError) as exc:
-        raise UsageError(f"{path} is not valid {path.suffix.lstrip('.').upper()}: {exc}") from None
+        text = read_text_file(path, MAX_SPEC_BYTES)
+        spec = tomllib.loads(text) if path.suffix.lower() == ".toml" else parse_json(text, path)
+    except UnreadableFile as exc:
+        raise UsageError(str(exc)) from None
+    except (RecursionError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"{path} is not valid TOML ({exc or 'nested too deeply'})") from None
+    if not isinstance(spec, dict):
+        raise UsageError(f"{path} must hold an object (a table) with transition_probabilities")
+    return spec
+
+
+def _check_model_size(name: str, n_states: int, n_actions: int) -> None:
+    """Refuse a model too large to build before it is allocated."""
+    if not (1 <= n_states <= MAX_STATES and 1 <= n_actions <= MAX_ACTIONS) or (
+        n_states * n_actions * n_states > MAX_MODEL_ENTRIES
+    ):
+        raise UsageError(
+            f"spec {name!r} has {n_states} states and {n_actions} actions; deepq builds models of "
+            f"1 to {MAX_STATES} states, 1 to {MAX_ACTIONS} actions and at most "
+            f"{MAX_MODEL_ENTRIES:,} transition entries"
+        )
 
 
 def mdp_from_spec(spec: dict[str, Any]) -> FiniteMDP:
     """Validate a spec (``transition_probabilities`` [S][A] -> [S'] or null for a forbidden action,
     ``rewards`` [S][A][S'], optional ``possible_actions``, ``start_state``, ``terminal_states``)."""
-    name = str(spec.get("name", "mdp"))
+    name = str(spec.get("name", "mdp"))[:100]
     try:
         rows = spec["transition_probabilities"]
-        n_states, n_actions = len(rows), max(len(row) for row in rows)
+        if not isinstance(rows, list) or not all(isinstance(row, list) for row in rows):
+            raise TypeError("transition_probabilities must be a [S][A] list of lists")
+        n_states, n_actions = len(rows), max((len(row) for row in rows), default=0)
+        _check_model_size(name, n_states, n_actions)
         transitions = np.zeros((n_states, n_actions, n_states))
         allowed = np.zeros((n_states, n_actions), bool)
         for s, row in enumerate(rows):
@@ -133,7 +155,7 @@ def mdp_from_spec(spec: dict[str, Any]) -> FiniteMDP:
         terminal = np.zeros(n_states, bool)
         terminal[list(spec.get("terminal_states", []))] = True
         start = int(spec.get("start_state", 0))
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:
         raise UsageError(f"MDP spec {name!r} is malformed: {exc}") from None
     _check_probabilities(name, transitions[allowed])
     if not allowed.any(axis=1).all():
@@ -144,21 +166,29 @@ def mdp_from_spec(spec: dict[str, Any]) -> FiniteMDP:
 
 
 def chain_from_spec(spec: dict[str, Any]) -> MarkovChain:
-    name = str(spec.get("name", "chain"))
+    name = str(spec.get("name", "chain"))[:100]
     try:
-        transitions = np.asarray(spec["transition_probabilities"], dtype=np.float64)
+        rows = spec["transition_probabilities"]
+        if not isinstance(rows, list):
+            raise TypeError("transition_probabilities must be a [S][S'] list of lists")
+        _check_model_size(name, len(rows), 1)
+        transitions = np.asarray(rows, dtype=np.float64)
         if transitions.ndim != 2 or transitions.shape[0] != transitions.shape[1]:
             raise ValueError("transition_probabilities must be a square [S][S'] table")
         start = int(spec.get("start_state", 0))
         terminal = tuple(int(s) for s in spec.get("terminal_states", []))
-    except (KeyError, TypeError, ValueError) as exc:
+        if not 0 <= start < len(transitions) or any(
+            not 0 <= s < len(transitions) for s in terminal
+        ):
+            raise ValueError("start_state and terminal_states must be states")
+    except (KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:
         raise UsageError(f"Markov chain spec {name!r} is malformed: {exc}") from None
     _check_probabilities(name, transitions)
     return MarkovChain(name, transitions, start, terminal)
 
 
 def _check_probabilities(name: str, rows: np.ndarray) -> None:
-    if (rows < 0).any() or not np.allclose(rows.sum(axis=-1), 1.0):
+    if not np.isfinite(rows).all() or (rows < 0).any() or not np.allclose(rows.sum(axis=-1), 1.0):
         raise UsageError(f"spec {name!r}: each row of transition probabilities must sum to 1")
 
 
@@ -352,8 +382,9 @@ def plot_convergence(
         ax.grid(alpha=0.3)
     axes[1].legend(loc="lower right")
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out)
+    with writing(out):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(out)
     return out
 
 

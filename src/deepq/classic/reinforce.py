@@ -23,20 +23,27 @@ import optax
 
 from deepq.classic.configs import ReinforceConfig
 from deepq.dqn.networks import hidden_layers
-from deepq.errors import CheckpointError, ConfigError, TrainingDiverged, UsageError
-from deepq.run.checkpoint import arrays_to_pytree, load_checkpoint, save_network_agent
-from deepq.run.envs import episode_seed, make_env, make_vector_env
+from deepq.errors import TrainingDiverged, UsageError
+from deepq.run.checkpoint import (
+    arrays_to_pytree,
+    checkpoint_config,
+    load_checkpoint,
+    pytree_to_arrays,
+    require_finite,
+    save_network_agent,
+)
+from deepq.run.envs import episode_seed, make_agent_env, make_env, make_vector_env
 from deepq.run.evaluation import SELECTION_EVAL_SEED, Evaluator
 from deepq.run.harness import (
     RunProgress,
     RunRecorder,
     StopRules,
-    StopSignal,
     TrainingClock,
     finish_run,
     solved_threshold,
 )
 from deepq.run.logs import RunLogger
+from deepq.run.signals import StopSignal
 
 # ----------------------------------------------------------------------------------------------
 # Pure pieces: returns, advantages, sampling, the loss.
@@ -156,7 +163,9 @@ class ReinforceAgent:
         return lambda obs: np.asarray(jnp.argmax(apply(self.params, obs), axis=-1))
 
     def make_env(self, render_mode: str | None = None):
-        return make_env(self.config.env_id, self.config.max_episode_steps, render_mode=render_mode)
+        """The agent's env; one whose spaces differ from the checkpoint's is refused."""
+        return make_agent_env(self.obs_dim, self.n_actions, self.config.env_id,
+                              self.config.max_episode_steps, render_mode=render_mode)  # fmt: skip
 
 
 def _init_params(config: ReinforceConfig, obs_dim: int, n_actions: int) -> Any:
@@ -171,14 +180,13 @@ def save_reinforce_agent(directory: Path, agent: ReinforceAgent) -> None:
 def reinforce_agent_from(
     arrays: dict[str, np.ndarray], meta: dict[str, Any], source: str
 ) -> ReinforceAgent:
-    try:
-        config = ReinforceConfig.from_dict(meta["config"])
-        obs_dim, n_actions = int(meta["obs_dim"]), int(meta["n_actions"])
-    except (KeyError, TypeError, ValueError, ConfigError) as exc:
-        raise CheckpointError(f"{source}: not a valid REINFORCE checkpoint ({exc})") from None
+    """The agent in a verified checkpoint (``meta`` already matches its schema)."""
+    config = checkpoint_config(ReinforceConfig.from_dict, meta, source)
+    obs_dim, n_actions = meta["obs_dim"], meta["n_actions"]
     template = jax.eval_shape(lambda: _init_params(config, obs_dim, n_actions))
     params = arrays_to_pytree("params", template, arrays, source)
-    return ReinforceAgent(config, params, obs_dim, n_actions, dict(meta.get("info", {})))
+    require_finite(pytree_to_arrays("params", params), source)
+    return ReinforceAgent(config, params, obs_dim, n_actions, dict(meta["info"]))
 
 
 def load_reinforce_agent(directory: Path) -> ReinforceAgent:

@@ -19,6 +19,7 @@ import numpy as np
 
 from deepq.classic.policies import EpisodeStats, episode_returns, linear_policy
 from deepq.errors import UsageError
+from deepq.run.files import writing
 
 Method = Literal["grid", "random", "ga-asexual", "ga-sexual"]
 METHODS = ("grid", "random", "ga-asexual", "ga-sexual")
@@ -141,11 +142,18 @@ def run_search(settings: SearchSettings) -> SearchResult:
 
 def write_search_outputs(result: SearchResult, out_dir: str | Path) -> dict[str, Path]:
     """history.csv (one row per generation), history.png and result.json in ``out_dir``."""
+    out_dir = Path(out_dir)
+    with writing(out_dir):
+        if out_dir.exists() and not out_dir.is_dir():
+            raise UsageError(f"--out {out_dir} is a file; the search writes a directory there")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        return _write_search_outputs(result, out_dir)
+
+
+def _write_search_outputs(result: SearchResult, out_dir: Path) -> dict[str, Path]:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"csv": out_dir / "history.csv", "png": out_dir / "history.png",
              "json": out_dir / "result.json"}  # fmt: skip
     with open(paths["csv"], "w", newline="") as handle:

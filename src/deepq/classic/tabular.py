@@ -15,20 +15,20 @@ import numpy as np
 
 from deepq.classic.configs import QLearningConfig
 from deepq.dqn.exploration import linear_epsilon
-from deepq.errors import CheckpointError, ConfigError
-from deepq.run.checkpoint import load_checkpoint, save_checkpoint
+from deepq.errors import CheckpointError
+from deepq.run.checkpoint import checkpoint_config, load_checkpoint, save_checkpoint
 from deepq.run.envs import episode_seed, make_env
 from deepq.run.evaluation import SELECTION_EVAL_SEED, Evaluator
 from deepq.run.harness import (
     RunProgress,
     RunRecorder,
     StopRules,
-    StopSignal,
     TrainingClock,
     finish_run,
     solved_threshold,
 )
 from deepq.run.logs import RunLogger
+from deepq.run.signals import StopSignal
 from deepq.version import __version__
 
 
@@ -79,9 +79,18 @@ class QTableAgent:
         return lambda obs: np.argmax(self.q_table[np.asarray(obs, dtype=np.int64)], axis=1)
 
     def make_env(self, render_mode: str | None = None):
-        return make_env(
+        """The agent's env; one whose state and action counts differ from the table's is refused."""
+        env = make_env(
             self.config.env_id, self.config.max_episode_steps, render_mode=render_mode, tabular=True
         )
+        have = (int(env.observation_space.n), int(env.action_space.n))
+        if have != self.q_table.shape:
+            env.close()
+            raise CheckpointError(
+                f"the checkpoint's Q-table is {self.q_table.shape[0]} states x "
+                f"{self.q_table.shape[1]} actions, but {self.config.env_id} has {have[0]} x {have[1]}"
+            )
+        return env
 
 
 def save_q_table_agent(directory: Path, agent: QTableAgent) -> None:
@@ -97,14 +106,14 @@ def save_q_table_agent(directory: Path, agent: QTableAgent) -> None:
 def q_table_agent_from(
     arrays: dict[str, np.ndarray], meta: dict[str, Any], source: str
 ) -> QTableAgent:
-    try:
-        config = QLearningConfig.from_dict(meta["config"])
-        q_table = arrays["q_table"]
-    except (KeyError, TypeError, ValueError, ConfigError) as exc:
-        raise CheckpointError(f"{source}: not a valid Q-table checkpoint ({exc})") from None
+    """The agent in a verified checkpoint (``meta`` already matches its schema)."""
+    config = checkpoint_config(QLearningConfig.from_dict, meta, source)
+    q_table = arrays.get("q_table")
+    if q_table is None or set(arrays) != {"q_table"}:
+        raise CheckpointError(f"{source}: a Q-table checkpoint holds exactly one array, q_table")
     if q_table.ndim != 2 or q_table.dtype != np.float64 or not np.isfinite(q_table).all():
         raise CheckpointError(f"{source}: q_table must be a finite float64 [states, actions] table")
-    return QTableAgent(config, q_table, dict(meta.get("info", {})))
+    return QTableAgent(config, q_table, dict(meta["info"]))
 
 
 def load_q_table_agent(directory: Path) -> QTableAgent:

@@ -21,8 +21,15 @@ from deepq.dqn.config import DQNConfig, config_from_dict
 from deepq.dqn.losses import ApplyFn
 from deepq.dqn.networks import QNetwork
 from deepq.errors import CheckpointError
-from deepq.run.checkpoint import arrays_to_pytree, load_checkpoint, save_network_agent
-from deepq.run.envs import make_env
+from deepq.run.checkpoint import (
+    arrays_to_pytree,
+    checkpoint_config,
+    load_checkpoint,
+    pytree_to_arrays,
+    require_finite,
+    save_network_agent,
+)
+from deepq.run.envs import make_agent_env
 
 
 def make_greedy_actions(apply_fn: ApplyFn) -> Callable[[Any, jax.Array], jax.Array]:
@@ -63,9 +70,10 @@ class Agent:
         return lambda obs: np.asarray(greedy_actions(self.params, obs))
 
     def make_env(self, render_mode: str | None = None):
-        return make_env(
-            self.config.env_id, self.config.max_episode_steps, self.config.time_feature, render_mode
-        )
+        """The agent's env; one whose spaces differ from the checkpoint's is refused."""
+        c = self.config
+        return make_agent_env(self.obs_dim, self.n_actions, c.env_id, c.max_episode_steps,
+                              c.time_feature, render_mode)  # fmt: skip
 
 
 def build_network(config: DQNConfig, n_actions: int, encoder: str = "mlp") -> QNetwork:
@@ -111,17 +119,13 @@ def load_agent_checkpoint(directory: Path) -> Agent:
 def agent_from_checkpoint(
     arrays: dict[str, np.ndarray], meta: dict[str, Any], source: str
 ) -> Agent:
-    if meta.get("kind") not in ("dqn-agent", "dqn-training-state"):
-        raise CheckpointError(f"{source} is not a DQN checkpoint (kind {meta.get('kind')!r})")
-    try:
-        config = config_from_dict(meta["config"])
-        obs_dim, n_actions = int(meta["obs_dim"]), int(meta["n_actions"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(
-            f"{source}: meta.json lacks a valid config/obs_dim/n_actions ({exc})"
-        ) from None
-    except Exception as exc:  # ConfigError from a tampered config
-        raise CheckpointError(f"{source}: meta.json holds an invalid config ({exc})") from None
+    """The agent in a verified checkpoint (``meta`` already matches its schema): the network is
+    built from the config, then every parameter array must fit it and be finite."""
+    if meta["kind"] not in ("dqn-agent", "dqn-training-state"):
+        raise CheckpointError(f"{source} is not a DQN checkpoint (kind {meta['kind']!r})")
+    config = checkpoint_config(config_from_dict, meta, source)
+    obs_dim, n_actions = meta["obs_dim"], meta["n_actions"]
     template = params_shape(config, obs_dim, n_actions)
     params = arrays_to_pytree("params", template, arrays, source)
-    return Agent(config, params, obs_dim, n_actions, dict(meta.get("info", {})))
+    require_finite(pytree_to_arrays("params", params), source)
+    return Agent(config, params, obs_dim, n_actions, dict(meta["info"]))

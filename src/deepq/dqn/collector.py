@@ -92,8 +92,19 @@ class Collector:
     def restore(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         """Put every env back into its unfinished episode: reset with that episode's seed and
         replay its actions, refilling the episode's return, length and pending n-step entries."""
+        num_envs = len(self.envs.envs)
         lengths = arrays["envs/episode_length"]
         all_actions = arrays["envs/episode_actions"]
+        if len(meta["base_seeds"]) != num_envs or len(meta["episodes_started"]) != num_envs:
+            raise ValueError(f"the checkpoint holds seeds for other than the {num_envs} envs")
+        if lengths.dtype != np.int64 or lengths.shape != (num_envs,):
+            raise ValueError(f"envs/episode_length must be int64[{num_envs}]")
+        if all_actions.dtype != np.int64 or all_actions.ndim != 2 or len(all_actions) != num_envs:
+            raise ValueError(f"envs/episode_actions must be int64[{num_envs}, steps]")
+        if ((lengths < 0) | (lengths > all_actions.shape[1])).any():
+            raise ValueError("envs/episode_length does not fit envs/episode_actions")
+        if all_actions.size and not (0 <= all_actions.min() <= all_actions.max() < self.n_actions):
+            raise ValueError(f"envs/episode_actions holds actions outside [0, {self.n_actions})")
         obs = np.empty(
             (len(self.envs.envs), *self.observation_space.shape), self.observation_space.dtype
         )

@@ -12,7 +12,7 @@ from importlib import resources
 from typing import Any, Literal
 
 from deepq.errors import ConfigError
-from deepq.run.config import MAX_SEED, Config, documented, require
+from deepq.run.config import MAX_SEED, Config, documented, require, require_env_id
 
 
 @dataclass(frozen=True)
@@ -187,7 +187,7 @@ class DQNConfig(Config):
     def validate(self) -> None:
         """The rules that tie fields together (each field's own bounds are beside it)."""
         c = self
-        require(bool(c.env_id.strip()), "env_id must not be empty")
+        require_env_id(c.env_id)
         require(
             c.total_steps is not None or c.max_episodes is not None or c.time_budget_s is not None,
             "set at least one budget: total_steps, max_episodes or time_budget_s",

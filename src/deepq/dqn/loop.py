@@ -24,13 +24,21 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from deepq.dqn.config import DQNConfig, config_from_dict, resolve_config
 from deepq.dqn.exploration import epsilon_at, select_actions
-from deepq.dqn.training_run import DQNRun
+from deepq.dqn.training_run import DQNRun, check_memory
 from deepq.dqn.training_state import read_training_state
-from deepq.run.envs import make_env
-from deepq.run.harness import StopRules, StopSignal, TrainingClock, TrainResult, new_run_dir
-from deepq.run.logs import write_json
+from deepq.run.files import RunWriteError, write_json
+from deepq.run.harness import (
+    StopRules,
+    TrainingClock,
+    TrainResult,
+    new_run_dir,
+    removed_if_unstarted,
+)
+from deepq.run.signals import StopSignal
 
 __all__ = ["resume", "train"]
 
@@ -47,10 +55,12 @@ def train(
         config = resolve_config()
     elif isinstance(config, dict):
         config = config_from_dict(config)
-    make_env(config.env_id, config.max_episode_steps, config.time_feature).close()  # fail early
+    check_memory(config)  # fail early: the env, and a run too large for this machine
     run_dir = new_run_dir(run_dir)
-    write_json(run_dir / "config.json", config.to_dict())
-    return _run(DQNRun(config, run_dir, None, show_progress, tensorboard))
+    with removed_if_unstarted(run_dir):
+        write_json(run_dir / "config.json", config.to_dict())
+        run = DQNRun(config, run_dir, None, show_progress, tensorboard)
+    return _run(run)
 
 
 def resume(
@@ -68,12 +78,18 @@ def resume(
 
 
 def _run(run: DQNRun) -> TrainResult:
-    with ExitStack() as resources, StopSignal() as stop_signal:
+    with ExitStack() as resources:
         for resource in (run.collector, run.evaluator, run.logger):  # closed on every way out
             resources.callback(resource.close)
         clock = TrainingClock(run.progress)
-        stop_reason = _train(run, clock, stop_signal)
-        return run.finish(stop_reason, clock)
+        # errstate: acting in numpy on parameters that are diverging would print overflow
+        # warnings every step; the divergence itself is caught and reported (log_learning).
+        with StopSignal() as stop_signal, np.errstate(over="ignore", invalid="ignore"):
+            try:
+                stop_reason = _train(run, clock, stop_signal)
+            except RunWriteError as exc:  # a full disk, say: keep what can be kept, then stop
+                raise run.stopped_by_write_error(exc) from None
+        return run.finish(stop_reason, clock)  # a signal now ends the program at once
 
 
 def _train(run: DQNRun, clock: TrainingClock, stop_signal: StopSignal) -> str:

@@ -156,7 +156,13 @@ class ReplayBuffer:
             "position": np.array(self.position, dtype=np.int64),
         }
 
-    def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+    def load_state_arrays(
+        self, arrays: dict[str, np.ndarray], n_actions: int | None = None
+    ) -> None:
+        """Restore from :meth:`state_arrays`' output; shapes, dtypes, the position, the discounts
+        and (given ``n_actions``) every stored action are checked first."""
+        if arrays["position"].dtype != np.int64 or arrays["position"].shape != ():
+            raise ValueError("replay position must be one int64")
         size = len(arrays["actions"])
         position = int(arrays["position"])
         if size > self.capacity or not 0 <= position < self.capacity:
@@ -174,6 +180,12 @@ class ReplayBuffer:
                     f"replay array {name!r} has shape {source.shape} {source.dtype}, "
                     f"expected (n, {', '.join(map(str, target.shape[1:]))}) {target.dtype}"
                 )
+        actions = arrays["actions"]
+        if n_actions is not None and size and not 0 <= actions.min() <= actions.max() < n_actions:
+            raise ValueError(f"replay actions lie outside [0, {n_actions})")
+        discounts = arrays["discounts"]
+        if size and not (np.isfinite(discounts).all() and (discounts >= 0).all()):
+            raise ValueError("replay discounts must be finite and >= 0")
         self.obs[:size] = arrays["obs"]
         self.next_obs[:size] = arrays["next_obs"]
         for column, name in enumerate(SCALAR_COLUMNS):

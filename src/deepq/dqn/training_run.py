@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
 
 from deepq.dqn.agent import (
@@ -17,6 +18,7 @@ from deepq.dqn.agent import (
     init_params,
     load_agent_checkpoint,
     make_greedy_actions,
+    params_shape,
     save_agent,
 )
 from deepq.dqn.collector import Collector
@@ -25,10 +27,16 @@ from deepq.dqn.learner import Learner
 from deepq.dqn.networks import encoder_for
 from deepq.dqn.replay import ReplayBuffer
 from deepq.dqn.training_state import restore_training_state, save_training_state
-from deepq.errors import CheckpointError, TrainingDiverged
-from deepq.run.checkpoint import keep_copy
+from deepq.errors import DeepQError, TrainingDiverged, UsageError
+from deepq.run.checkpoint import (
+    CheckpointWriteError,
+    checkpoint_exists,
+    keep_copy,
+    saved_checkpoints_note,
+)
 from deepq.run.envs import make_env
 from deepq.run.evaluation import SELECTION_EVAL_SEED, Evaluator
+from deepq.run.files import RunWriteError, format_bytes, memory_bytes
 from deepq.run.harness import (
     RunProgress,
     RunRecorder,
@@ -58,6 +66,7 @@ class DQNRun:
         self.run_dir, self.checkpoints = run_dir, run_dir / "checkpoints"
         self.collector = Collector(c)
         space, n_actions = self.collector.observation_space, self.collector.n_actions
+        check_memory(c, space, n_actions)  # a resumed config too: before anything is allocated
         self.network = build_network(c, n_actions, encoder_for(space))
         self.learner = Learner(c, self.network, init_params(c, int(space.shape[0]), n_actions))
         self.replay = ReplayBuffer(c.buffer_size, space.shape, space.dtype)
@@ -67,12 +76,9 @@ class DQNRun:
         if restored is not None:
             self.progress = restore_training_state(*restored, str(self.checkpoints / "latest"),
                 self.learner, self.replay, self.collector, self.rng)  # fmt: skip
-        try:
-            self.logger = RunLogger(run_dir, c.total_steps, show_progress, tensorboard=tensorboard,
-                resume_at=None if restored is None else (self.progress.episodes,
-                                                         self.progress.env_steps))  # fmt: skip
-        except ValueError as exc:  # progress.csv holds fewer rows than the checkpoint says
-            raise CheckpointError(str(exc)) from None
+        self.logger = RunLogger(run_dir, c.total_steps, show_progress, tensorboard=tensorboard,
+            resume_at=None if restored is None else (self.progress.episodes,
+                                                     self.progress.env_steps))  # fmt: skip
         threshold = solved_threshold(c.solved_threshold, self.collector.spec)
         self.record = RunRecorder(self.progress, self.logger, threshold, c.solved_window)
         self.evaluator = Evaluator(lambda: make_env(c.env_id, c.max_episode_steps, c.time_feature))
@@ -113,11 +119,31 @@ class DQNRun:
         if not np.isfinite(loss):
             raise TrainingDiverged(
                 f"the loss became non-finite by env step {env_steps} "
-                f"(try a lower learning_rate); the last finite checkpoint is in {self.checkpoints}"
+                f"(try a lower learning_rate); {saved_checkpoints_note(self.checkpoints)}"
             )
         self.logger.scalars(
             env_steps, {"train/loss": loss, "train/q_mean": float(metrics["q_mean"])}
         )
+
+    def stopped_by_write_error(self, error: RunWriteError) -> RunWriteError:
+        """A run file or checkpoint could not be written (a full disk, say): save ``latest``
+        where space allows (a failed save leaves the previous one intact), and say where the
+        run can resume from."""
+        resume = f"deepq train --resume {self.run_dir}"
+        saved = False
+        if not isinstance(error, CheckpointWriteError):  # a checkpoint just failed: no retry
+            try:
+                self.save_latest()
+                saved = True
+            except DeepQError:
+                pass
+        if saved:
+            where = f"stopped at env step {self.progress.env_steps}, saved; resume with: {resume}"
+        elif checkpoint_exists(self.checkpoints / "latest"):
+            where = f"stopped; resume from its last checkpoint with: {resume}"
+        else:
+            where = "stopped before any checkpoint was saved"
+        return RunWriteError(f"{error}; the run {where}")
 
     def finish(self, stop_reason: str, clock: TrainingClock) -> TrainResult:
         """Save, let the end compete for ``best``, evaluate it on held-out seeds, summarise."""
@@ -145,3 +171,32 @@ class DQNRun:
             grad_steps=int(self.learner.state.grad_steps),
         )
         return TrainResult(self.run_dir, summary, best)
+
+
+def run_memory_bytes(config: DQNConfig, observation_space: Any, n_actions: int) -> int:
+    """What a run allocates, about: the replay (observations twice, five scalar columns) and the
+    parameters four times (online, target, Adam's two moments), plus a gradient's worth."""
+    obs_bytes = int(np.prod(observation_space.shape)) * np.dtype(observation_space.dtype).itemsize
+    replay = config.buffer_size * (2 * obs_bytes + 5 * 4)
+    shapes = params_shape(config, int(np.prod(observation_space.shape)), n_actions)
+    n_params = sum(int(np.prod(leaf.shape)) for leaf in jax.tree_util.tree_leaves(shapes))
+    return replay + 5 * 4 * n_params
+
+
+def check_memory(
+    config: DQNConfig, observation_space: Any = None, n_actions: int | None = None
+) -> None:
+    """Refuse a config that would not fit this machine's memory, naming the size, before a run
+    directory or a buffer exists. Without spaces, the config's env is made to read them (which
+    also fails early on an unknown env)."""
+    if observation_space is None or n_actions is None:
+        env = make_env(config.env_id, config.max_episode_steps, config.time_feature)
+        observation_space, n_actions = env.observation_space, int(env.action_space.n)
+        env.close()
+    needed, available = run_memory_bytes(config, observation_space, n_actions), memory_bytes()
+    if needed > available // 2:
+        raise UsageError(
+            f"this config needs about {format_bytes(needed)} of memory (buffer_size "
+            f"{config.buffer_size}, hidden_sizes {list(config.hidden_sizes)}), more than half of "
+            f"this machine's {format_bytes(available)}"
+        )

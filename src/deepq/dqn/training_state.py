@@ -18,8 +18,14 @@ from deepq.dqn.collector import Collector
 from deepq.dqn.config import DQNConfig, config_from_dict
 from deepq.dqn.learner import Learner
 from deepq.dqn.replay import ReplayBuffer
-from deepq.errors import CheckpointError, DeepQError, TrainingDiverged, UsageError
-from deepq.run.checkpoint import load_checkpoint, save_checkpoint
+from deepq.errors import CheckpointError, TrainingDiverged, UsageError
+from deepq.run.checkpoint import (
+    checkpoint_config,
+    load_checkpoint,
+    remove_unfinished_saves,
+    save_checkpoint,
+    saved_checkpoints_note,
+)
 from deepq.run.harness import RunProgress, RunRecorder
 from deepq.version import __version__
 
@@ -41,7 +47,7 @@ def save_training_state(
     if not learner.is_finite():
         raise TrainingDiverged(
             f"the parameters or optimiser state became non-finite by env step {p.env_steps} "
-            f"(try a lower learning_rate); the last finite checkpoint is in {directory.parent}"
+            f"(try a lower learning_rate); {saved_checkpoints_note(directory.parent)}"
         )
     arrays = {
         **learner.state_arrays(),
@@ -72,11 +78,22 @@ def restore_training_state(
     rng: np.random.Generator,
 ) -> RunProgress:
     """Load what :func:`save_training_state` wrote into freshly built parts; return the run's
-    counters and records. Anything missing or misshapen is a CheckpointError naming ``source``."""
+    counters and records. Anything missing or misshapen is a CheckpointError naming ``source``.
+    ``meta`` already matches :class:`~deepq.run.schema.TrainingStateMeta`; here it must also
+    agree with the env and the arrays."""
+    space = collector.observation_space
+    if (meta["obs_dim"], meta["n_actions"]) != (int(space.shape[0]), collector.n_actions):
+        raise CheckpointError(
+            f"{source}: the checkpoint's {meta['obs_dim']} observations and {meta['n_actions']} "
+            f"actions are not {collector.env_id}'s"
+        )
     learner.load_state_arrays(arrays, source)
+    if not learner.is_finite():
+        raise CheckpointError(f"{source}: the learner state holds NaN or infinite values")
     try:
         replay.load_state_arrays(
-            {k.removeprefix("replay/"): v for k, v in arrays.items() if k.startswith("replay/")}
+            {k.removeprefix("replay/"): v for k, v in arrays.items() if k.startswith("replay/")},
+            collector.n_actions,
         )
         rng.bit_generator.state = meta["rng"]
         progress = RunProgress(**meta["progress"])
@@ -95,13 +112,9 @@ def read_training_state(
         raise UsageError(f"no such run directory: {run_dir}")
     if (checkpoints / "final").exists():
         raise UsageError(f"{run_dir} already finished; start a new run instead")
+    remove_unfinished_saves(checkpoints)
     arrays, meta = load_checkpoint(checkpoints / "latest")
-    if meta.get("kind") != KIND:
+    if meta["kind"] != KIND:
         raise CheckpointError(f"{checkpoints / 'latest'} is not a training-state checkpoint")
-    try:
-        config = config_from_dict(meta["config"])
-    except (KeyError, TypeError, DeepQError) as exc:
-        raise CheckpointError(
-            f"{checkpoints / 'latest'}: meta.json holds no valid config ({exc})"
-        ) from None
+    config = checkpoint_config(config_from_dict, meta, str(checkpoints / "latest"))
     return config, (arrays, meta)

@@ -9,7 +9,6 @@ needs no display and touches no global pyplot state.
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from deepq.errors import UsageError
+from deepq.run.files import UnreadableFile, read_json_file, writing
 
 FIGSIZE = (10, 7)  # inches
 DPI = 100  # -> 1000 x 700 pixels
@@ -64,15 +64,28 @@ def read_history(run_dir: str | Path) -> RunHistory:
         raise UsageError(f"{progress} has no finished episode yet")
     history = RunHistory(run_dir.name, episodes, returns)
     summary_path = run_dir / "summary.json"
-    if summary_path.is_file():
-        summary = json.loads(summary_path.read_text())
-        history.threshold = summary.get("solved_threshold")
-        history.solved_at_episode = summary.get("solved_at_episode")
-        history.evals = [
-            {"episodes": e["episodes"], "mean": e["mean"], "std": e["std"]}
-            for e in summary.get("eval_history", [])
-        ]
+    if summary_path.exists():
+        try:
+            summary = read_json_file(summary_path)
+            history.threshold = _number_or_none(summary.get("solved_threshold"))
+            history.solved_at_episode = _number_or_none(summary.get("solved_at_episode"))
+            history.evals = [
+                {
+                    "episodes": float(e["episodes"]),
+                    "mean": float(e["mean"]),
+                    "std": float(e["std"]),
+                }  # fmt: skip
+                for e in summary.get("eval_history", [])
+            ]
+        except (UnreadableFile, AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise UsageError(f"{summary_path} is not a deepq run summary ({exc})") from None
     return history
+
+
+def _number_or_none(value: Any) -> Any:
+    if value is not None and not isinstance(value, int | float):
+        raise TypeError(f"{value!r} is not a number")
+    return value
 
 
 def plot_history(
@@ -106,6 +119,7 @@ def plot_history(
     if out is None:
         out = Path(run_dirs[0]) / "history.png" if len(run_dirs) == 1 else Path("history.png")
     out = Path(out)
+    check_image_path(out)
 
     figure = Figure(figsize=FIGSIZE, dpi=DPI, facecolor="white")
     FigureCanvasAgg(figure)
@@ -128,9 +142,19 @@ def plot_history(
     axes.set_ylabel("return")
     axes.grid(alpha=0.3)
     axes.legend(loc="lower right")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out)
+    with writing(out):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(out)
     return out
+
+
+IMAGE_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg")
+
+
+def check_image_path(out: Path) -> None:
+    """A figure goes to a file whose suffix names an image format matplotlib writes."""
+    if out.suffix.lower() not in IMAGE_SUFFIXES:
+        raise UsageError(f"--out {out} must end in {', '.join(IMAGE_SUFFIXES)}")
 
 
 def _window_for(history: RunHistory, window: int | None) -> int:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from deepq.errors import DeepQError, UsageError
+from deepq.run.files import UnreadableFile, read_json_file, writing
 
 VERSIONED_PACKAGES = ("deepq", "jax", "jaxlib", "flax", "optax", "gymnasium", "numpy")
 
@@ -54,22 +55,23 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, video_seed:
     plot_png = plot_history([run_dir]).read_bytes()
     video_mp4, video_note = _greedy_video(run_dir, video_seed)
     page = render_page(run_dir.name, config, summary, plot_png, video_mp4, video_note)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(f".{out.name}.tmp")
-    temporary.write_text(page, encoding="utf-8")
-    os.replace(temporary, out)
+    with writing(out):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        temporary = out.with_name(f".{out.name}.tmp")
+        temporary.write_text(page, encoding="utf-8")
+        os.replace(temporary, out)
     return out
 
 
 def _read_json(path: Path, what: str) -> dict[str, Any]:
     if not path.parent.is_dir():
         raise UsageError(f"no such run directory: {path.parent}")
-    if not path.is_file():
+    if not path.exists():
         raise UsageError(f"{path.parent} has no {what}")
     try:
-        value = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{path} is not readable JSON ({exc})") from None
+        value = read_json_file(path)
+    except UnreadableFile as exc:
+        raise UsageError(str(exc)) from None
     if not isinstance(value, dict):
         raise UsageError(f"{path} does not hold a JSON object")
     return value

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from deepq.errors import UsageError
+from deepq.run.files import writing
 
 VIDEO_SUFFIXES = (".mp4", ".gif")
 
@@ -58,10 +59,16 @@ def annotate(frame: np.ndarray, episode: int, episode_return: float) -> np.ndarr
 
 def write_video(frames: list[np.ndarray], out: Path, fps: int) -> Path:
     """Encode ``frames`` to ``out`` (.mp4 with H.264, or .gif)."""
-    import imageio.v2 as imageio
-
     if out.suffix.lower() not in VIDEO_SUFFIXES:
         raise UsageError(f"--out {out} must end in .mp4 or .gif")
+    with writing(out):
+        _encode(frames, out, fps)
+    return out
+
+
+def _encode(frames: list[np.ndarray], out: Path, fps: int) -> None:
+    import imageio.v2 as imageio
+
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".gif":
         imageio.mimsave(out, frames, duration=1000 / fps, loop=0)
@@ -78,7 +85,6 @@ def write_video(frames: list[np.ndarray], out: Path, fps: int) -> Path:
             ) as writer:
                 for frame in frames:
                     writer.append_data(frame)
-    return out
 
 
 def record_video(

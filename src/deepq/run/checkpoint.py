@@ -9,8 +9,10 @@ A checkpoint is a directory::
 
 Writing is atomic: everything goes to a hidden temporary sibling, is flushed to disk and only
 then renamed into place, so a crash at any moment leaves the previous checkpoint loadable.
-Loading verifies the marker, the manifest, and (in :func:`arrays_to_pytree`) every shape and
-dtype against a template built from code, so a file can never choose what objects get built.
+Loading verifies the marker, the manifest, each file's size and hash, meta.json against its
+schema, and (in :func:`arrays_to_pytree`) every shape and dtype against a template built from
+code, so a file can never choose what objects get built. What a checkpoint may contain and what
+loading it can and cannot do: docs/security.md.
 """
 
 from __future__ import annotations
@@ -19,21 +21,38 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import jax
 import numpy as np
 from safetensors.numpy import load as safetensors_load
 from safetensors.numpy import save as safetensors_save
 
-from deepq.errors import CheckpointError
+from deepq.errors import CheckpointError, DeepQError, TrainingDiverged
+from deepq.run.files import (
+    RunWriteError,
+    UnreadableFile,
+    memory_bytes,
+    parse_json,
+    read_regular_file,
+)
+from deepq.run.schema import (
+    ARRAYS_FILE,
+    META_FILE,
+    SCHEMA_VERSION,
+    Manifest,
+    meta_model,
+    validated,
+)
 
-SCHEMA_VERSION = 1
-ARRAYS_FILE = "arrays.safetensors"
-META_FILE = "meta.json"
 MANIFEST_FILE = "manifest.json"
 COMPLETE_FILE = "COMPLETE"
+MAX_MANIFEST_BYTES = 64 << 10
+MAX_META_BYTES = 64 << 20
+
+Config = TypeVar("Config")
 
 
 def _write_file(path: Path, data: bytes) -> None:
@@ -51,6 +70,10 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+class CheckpointWriteError(CheckpointError, RunWriteError):
+    """A checkpoint could not be written; the previous one at that place is intact."""
+
+
 def save_checkpoint(
     directory: str | Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]
 ) -> Path:
@@ -65,7 +88,7 @@ def save_checkpoint(
         return _save_checkpoint(directory, tmp, arrays, meta)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise CheckpointError(
+        raise CheckpointWriteError(
             f"could not write checkpoint {directory} ({exc.strerror or exc}); the previous one is intact"
         ) from None
 
@@ -116,7 +139,7 @@ def keep_copy(checkpoint: str | Path, copy: str | Path, keep: int) -> None:
         os.rename(tmp, copy)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise CheckpointError(
+        raise CheckpointWriteError(
             f"could not keep a copy of {checkpoint} as {copy} ({exc.strerror or exc})"
         ) from None
     prefix = copy.name.rstrip("0123456789")
@@ -130,6 +153,15 @@ def _link_or_copy(source: str, destination: str) -> None:
         os.link(source, destination)
     except OSError:
         shutil.copy2(source, destination)
+
+
+def remove_unfinished_saves(checkpoints: Path) -> None:
+    """Delete the ``.NAME.tmp-PID`` directories of saves that never finished (a process killed
+    mid-save). They are never read; ``.NAME.old-PID`` copies are kept: one may be the only
+    complete copy of a checkpoint whose swap was interrupted."""
+    if checkpoints.is_dir():
+        for leftover in checkpoints.glob(".*.tmp-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 def is_complete(directory: str | Path) -> bool:
@@ -155,39 +187,58 @@ def _readable_location(directory: Path) -> Path:
 
 
 def load_checkpoint(directory: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """(arrays, meta) of a verified checkpoint, or CheckpointError naming what is wrong."""
+    """(arrays, meta) of a verified checkpoint, or CheckpointError naming what is wrong.
+
+    Each file is read only if it is a regular file inside the directory (no symlink, FIFO or
+    device) whose size is the manifest's and below a bound, in bounded chunks; its sha256 must be
+    the manifest's; meta.json must match the schema of its ``kind`` (:mod:`deepq.run.schema`).
+    """
     directory = _readable_location(Path(directory))
     try:
-        manifest = json.loads((directory / MANIFEST_FILE).read_text())
-        expected_files = manifest["files"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise CheckpointError(
-            f"{directory / MANIFEST_FILE} is missing or corrupt ({exc})"
-        ) from None
-    if manifest.get("schema_version") != SCHEMA_VERSION:
-        raise CheckpointError(
-            f"{directory} has checkpoint schema {manifest.get('schema_version')!r}; "
-            f"this deepq reads schema {SCHEMA_VERSION}"
+        manifest_data = parse_json(
+            read_regular_file(directory / MANIFEST_FILE, MAX_MANIFEST_BYTES),
+            directory / MANIFEST_FILE,
         )
+    except UnreadableFile as exc:
+        raise CheckpointError(str(exc)) from None
+    version = manifest_data.get("schema_version") if isinstance(manifest_data, dict) else None
+    if version != SCHEMA_VERSION:
+        raise CheckpointError(
+            f"{directory} has checkpoint schema {version!r}; this deepq reads schema {SCHEMA_VERSION}"
+        )
+    manifest = validated(Manifest, manifest_data, str(directory / MANIFEST_FILE))
     contents: dict[str, bytes] = {}
-    for name in (ARRAYS_FILE, META_FILE):
-        path = directory / name
+    for name, bound in ((META_FILE, MAX_META_BYTES), (ARRAYS_FILE, max_array_file_bytes())):
+        entry = manifest.files.get(name)
+        if entry is None:
+            raise CheckpointError(f"{directory / MANIFEST_FILE} does not list {name}")
         try:
-            data = path.read_bytes()
-        except OSError:
-            raise CheckpointError(f"{path} is missing") from None
-        entry = expected_files.get(name) if isinstance(expected_files, dict) else None
-        if not isinstance(entry, dict) or hashlib.sha256(data).hexdigest() != entry.get("sha256"):
-            raise CheckpointError(f"{path} is corrupt (sha256 does not match {MANIFEST_FILE})")
+            data = read_regular_file(directory / name, bound, expected_bytes=entry.bytes)
+        except UnreadableFile as exc:
+            raise CheckpointError(str(exc)) from None
+        if hashlib.sha256(data).hexdigest() != entry.sha256:
+            raise CheckpointError(
+                f"{directory / name} is corrupt (sha256 does not match {MANIFEST_FILE})"
+            )
         contents[name] = data
     try:
-        arrays = safetensors_load(contents[ARRAYS_FILE])
-        meta = json.loads(contents[META_FILE])
-    except Exception as exc:  # noqa: BLE001 - any parse failure of a verified file is corruption
-        raise CheckpointError(f"{directory} cannot be parsed ({exc})") from None
+        meta = parse_json(contents[META_FILE], directory / META_FILE)
+    except UnreadableFile as exc:
+        raise CheckpointError(str(exc)) from None
     if not isinstance(meta, dict):
         raise CheckpointError(f"{directory / META_FILE} must hold a JSON object")
+    source = str(directory / META_FILE)
+    meta = validated(meta_model(meta.get("kind")), meta, source).model_dump()
+    try:
+        arrays = safetensors_load(contents[ARRAYS_FILE])
+    except Exception as exc:  # noqa: BLE001 - any parse failure of a verified file is corruption
+        raise CheckpointError(f"{directory / ARRAYS_FILE} cannot be parsed ({exc})") from None
     return arrays, meta
+
+
+def max_array_file_bytes() -> int:
+    """Half this machine's memory: a larger arrays file could not be loaded (parsing copies it)."""
+    return memory_bytes() // 2
 
 
 # ----------------------------------------------------------------------------------------------
@@ -226,10 +277,52 @@ def arrays_to_pytree(prefix: str, template: Any, arrays: dict[str, np.ndarray], 
     return jax.tree_util.tree_unflatten(treedef, restored)
 
 
+def checkpoint_config(from_dict: Callable[[dict[str, Any]], Config], meta: dict[str, Any],
+                      source: str) -> Config:  # fmt: skip
+    """The config in a checkpoint's meta.json, validated by its config class; any violation (a
+    value out of bounds, an env id naming a module) is a CheckpointError."""
+    try:
+        return from_dict(meta["config"])
+    except DeepQError as exc:
+        raise CheckpointError(f"{source}: meta.json holds an invalid config ({exc})") from None
+
+
+def saved_checkpoints_note(checkpoints: Path) -> str:
+    """Where the run's finite checkpoints are, for a divergence message, or that there are none
+    (every save checks finiteness, so whatever is there is finite)."""
+    names = [name for name in ("latest", "best") if checkpoint_exists(checkpoints / name)]
+    if not names:
+        return "no checkpoint had been saved yet"
+    return f"its last finite checkpoints are {' and '.join(str(checkpoints / n) for n in names)}"
+
+
+def first_non_finite(arrays: dict[str, np.ndarray]) -> str | None:
+    """The name of the first floating-point array holding a NaN or an infinity, if any."""
+    for name, value in arrays.items():
+        if np.issubdtype(value.dtype, np.floating) and not np.isfinite(value).all():
+            return name
+    return None
+
+
+def require_finite(arrays: dict[str, np.ndarray], source: str) -> None:
+    """A checkpoint's parameters must be finite: a NaN agent is never loaded."""
+    name = first_non_finite(arrays)
+    if name is not None:
+        raise CheckpointError(f"{source}: array {name} holds NaN or infinite values")
+
+
 def save_network_agent(directory: str | Path, kind: str, agent: Any) -> None:
     """Save an agent whose parameters are a pytree (DQN, REINFORCE): ``params`` as arrays, and
-    meta.json with ``kind``, the config and the env facts its loader rebuilds the network from."""
+    meta.json with ``kind``, the config and the env facts its loader rebuilds the network from.
+    Non-finite parameters are refused (TrainingDiverged): a saved agent is always usable."""
     from deepq.version import __version__
+
+    arrays = pytree_to_arrays("params", agent.params)
+    if first_non_finite(arrays) is not None:
+        raise TrainingDiverged(
+            f"the parameters became non-finite by env step {agent.info.get('env_steps', '?')} "
+            f"(try a lower learning_rate); {directory} was not written"
+        )
 
     meta = {
         "kind": kind,
@@ -239,4 +332,4 @@ def save_network_agent(directory: str | Path, kind: str, agent: Any) -> None:
         "n_actions": agent.n_actions,
         "info": agent.info,
     }
-    save_checkpoint(directory, pytree_to_arrays("params", agent.params), meta)
+    save_checkpoint(directory, arrays, meta)

@@ -7,10 +7,10 @@ construction every field is checked against its annotation (``int`` -> ``float``
 ``tuple``); ``--set key=value`` strings are parsed by the same annotations. Any mistake is one
 :class:`~deepq.errors.ConfigError` line naming the key and the value.
 
-Hand-written rather than pydantic: the whole checker is the two small functions below for the
-six annotation shapes configs use (int, float, bool, str, Literal, tuple of ints, and their
-``| None``), and it gives the exact one-line messages the CLI prints; pydantic would bring a
-compiled dependency and multi-line errors to re-word.
+Hand-written rather than pydantic (which checks the nested checkpoint schema, run/schema.py):
+the whole checker is the two small functions below for the six annotation shapes configs use
+(int, float, bool, str, Literal, tuple of ints, and their ``| None``), it gives the exact
+one-line messages the CLI prints, and the same bounds print in ``--help``.
 """
 
 from __future__ import annotations
@@ -82,6 +82,25 @@ def require(ok: bool, message: str) -> None:
     """A validation rule: ``message`` names the field and the value."""
     if not ok:
         raise ConfigError(message)
+
+
+MAX_ENV_ID_LENGTH = 200
+
+
+def require_env_id(env_id: str) -> None:
+    """An env id is a registered Gymnasium name: never empty, never ``module:Env``, which would
+    make Gymnasium import (run) ``module`` when the config comes from someone else's file."""
+    require(bool(env_id.strip()), "env_id must not be empty")
+    require(
+        len(env_id) <= MAX_ENV_ID_LENGTH and env_id.isprintable(),
+        f"env_id must be printable and at most {MAX_ENV_ID_LENGTH} characters",
+    )
+    module, colon, name = env_id.partition(":")
+    require(
+        not colon,
+        f"env_id {env_id!r} names a module to import; deepq never imports a module named by an "
+        f"env id: pass --env-module {module} on the command line and env id {name}",
+    )
 
 
 class Config:

@@ -8,6 +8,7 @@ episode ends, ``step`` returns the *reset* observation and puts the true final o
 
 from __future__ import annotations
 
+import importlib
 import os
 import warnings
 from typing import Any
@@ -16,7 +17,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
-from deepq.errors import UsageError
+from deepq.errors import CheckpointError, UsageError
 
 # Names for the environments the source documents explain (Gymnasium's LunarLander docs).
 LUNAR_LANDER_ACTIONS = (
@@ -38,15 +39,61 @@ LUNAR_LANDER_STATE = (
 CARTPOLE_ACTIONS = ("push cart left", "push cart right")
 CARTPOLE_STATE = ("cart position", "cart velocity", "pole angle", "pole angular velocity")
 
-# Deterministic FrozenLake (each move goes where it is told), the classic first tabular task.
-if "deepq/FrozenLake-NotSlippery-v1" not in gym.registry:
-    gym.register(
-        "deepq/FrozenLake-NotSlippery-v1",
-        entry_point="gymnasium.envs.toy_text.frozen_lake:FrozenLakeEnv",
-        kwargs={"map_name": "4x4", "is_slippery": False},
-        max_episode_steps=100,
-        reward_threshold=1.0,
-    )
+
+def register_deepq_envs() -> None:
+    """Register deepq's own environments (idempotent): the deterministic FrozenLake (each move
+    goes where it is told), the classic first tabular task."""
+    if "deepq/FrozenLake-NotSlippery-v1" not in gym.registry:
+        gym.register(
+            "deepq/FrozenLake-NotSlippery-v1",
+            entry_point="gymnasium.envs.toy_text.frozen_lake:FrozenLakeEnv",
+            kwargs={"map_name": "4x4", "is_slippery": False},
+            max_episode_steps=100,
+            reward_threshold=1.0,
+        )
+
+
+# Namespaces whose environments a package registers when imported. Their module names are written
+# here, in code: an env id read from a file only ever picks one of these, never a module of its own.
+NAMESPACE_PACKAGES = {"ALE": "ale_py", "MinAtar": "minatar"}
+
+
+def check_env_id(env_id: str) -> None:
+    """An env id never names a module to import: Gymnasium's ``module:Env`` form imports (runs)
+    ``module``, and an env id may come from a file written by anyone (a checkpoint, a preset, a
+    spec). A user imports a plugin with ``--env-module`` on their own command line instead."""
+    if ":" in env_id:
+        module, _, name = env_id.partition(":")
+        raise UsageError(
+            f"env id {env_id!r} names a module to import; deepq never imports a module named by an "
+            f"env id: pass --env-module {module} on the command line and the env id {name}"
+        )
+
+
+def ensure_registered(env_id: str) -> None:
+    """Register what ``env_id`` needs from deepq itself: its own envs, and the package of an
+    allow-listed namespace (ALE, MinAtar) when it is installed."""
+    check_env_id(env_id)
+    register_deepq_envs()
+    namespace = env_id.partition("/")[0] if "/" in env_id else None
+    package = NAMESPACE_PACKAGES.get(namespace or "")
+    if package is not None and not any(key.startswith(f"{namespace}/") for key in gym.registry):
+        try:
+            gym.register_envs(importlib.import_module(package))
+        except ImportError:
+            raise UsageError(
+                f"{env_id} needs the {package} package (pip install {package})"
+            ) from None
+
+
+def import_env_modules(modules: list[str]) -> None:
+    """Import the modules the user named with ``--env-module`` (each registers its envs)."""
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise UsageError(f"--env-module {module}: {_first_line(exc)}") from None
+
 
 KNOWN_NAMES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "LunarLander": (LUNAR_LANDER_STATE, LUNAR_LANDER_ACTIONS),
@@ -79,6 +126,7 @@ def make_env(
 ) -> gym.Env:
     """``gym.make`` with deepq's wrappers; unknown or unsupported envs raise UsageError.
     ``tabular`` asks for Discrete observations (tabular Q-learning) instead of a 1-D Box."""
+    ensure_registered(env_id)
     _choose_sdl_driver(render_mode)
     kwargs: dict[str, Any] = {}
     if max_episode_steps is not None:
@@ -91,7 +139,7 @@ def make_env(
             env = gym.make(env_id, **kwargs)
     except gym.error.Error as exc:  # NameNotFound, VersionNotFound, DependencyNotInstalled, ...
         raise UsageError(f"cannot make environment {env_id!r}: {_first_line(exc)}") from None
-    except TypeError as exc:
+    except (TypeError, ValueError, ImportError, AttributeError) as exc:  # a broken plugin env
         raise UsageError(f"cannot make environment {env_id!r}: {_first_line(exc)}") from None
     if tabular:
         if not isinstance(env.observation_space, gym.spaces.Discrete) or not isinstance(
@@ -111,6 +159,27 @@ def make_env(
                 f"time_feature needs a step limit, and {env_id} has none: set max_episode_steps"
             )
         env = gym.wrappers.TimeAwareObservation(env, flatten=True, normalize_time=True)
+    return env
+
+
+def make_agent_env(
+    obs_dim: int,
+    n_actions: int,
+    env_id: str,
+    max_episode_steps: int | None = None,
+    time_feature: bool = False,
+    render_mode: str | None = None,
+) -> gym.Env:
+    """The env of a loaded agent, refused when its spaces are not the ones the checkpoint says
+    the agent was trained on (a tampered or mismatched ``obs_dim``, ``n_actions`` or env id)."""
+    env = make_env(env_id, max_episode_steps, time_feature, render_mode)
+    have = (int(env.observation_space.shape[0]), int(env.action_space.n))
+    if have != (obs_dim, n_actions):
+        env.close()
+        raise CheckpointError(
+            f"the checkpoint's agent takes {obs_dim} observations and {n_actions} actions, but "
+            f"{env_id} has {have[0]} and {have[1]}"
+        )
     return env
 
 

@@ -10,7 +10,8 @@ writes its own stop ladder, clock or end of run.
 from __future__ import annotations
 
 import dataclasses
-import signal
+import os
+import shutil
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -24,7 +25,8 @@ import numpy as np
 
 from deepq.errors import UsageError
 from deepq.run.evaluation import TEST_EVAL_SEED, EvalResult, Evaluator
-from deepq.run.logs import RunLogger, write_json
+from deepq.run.files import describe_os_error, write_json
+from deepq.run.logs import RunLogger
 
 
 class Interrupted(Exception):
@@ -35,31 +37,6 @@ class Interrupted(Exception):
         self.run_dir = run_dir
 
 
-class StopSignal:
-    """First SIGINT/SIGTERM asks the loop to stop after the current step; a second SIGINT aborts."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> StopSignal:
-        try:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        except ValueError:  # not the main thread: signals stay with the caller
-            self._previous.clear()
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-
 @dataclass
 class TrainResult:
     run_dir: Path
@@ -68,18 +45,39 @@ class TrainResult:
 
 
 def new_run_dir(run_dir: str | Path | None) -> Path:
-    """Create the run directory; an existing non-empty one is refused (never overwrite a run)."""
+    """Create the run directory; an existing non-empty one is refused (never overwrite a run),
+    and one that cannot be created (a path through a file, a read-only file system, a name too
+    long) is one UsageError."""
     path = (
         Path(run_dir)
         if run_dir is not None
         else Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     )
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise UsageError(
-            f"run directory {path} already exists and is not empty; choose another --run-dir"
-        )
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise UsageError(
+                f"run directory {path} already exists and is not empty; choose another --run-dir"
+            )
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"cannot create run directory {path}: {describe_os_error(exc)}") from None
     return path
+
+
+@contextmanager
+def removed_if_unstarted(run_dir: Path) -> Iterator[None]:
+    """Remove ``run_dir`` (new and empty but for config.json and logs) if anything, Ctrl-C
+    included, stops the run before it saved a checkpoint: such a directory could be neither
+    resumed nor reused. Once a checkpoint exists, the directory is the run's and is kept."""
+    try:
+        yield
+    except BaseException:
+        if not (run_dir / "checkpoints").exists():
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
 
 
 @dataclass

@@ -3,28 +3,68 @@
 On a terminal the display is a rich progress bar updated a few times a second; elsewhere (CI,
 pipes, notebooks' captured output) it prints one line every ``log_every_episodes`` episodes and
 on every evaluation, like the LunarLander lab's "episode 100 | average of the last 100" lines.
+
+Every write goes through :func:`deepq.run.files.writing`: a full disk or a read-only file system
+is one :class:`~deepq.run.files.RunWriteError`, raised in the training thread, never a hang.
 """
 
 from __future__ import annotations
 
 import csv
-import json
-import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from deepq.errors import CheckpointError
+from deepq.run.files import RunWriteError, UnreadableFile, read_text_file, write_json, writing
+
+__all__ = ["PROGRESS_COLUMNS", "RunLogger", "TensorBoardScalars", "write_json"]
+
 PROGRESS_COLUMNS = ("episode", "env_steps", "return", "length", "mean_100", "epsilon", "wall_s")
 
 
-def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (temp file + rename), so a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+class TensorBoardScalars:
+    """Scalars in a TensorBoard event file, written in the calling thread.
+
+    Not tensorboardX's SummaryWriter: it writes from a background thread, and once a write fails
+    there (a full disk) its queue fills and blocks the training thread forever, deaf to Ctrl-C.
+    A run writes a few scalars per episode, so writing them here costs microseconds, and a failed
+    write surfaces as an OSError where the run can stop cleanly. The events are tensorboardX's.
+    """
+
+    FLUSH_SECONDS = 10.0
+
+    def __init__(self, directory: Path, purge_step: int | None = None):
+        from tensorboardX.event_file_writer import EventsWriter  # lazily: protobuf start-up
+        from tensorboardX.proto.event_pb2 import Event, SessionLog
+        from tensorboardX.summary import scalar
+
+        self._event, self._scalar = Event, scalar
+        directory.mkdir(parents=True, exist_ok=True)
+        self._writer = EventsWriter(str(directory / "events"))
+        if purge_step is not None:  # TensorBoard hides the events at or after it written before
+            self._writer.write_event(
+                Event(step=purge_step, session_log=SessionLog(status=SessionLog.START))
+            )
+        self._last_flush = time.monotonic()
+
+    def add(self, tag: str, value: float, step: int) -> None:
+        summary = self._scalar(tag, float(value))
+        self._writer.write_event(self._event(wall_time=time.time(), step=step, summary=summary))
+        if time.monotonic() - self._last_flush > self.FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        self._writer.flush()
+        self._last_flush = time.monotonic()
+
+    def close(self) -> None:
+        self._writer.close()
 
 
 class RunLogger:
@@ -41,27 +81,35 @@ class RunLogger:
     ):
         """``resume_at=(episodes, env_steps)`` continues the logs of a run resumed from there."""
         self.console = Console(highlight=False, soft_wrap=True)
-        path = run_dir / "progress.csv"
-        if resume_at is None:
-            self._csv_file: TextIO = open(path, "w", newline="")  # noqa: SIM115
-            self._csv = csv.writer(self._csv_file)
-            self._csv.writerow(PROGRESS_COLUMNS)
-        else:  # keep the rows up to the checkpoint; later ones are replayed by the resumed run
-            episodes = resume_at[0]
-            kept = path.read_text().splitlines(keepends=True)[: 1 + episodes]
-            if len(kept) != 1 + episodes:
-                raise ValueError(f"{path} holds fewer than the {episodes} episodes checkpointed")
-            path.write_text("".join(kept))
-            self._csv_file = open(path, "a", newline="")  # noqa: SIM115
-            self._csv = csv.writer(self._csv_file)
-        self._tb = None
+        self._failed = False
+        path = self._csv_path = run_dir / "progress.csv"
+        with self._guard(path):
+            if resume_at is None:
+                self._csv_file: TextIO = open(path, "w", newline="")  # noqa: SIM115
+                self._csv = csv.writer(self._csv_file)
+                self._csv.writerow(PROGRESS_COLUMNS)
+            else:  # keep the rows up to the checkpoint; the resumed run replays later ones
+                episodes = resume_at[0]
+                try:
+                    rows = read_text_file(path, 1 << 30).splitlines(keepends=True)
+                except UnreadableFile as exc:
+                    raise CheckpointError(f"cannot resume: {exc}") from None
+                kept = rows[: 1 + episodes]
+                if len(kept) != 1 + episodes:
+                    raise CheckpointError(
+                        f"{path} holds fewer than the {episodes} episodes checkpointed"
+                    )
+                path.write_text("".join(kept))
+                self._csv_file = open(path, "a", newline="")  # noqa: SIM115
+                self._csv = csv.writer(self._csv_file)
+        self._tb: TensorBoardScalars | None = None
         if tensorboard:
-            from tensorboardX import SummaryWriter  # imported lazily: protobuf start-up cost
-
             # On resume, TensorBoard hides the events at or after the checkpoint's step that the
             # interrupted process wrote: the resumed run writes them again.
-            purge_step = None if resume_at is None else resume_at[1]
-            self._tb = SummaryWriter(str(run_dir / "tb"), flush_secs=10, purge_step=purge_step)
+            with self._guard(run_dir / "tb"):
+                self._tb = TensorBoardScalars(
+                    run_dir / "tb", purge_step=None if resume_at is None else resume_at[1]
+                )
         self._log_every = log_every_episodes
         live = self.console.is_terminal if show_progress is None else show_progress
         self._progress: Progress | None = None
@@ -78,17 +126,32 @@ class RunLogger:
             self._task = self._progress.add_task("train", total=total_steps, stats="starting")
             self._progress.start()
 
+    @contextmanager
+    def _guard(self, path: Path) -> Iterator[None]:
+        """Any OSError is one RunWriteError; the logger then writes nothing more."""
+        try:
+            with writing(path):
+                yield
+        except RunWriteError:
+            self._failed = True
+            raise
+
     def episode(self, row: dict[str, float], steps_per_s: float) -> None:
         """Record one finished training episode (keys: PROGRESS_COLUMNS)."""
-        self._csv.writerow([_csv_value(row[c]) for c in PROGRESS_COLUMNS])
-        self._csv_file.flush()
+        with self._guard(self._csv_path):
+            self._csv.writerow([_csv_value(row[c]) for c in PROGRESS_COLUMNS])
+            self._csv_file.flush()
         step = int(row["env_steps"])
-        if self._tb is not None:
-            self._tb.add_scalar("train/episode_return", row["return"], step)
-            self._tb.add_scalar("train/episode_length", row["length"], step)
-            self._tb.add_scalar("train/mean_100", row["mean_100"], step)
-            self._tb.add_scalar("train/epsilon", row["epsilon"], step)
-            self._tb.add_scalar("train/steps_per_s", steps_per_s, step)
+        self.scalars(
+            step,
+            {
+                "train/episode_return": row["return"],
+                "train/episode_length": row["length"],
+                "train/mean_100": row["mean_100"],
+                "train/epsilon": row["epsilon"],
+                "train/steps_per_s": steps_per_s,
+            },
+        )
         stats = (
             f"episode {int(row['episode'])} | steps {step} | return {row['return']:.1f} | "
             f"mean_100 {row['mean_100']:.1f} | ε {row['epsilon']:.3f} | {steps_per_s:,.0f} steps/s"
@@ -114,17 +177,29 @@ class RunLogger:
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
         if self._tb is not None:
-            for name, value in values.items():
-                self._tb.add_scalar(name, value, step)
+            with self._guard(self._csv_path.parent / "tb"):
+                for name, value in values.items():
+                    self._tb.add(name, value, step)
 
     def message(self, text: str) -> None:
         self.console.print(text)
 
     def close(self) -> None:
+        """Flush and close the files. After a failed write, close quietly: that failure was
+        reported already, and what is left to flush cannot be written either."""
         self._stop_progress()
-        self._csv_file.close()
+        failed_before, first_error = self._failed, None
+        files: list[tuple[Path, Any]] = [(self._csv_path, self._csv_file)]
         if self._tb is not None:
-            self._tb.close()
+            files.append((self._csv_path.parent / "tb", self._tb))
+        for path, handle in files:
+            try:
+                with self._guard(path):
+                    handle.close()
+            except RunWriteError as exc:
+                first_error = first_error or exc
+        if first_error is not None and not failed_before:
+            raise first_error
 
 
 def _csv_value(value: float) -> str:

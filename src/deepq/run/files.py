@@ -1,0 +1,159 @@
+"""Every file a run writes, and every file deepq reads that someone else may have made, goes
+through here.
+
+Reading (:func:`read_regular_file`, :func:`read_json_file`): only a regular file, never through a
+symlink, never a FIFO or device; its size is checked against a bound *before* anything is read,
+and it is read in bounded chunks, so ``/dev/zero``, a 200 GB sparse file or a FIFO is one clear
+error instead of exhausted memory or a hang. JSON nested too deep to parse is an error too.
+
+Writing (:func:`writing`, :func:`write_json`): any OSError (a full disk, a read-only file system,
+a name too long, a path through a file) becomes one :class:`RunWriteError` naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from deepq.errors import DeepQError
+
+CHUNK_BYTES = 1 << 20
+MAX_JSON_BYTES = 64 << 20  # run files and specs: far above what deepq writes
+
+
+class RunWriteError(DeepQError):
+    """A file could not be written (full disk, read-only file system, ...)."""
+
+    exit_code = 1
+
+
+class UnreadableFile(DeepQError):
+    """A file is missing, not a regular file, too large, or not what it should hold."""
+
+    exit_code = 1
+
+
+def describe_os_error(exc: OSError) -> str:
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+@contextmanager
+def writing(path: str | Path) -> Iterator[None]:
+    """Turn any OSError raised inside into one RunWriteError naming ``path``."""
+    try:
+        yield
+    except OSError as exc:
+        raise RunWriteError(f"cannot write {path}: {describe_os_error(exc)}") from None
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically (temp file + rename), so a reader never sees half a file.
+
+    Non-finite floats are refused (``NaN`` is not JSON): callers pass finite numbers or None.
+    """
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    text = json.dumps(data, indent=2, allow_nan=False) + "\n"
+    with writing(path):
+        try:
+            tmp.write_text(text)
+            os.replace(tmp, path)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
+
+
+def memory_bytes() -> int:
+    """This machine's physical memory (the bound for what deepq agrees to load or allocate)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not POSIX: assume a small laptop
+        return 8 << 30
+
+
+def format_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    raise AssertionError("unreachable")
+
+
+def read_regular_file(
+    path: str | Path,
+    max_bytes: int,
+    expected_bytes: int | None = None,
+    *,
+    follow_symlinks: bool = False,
+) -> bytes:
+    """The bytes of the regular file at ``path``, refusing before any read a file larger than
+    ``max_bytes`` or whose size is not ``expected_bytes``. A symlink is refused unless
+    ``follow_symlinks`` (a path the user typed, not a file inside a checkpoint)."""
+    path = Path(path)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+    if not follow_symlinks:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise UnreadableFile(f"{path} is missing") from None
+    except OSError as exc:  # ELOOP: a symlink; EACCES; ENAMETOOLONG; ...
+        why = "is a symlink" if path.is_symlink() else f"cannot be read ({describe_os_error(exc)})"
+        raise UnreadableFile(f"{path} {why}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise UnreadableFile(f"{path} is not a regular file")
+        size = info.st_size
+        if expected_bytes is not None and size != expected_bytes:
+            raise UnreadableFile(
+                f"{path} is corrupt or truncated: {size} bytes, where its manifest says "
+                f"{expected_bytes}"
+            )
+        if size > max_bytes:
+            raise UnreadableFile(
+                f"{path} is {format_bytes(size)}, more than the {format_bytes(max_bytes)} "
+                "deepq reads for it"
+            )
+        chunks, remaining = [], size + 1  # one byte more: a file that grows is noticed
+        while remaining > 0:
+            chunk = os.read(fd, min(CHUNK_BYTES, remaining))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        data = b"".join(chunks)
+        if len(data) != size:
+            raise UnreadableFile(f"{path} changed size while it was read")
+        return data
+    except OSError as exc:
+        raise UnreadableFile(f"{path} cannot be read ({describe_os_error(exc)})") from None
+    finally:
+        os.close(fd)
+
+
+def parse_json(data: bytes | str, source: str | Path) -> Any:
+    """JSON from bytes; invalid, too deeply nested or non-UTF-8 input is one UnreadableFile."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise UnreadableFile(f"{source} is nested too deeply to read") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UnreadableFile(f"{source} is not valid JSON ({exc})") from None
+
+
+def read_json_file(path: str | Path, max_bytes: int = MAX_JSON_BYTES) -> Any:
+    """The JSON in the regular file at ``path`` (bounded, see :func:`read_regular_file`)."""
+    return parse_json(read_regular_file(path, max_bytes, follow_symlinks=True), path)
+
+
+def read_text_file(path: str | Path, max_bytes: int = MAX_JSON_BYTES) -> str:
+    data = read_regular_file(path, max_bytes, follow_symlinks=True)
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        raise UnreadableFile(f"{path} is not UTF-8 text") from None

@@ -1,0 +1,153 @@
+"""The one schema of a checkpoint's JSON: ``manifest.json`` and ``meta.json`` (its common fields,
+an agent's env facts, and a DQN training state's counters, RNG state and env seeds).
+
+Everything read from a checkpoint passes through these models before any of it is used: types
+are strict (no "3" for 3, no 3.0 for 3, no list for an object), numbers have ranges, unknown keys
+are refused, and non-finite floats are refused. The config inside is validated by its own config
+class afterwards (:mod:`deepq.run.config`), and its consistency with the arrays and the env is
+checked by the loaders that build from it. Any violation becomes one CheckpointError line naming
+the field. pydantic does the checking: nested, typed structures are what it is for.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
+
+from deepq.errors import CheckpointError
+from deepq.run.config import MAX_SEED
+
+SCHEMA_VERSION = 1
+ARRAYS_FILE = "arrays.safetensors"
+META_FILE = "meta.json"
+
+# Bounds generous for any real run, small enough that nothing built from them exhausts memory.
+MAX_OBS_DIM = 1 << 20
+MAX_ACTIONS = 1 << 16
+MAX_COUNT = 1 << 62  # env steps, episodes
+MAX_LIST = 1 << 20  # eval history, recent returns, env seeds
+
+KINDS = ("dqn-agent", "dqn-training-state", "q-table-agent", "reinforce-agent")
+
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+Scalar = bool | int | float | str | None
+Text = Annotated[str, Field(max_length=1000)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, frozen=True)
+
+
+class FileEntry(_Strict):
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    bytes: Count
+
+
+class Manifest(_Strict):
+    """``manifest.json``: exactly the two files of a checkpoint, each with its hash and size."""
+
+    schema_version: int
+    files: dict[Literal["arrays.safetensors", "meta.json"], FileEntry]
+
+
+class CheckpointMeta(_Strict):
+    """What every ``meta.json`` holds; ``config`` is checked by the kind's config class."""
+
+    schema_version: Literal[1]
+    kind: Literal["dqn-agent", "dqn-training-state", "q-table-agent", "reinforce-agent"]
+    deepq_version: Annotated[str, Field(max_length=64)]
+    config: dict[Text, Scalar | Annotated[list[int | float | str], Field(max_length=1000)]]
+    info: dict[Text, JsonValue] = {}  # free-form notes (env steps, eval mean, provenance)
+
+
+class NetworkAgentMeta(CheckpointMeta):
+    """A DQN or REINFORCE agent: the env facts its network is rebuilt from."""
+
+    kind: Literal["dqn-agent", "dqn-training-state", "reinforce-agent"]
+    obs_dim: Annotated[int, Field(ge=1, le=MAX_OBS_DIM)]
+    n_actions: Annotated[int, Field(ge=1, le=MAX_ACTIONS)]
+
+
+class SolvedAt(_Strict):
+    episode: Annotated[int, Field(ge=1, le=MAX_COUNT)]
+    env_steps: Count
+    wall_s: Annotated[float, Field(ge=0)]
+
+
+class ProgressState(_Strict):
+    """:class:`deepq.run.harness.RunProgress` as a checkpoint keeps it."""
+
+    env_steps: Count
+    episodes: Count
+    recent_returns: Annotated[list[float], Field(max_length=MAX_LIST)]
+    solved_at: SolvedAt | None
+    best_eval_mean: float | None
+    best_eval_step: Count | None
+    eval_history: Annotated[
+        list[dict[Text, Scalar | Annotated[list[int | float], Field(max_length=MAX_LIST)]]],
+        Field(max_length=MAX_LIST),
+    ]
+    train_seconds: Annotated[float, Field(ge=0)]
+
+
+class PCG64Words(_Strict):
+    state: Annotated[int, Field(ge=0, lt=1 << 128)]
+    inc: Annotated[int, Field(ge=0, lt=1 << 128)]
+
+
+class RNGState(_Strict):
+    """numpy's ``default_rng`` (PCG64) ``bit_generator.state``."""
+
+    bit_generator: Literal["PCG64"]
+    state: PCG64Words
+    has_uint32: Annotated[int, Field(ge=0, le=1)]
+    uinteger: Annotated[int, Field(ge=0, lt=1 << 32)]
+
+
+class EnvSeeds(_Strict):
+    """Each env's base seed and how many episodes it has started (its current one included)."""
+
+    base_seeds: Annotated[list[Annotated[int, Field(ge=0, le=MAX_SEED + MAX_LIST)]],
+                          Field(min_length=1, max_length=MAX_LIST)]  # fmt: skip
+    episodes_started: Annotated[list[Annotated[int, Field(ge=1, le=MAX_COUNT)]],
+                                Field(min_length=1, max_length=MAX_LIST)]  # fmt: skip
+
+
+class TrainingStateMeta(NetworkAgentMeta):
+    """A DQN training checkpoint (``checkpoints/latest``): the agent plus what resuming needs."""
+
+    kind: Literal["dqn-training-state"]
+    progress: ProgressState
+    rng: RNGState
+    envs: EnvSeeds
+
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def validated(model: type[Model], data: Any, source: str) -> Model:
+    """``data`` checked against ``model``; the first violation is one CheckpointError line."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(_printable(part) for part in error["loc"]) or "the top level"
+        raise CheckpointError(f"{source}: {where}: {error['msg']}") from None
+    except RecursionError:
+        raise CheckpointError(f"{source}: nested too deeply") from None
+
+
+def _printable(part: Any) -> str:
+    """A key of the path to an error, quoted when it is not plain printable text."""
+    text = str(part)
+    return text if text.isprintable() and text.strip() == text and text else repr(text)[:80]
+
+
+def meta_model(kind: Any) -> type[CheckpointMeta]:
+    """The schema of a ``meta.json`` of this ``kind``."""
+    if kind == "dqn-training-state":
+        return TrainingStateMeta
+    if kind in ("dqn-agent", "reinforce-agent"):
+        return NetworkAgentMeta
+    return CheckpointMeta
