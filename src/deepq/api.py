@@ -52,12 +52,24 @@ def train(
     trainers = {ReinforceConfig: train_reinforce, QLearningConfig: train_q_learning}
     if type(config) not in trainers:
         raise UsageError(f"train() takes a deepq config, not {type(config).__name__}")
-    make_env(config.env_id, tabular=isinstance(config, QLearningConfig)).close()  # fail early
+    check_before_training(config)
     run_dir = new_run_dir(run_dir)
     with removed_if_unstarted(run_dir):  # these short runs save only at their end
         write_json(run_dir / "config.json", config.to_dict())
         summary, agent = trainers[type(config)](config, run_dir, show_progress, tensorboard)
     return _with_report(TrainResult(run_dir, summary, agent), report)
+
+
+def check_before_training(config: Any) -> None:
+    """What ``train`` checks before it creates a run directory (``deepq train --dry-run``): the
+    env can be made, with the spaces the algorithm needs, and a DQN run fits this machine's
+    memory. Raises a one-line DeepQError otherwise."""
+    if isinstance(config, DQNConfig):
+        from deepq.dqn.training_run import check_memory
+
+        check_memory(config)
+    else:
+        make_env(config.env_id, tabular=isinstance(config, QLearningConfig)).close()
 
 
 def resume(

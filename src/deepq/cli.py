@@ -49,7 +49,7 @@ MAX_EPISODES = 10_000_000
 def integer(**limits: float) -> Callable[[str], int]:
     """An argparse type: an integer within ``limits`` (``ge``, ``gt``, ``le``, ``lt``), else the
     one-line usage error ``--flag VALUE must be >= 1``."""
-    bounds = _bounds(**limits)
+    bounds = Bounds.of(**limits)
 
     def parse(text: str) -> int:
         value = int(text)  # ValueError: argparse says "invalid int value: 'x'"
@@ -63,7 +63,7 @@ def integer(**limits: float) -> Callable[[str], int]:
 
 def number(**limits: float) -> Callable[[str], float]:
     """An argparse type: a finite number within ``limits``; NaN and infinities are refused."""
-    bounds = _bounds(**limits)
+    bounds = Bounds.of(**limits)
 
     def parse(text: str) -> float:
         value = float(text)  # ValueError: argparse says "invalid float value: 'x'"
@@ -75,11 +75,6 @@ def number(**limits: float) -> Callable[[str], float]:
 
     parse.__name__ = "float"
     return parse
-
-
-def _bounds(ge=None, gt=None, le=None, lt=None) -> Bounds:
-    return Bounds(gt if gt is not None else ge, lt if lt is not None else le,
-                  gt is not None, lt is not None)  # fmt: skip
 
 
 SEED = integer(ge=0, le=MAX_SEED)
@@ -486,8 +481,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_play(args: argparse.Namespace) -> int:
-    if not args.out.lower().endswith((".mp4", ".gif")):
-        raise UsageError(f"--out {args.out} must end in .mp4 or .gif")
+    from deepq.outputs.video import VIDEO_SUFFIXES
+    from deepq.run.files import require_suffix
+
+    require_suffix(args.out, VIDEO_SUFFIXES)
 
     from deepq.api import load
     from deepq.outputs.video import play
@@ -724,14 +721,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _dry_run(config) -> int:
     """Everything ``train`` checks before it creates a run directory, then the config."""
-    from deepq.run.envs import make_env
+    from deepq.api import check_before_training
 
-    if isinstance(config, DQNConfig):
-        from deepq.dqn.training_run import check_memory
-
-        check_memory(config)
-    else:
-        make_env(config.env_id, tabular=isinstance(config, QLearningConfig)).close()
+    check_before_training(config)
     print(json.dumps({"algo": type(config).__name__, "config": config.to_dict()}, indent=1))
     return EXIT_OK
 

@@ -328,3 +328,27 @@ def test_saving_an_agent_with_non_finite_parameters_is_refused_and_writes_nothin
     with pytest.raises(TrainingDiverged, match="non-finite .* was not written"):
         save_agent(tmp_path / "best", Agent(config, poisoned, 4, 2, {"env_steps": 7}))
     assert not (tmp_path / "best").exists()
+
+
+def test_a_resumed_run_never_writes_through_a_planted_symlink(resumable, tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    (resumable / "progress.csv").unlink()
+    (resumable / "progress.csv").symlink_to(victim)
+    with pytest.raises(CheckpointError, match="progress.csv is a symlink"):
+        resume(resumable, show_progress=False, tensorboard=False)
+    assert victim.read_text() == "precious\n"
+
+
+def test_outputs_are_never_written_through_a_symlink(finished_run, tmp_path, capsys):
+    from deepq.cli import main
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished_run, run_dir)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    (run_dir / "history.png").unlink(missing_ok=True)
+    (run_dir / "history.png").symlink_to(victim)
+    assert main(["plot", str(run_dir)]) == 1
+    assert "history.png: it is a symlink" in capsys.readouterr().err
+    assert victim.read_text() == "precious\n"

@@ -21,7 +21,14 @@ import numpy as np
 
 from deepq.classic.tabular import q_learning_update
 from deepq.errors import UsageError
-from deepq.run.files import UnreadableFile, parse_json, read_text_file, writing
+from deepq.run.files import (
+    IMAGE_SUFFIXES,
+    UnreadableFile,
+    parse_json,
+    read_text_file,
+    require_suffix,
+    writing,
+)
 
 # The Hands-On ML chapter's 3-state MDP: in s0, a0 mostly stays with +10; s1's a2 goes "through the fire" (-50)
 # to s2, whose only action a1 returns to s0 with +40 most of the time.
@@ -382,6 +389,7 @@ def plot_convergence(
         ax.grid(alpha=0.3)
     axes[1].legend(loc="lower right")
     out = Path(out)
+    require_suffix(out, IMAGE_SUFFIXES)
     with writing(out):
         out.parent.mkdir(parents=True, exist_ok=True)
         figure.savefig(out)

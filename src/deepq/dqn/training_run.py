@@ -66,7 +66,8 @@ class DQNRun:
         self.run_dir, self.checkpoints = run_dir, run_dir / "checkpoints"
         self.collector = Collector(c)
         space, n_actions = self.collector.observation_space, self.collector.n_actions
-        check_memory(c, space, n_actions)  # a resumed config too: before anything is allocated
+        if restored is not None:  # train() checked a fresh config; a resumed one comes from a file
+            check_memory(c, space, n_actions)
         self.network = build_network(c, n_actions, encoder_for(space))
         self.learner = Learner(c, self.network, init_params(c, int(space.shape[0]), n_actions))
         self.replay = ReplayBuffer(c.buffer_size, space.shape, space.dtype)

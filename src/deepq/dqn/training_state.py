@@ -26,6 +26,7 @@ from deepq.run.checkpoint import (
     save_checkpoint,
     saved_checkpoints_note,
 )
+from deepq.run.files import UnreadableFile, refuse_symlinks
 from deepq.run.harness import RunProgress, RunRecorder
 from deepq.version import __version__
 
@@ -112,6 +113,10 @@ def read_training_state(
         raise UsageError(f"no such run directory: {run_dir}")
     if (checkpoints / "final").exists():
         raise UsageError(f"{run_dir} already finished; start a new run instead")
+    try:
+        refuse_symlinks(run_dir, "checkpoints", "tb")
+    except UnreadableFile as exc:
+        raise CheckpointError(str(exc)) from None
     remove_unfinished_saves(checkpoints)
     arrays, meta = load_checkpoint(checkpoints / "latest")
     if meta["kind"] != KIND:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from deepq.errors import UsageError
-from deepq.run.files import UnreadableFile, read_json_file, writing
+from deepq.run.files import IMAGE_SUFFIXES, UnreadableFile, read_json_file, require_suffix, writing
 
 FIGSIZE = (10, 7)  # inches
 DPI = 100  # -> 1000 x 700 pixels
@@ -70,11 +70,7 @@ def read_history(run_dir: str | Path) -> RunHistory:
             history.threshold = _number_or_none(summary.get("solved_threshold"))
             history.solved_at_episode = _number_or_none(summary.get("solved_at_episode"))
             history.evals = [
-                {
-                    "episodes": float(e["episodes"]),
-                    "mean": float(e["mean"]),
-                    "std": float(e["std"]),
-                }  # fmt: skip
+                {"episodes": float(e["episodes"]), "mean": float(e["mean"]), "std": float(e["std"])}
                 for e in summary.get("eval_history", [])
             ]
         except (UnreadableFile, AttributeError, KeyError, TypeError, ValueError) as exc:
@@ -119,7 +115,7 @@ def plot_history(
     if out is None:
         out = Path(run_dirs[0]) / "history.png" if len(run_dirs) == 1 else Path("history.png")
     out = Path(out)
-    check_image_path(out)
+    require_suffix(out, IMAGE_SUFFIXES)
 
     figure = Figure(figsize=FIGSIZE, dpi=DPI, facecolor="white")
     FigureCanvasAgg(figure)
@@ -146,15 +142,6 @@ def plot_history(
         out.parent.mkdir(parents=True, exist_ok=True)
         figure.savefig(out)
     return out
-
-
-IMAGE_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg")
-
-
-def check_image_path(out: Path) -> None:
-    """A figure goes to a file whose suffix names an image format matplotlib writes."""
-    if out.suffix.lower() not in IMAGE_SUFFIXES:
-        raise UsageError(f"--out {out} must end in {', '.join(IMAGE_SUFFIXES)}")
 
 
 def _window_for(history: RunHistory, window: int | None) -> int:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from deepq.errors import DeepQError, UsageError
-from deepq.run.files import UnreadableFile, read_json_file, writing
+from deepq.run.files import UnreadableFile, read_json_file, require_suffix, writing
 
 VERSIONED_PACKAGES = ("deepq", "jax", "jaxlib", "flax", "optax", "gymnasium", "numpy")
 
@@ -50,8 +50,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, video_seed:
     config = _read_json(run_dir / "config.json", "config.json")
     summary = _read_json(run_dir / "summary.json", "summary.json (has the run finished?)")
     out = Path(out) if out is not None else run_dir / "report.html"
-    if out.suffix.lower() not in (".html", ".htm"):
-        raise UsageError(f"--out {out} must end in .html")
+    require_suffix(out, (".html", ".htm"))
     plot_png = plot_history([run_dir]).read_bytes()
     video_mp4, video_note = _greedy_video(run_dir, video_seed)
     page = render_page(run_dir.name, config, summary, plot_png, video_mp4, video_note)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from deepq.errors import UsageError
-from deepq.run.files import writing
+from deepq.run.files import require_suffix, writing
 
 VIDEO_SUFFIXES = (".mp4", ".gif")
 
@@ -59,8 +59,7 @@ def annotate(frame: np.ndarray, episode: int, episode_return: float) -> np.ndarr
 
 def write_video(frames: list[np.ndarray], out: Path, fps: int) -> Path:
     """Encode ``frames`` to ``out`` (.mp4 with H.264, or .gif)."""
-    if out.suffix.lower() not in VIDEO_SUFFIXES:
-        raise UsageError(f"--out {out} must end in .mp4 or .gif")
+    require_suffix(out, VIDEO_SUFFIXES)
     with writing(out):
         _encode(frames, out, fps)
     return out
@@ -96,8 +95,7 @@ def record_video(
     if fps < 1:
         raise UsageError(f"--fps {fps} must be >= 1")
     out = Path(out)
-    if out.suffix.lower() not in VIDEO_SUFFIXES:
-        raise UsageError(f"--out {out} must end in .mp4 or .gif")
+    require_suffix(out, VIDEO_SUFFIXES)
     frames, returns = rollout_frames(agent, episodes, seed)
     return write_video(frames, out, fps), returns
 

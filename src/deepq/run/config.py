@@ -38,6 +38,20 @@ class Bounds:
     low_open: bool = False  # low itself excluded
     high_open: bool = False
 
+    @classmethod
+    def of(
+        cls,
+        ge: float | None = None,
+        gt: float | None = None,
+        le: float | None = None,
+        lt: float | None = None,
+    ) -> Bounds | None:
+        """The interval ``ge``/``gt`` (≥, >) to ``le``/``lt`` (≤, <); None when none is given."""
+        if (ge, gt, le, lt) == (None, None, None, None):
+            return None
+        return cls(gt if gt is not None else ge, lt if lt is not None else le,
+                   gt is not None, lt is not None)  # fmt: skip
+
     def holds(self, value: float) -> bool:
         above = self.low is None or (value > self.low if self.low_open else value >= self.low)
         below = self.high is None or (value < self.high if self.high_open else value <= self.high)
@@ -71,10 +85,7 @@ def documented(
     bounds its value must lie in (``ge`` ≥, ``gt`` >, ``le`` ≤, ``lt`` <; ``null`` always passes
     where the type allows it; a list's every element must lie in them). ``group`` starts a group
     of keys in the help: this field and the ones declared after it, up to the next group."""
-    bounds = None
-    if (ge, gt, le, lt) != (None, None, None, None):
-        bounds = Bounds(gt if gt is not None else ge, lt if lt is not None else le,
-                        gt is not None, lt is not None)  # fmt: skip
+    bounds = Bounds.of(ge, gt, le, lt)
     return field(default=default, metadata={"help": text, "bounds": bounds, "group": group})
 
 

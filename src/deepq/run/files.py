@@ -20,9 +20,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from deepq.errors import DeepQError
+from deepq.errors import DeepQError, UsageError
 
 CHUNK_BYTES = 1 << 20
+IMAGE_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg")  # what matplotlib writes for --out
 MAX_JSON_BYTES = 64 << 20  # run files and specs: far above what deepq writes
 
 
@@ -38,17 +39,43 @@ class UnreadableFile(DeepQError):
     exit_code = 1
 
 
+def refuse_symlinks(directory: Path, *subdirectories: str) -> None:
+    """A directory deepq will write into again (a run to resume) holds no symlink: one could
+    point a file deepq appends to, or a folder it saves into, anywhere."""
+    for folder in (directory, *(directory / name for name in subdirectories)):
+        if folder.is_symlink():
+            raise UnreadableFile(f"{folder} is a symlink; deepq resumes only real directories")
+        if folder.is_dir():
+            for entry in folder.iterdir():
+                if entry.is_symlink():
+                    raise UnreadableFile(f"{entry} is a symlink; deepq resumes only real files")
+
+
 def describe_os_error(exc: OSError) -> str:
     return exc.strerror or str(exc) or type(exc).__name__
 
 
 @contextmanager
 def writing(path: str | Path) -> Iterator[None]:
-    """Turn any OSError raised inside into one RunWriteError naming ``path``."""
+    """Turn any OSError raised inside into one RunWriteError naming ``path``. A ``path`` that is
+    a symlink is refused first: deepq never writes through one (a run directory from someone
+    else could point progress.csv at any file of yours)."""
+    if Path(path).is_symlink():
+        raise RunWriteError(
+            f"cannot write {path}: it is a symlink, and deepq never writes through one"
+        )
     try:
         yield
     except OSError as exc:
         raise RunWriteError(f"cannot write {path}: {describe_os_error(exc)}") from None
+
+
+def require_suffix(path: str | Path, suffixes: tuple[str, ...]) -> None:
+    """An output file's suffix must name a format deepq writes there (``--out`` is checked
+    before any work is done); otherwise one UsageError."""
+    if Path(path).suffix.lower() not in suffixes:
+        names = " or ".join([", ".join(suffixes[:-1]), suffixes[-1]] if suffixes[:-1] else suffixes)
+        raise UsageError(f"--out {path} must end in {names}")
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from deepq.errors import CheckpointError
-from deepq.run.files import RunWriteError, UnreadableFile, read_text_file, write_json, writing
+from deepq.run.files import RunWriteError, UnreadableFile, read_regular_file, write_json, writing
 
 __all__ = ["PROGRESS_COLUMNS", "RunLogger", "TensorBoardScalars", "write_json"]
 
@@ -91,9 +91,9 @@ class RunLogger:
             else:  # keep the rows up to the checkpoint; the resumed run replays later ones
                 episodes = resume_at[0]
                 try:
-                    rows = read_text_file(path, 1 << 30).splitlines(keepends=True)
-                except UnreadableFile as exc:
-                    raise CheckpointError(f"cannot resume: {exc}") from None
+                    rows = read_regular_file(path, 1 << 30).decode().splitlines(keepends=True)
+                except (UnreadableFile, UnicodeDecodeError) as exc:
+                    raise CheckpointError(f"cannot resume from {path}: {exc}") from None
                 kept = rows[: 1 + episodes]
                 if len(kept) != 1 + episodes:
                     raise CheckpointError(
@@ -128,7 +128,8 @@ class RunLogger:
 
     @contextmanager
     def _guard(self, path: Path) -> Iterator[None]:
-        """Any OSError is one RunWriteError; the logger then writes nothing more."""
+        """Any OSError is one RunWriteError, and marks the logger failed: closing it then stays
+        quiet about what cannot be flushed."""
         try:
             with writing(path):
                 yield
