@@ -98,3 +98,23 @@ def test_offscreen_envs_get_the_dummy_sdl_driver_and_windows_the_real_one(monkey
     make_env("CartPole-v1").close()
     make_env("CartPole-v1", render_mode="human").close()
     assert os.environ["SDL_VIDEODRIVER"] == "x11"
+
+
+def test_an_allow_listed_namespace_imports_only_the_module_deepq_names(tmp_path, monkeypatch):
+    """ALE/ and MinAtar/ ids import ale_py / minatar, names fixed in deepq's code; the id itself
+    never chooses a module."""
+    import deepq.run.envs as envs
+
+    (tmp_path / "deepq_fake_envs.py").write_text(
+        "import gymnasium as gym\n"
+        "gym.register('Fake/Pole-v0', entry_point='gymnasium.envs.classic_control:CartPoleEnv',"
+        " max_episode_steps=20)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(
+        envs, "NAMESPACE_PACKAGES", {"Fake": ("deepq_fake_envs", "fake-envs"),
+                                     "Missing": ("deepq_no_such_module", "no-such")}
+    )  # fmt: skip
+    envs.make_env("Fake/Pole-v0").close()
+    with pytest.raises(UsageError, match="Missing/Env-v0 needs the no-such package: pip install"):
+        envs.make_env("Missing/Env-v0")

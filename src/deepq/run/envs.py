@@ -55,7 +55,8 @@ def register_deepq_envs() -> None:
 
 # Namespaces whose environments a package registers when imported. Their module names are written
 # here, in code: an env id read from a file only ever picks one of these, never a module of its own.
-NAMESPACE_PACKAGES = {"ALE": "ale_py", "MinAtar": "minatar"}
+# (namespace: (module to import, distribution to pip install))
+NAMESPACE_PACKAGES = {"ALE": ("ale_py", "ale-py"), "MinAtar": ("minatar", "MinAtar")}
 
 
 def check_env_id(env_id: str) -> None:
@@ -78,11 +79,12 @@ def ensure_registered(env_id: str) -> None:
     namespace = env_id.partition("/")[0] if "/" in env_id else None
     package = NAMESPACE_PACKAGES.get(namespace or "")
     if package is not None and not any(key.startswith(f"{namespace}/") for key in gym.registry):
+        module, distribution = package
         try:
-            gym.register_envs(importlib.import_module(package))
+            gym.register_envs(importlib.import_module(module))
         except ImportError:
             raise UsageError(
-                f"{env_id} needs the {package} package (pip install {package})"
+                f"{env_id} needs the {distribution} package: pip install {distribution}"
             ) from None
 
 
