@@ -1,5 +1,9 @@
 """The Hands-On ML chapter's CartPole DQN presets and the per-episode target sync they need."""
 
+import json
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -8,7 +12,19 @@ from deepq.dqn.loop import train
 from deepq.run.checkpoint import load_checkpoint
 
 
-def test_the_basic_dqn_is_the_seeds():
+def test_presets_and_docs_name_the_source_documents_by_what_they_are():
+    """The LunarLander lab, the robust-DQN post, the Hands-On ML chapter: never a file number
+    ("seeds 000/003") or the folder they are kept in."""
+    root = Path(__file__).resolve().parents[2]
+    texts = {path: path.read_text() for path in [*root.glob("src/deepq/**/*.py"),
+             *root.glob("docs/*.md"), root / "README.md"]}  # fmt: skip
+    for path in root.glob("src/deepq/presets/*.json"):
+        texts[path] = json.loads(path.read_text())["description"]
+    numbered = re.compile(r"\bseeds? \d{3}\b|shared/seeds")
+    assert [str(path) for path, text in texts.items() if numbered.search(text)] == []
+
+
+def test_the_basic_dqn_is_the_chapters():
     c = resolve_config("cartpole-dqn")
     assert (c.env_id, c.hidden_sizes, c.activation) == ("CartPole-v1", (32, 32), "elu")
     assert (c.buffer_size, c.batch_size, c.gamma, c.loss) == (2000, 32, 0.95, "mse")
