@@ -28,6 +28,7 @@ def test_train_then_eval_then_env(tmp_path):
     run = tmp_path / "run"
     trained = deepq("train", "--env", "CartPole-v1", "--run-dir", str(run), *SMOKE_SETTINGS)
     assert trained.returncode == 0, trained.stderr
+    assert trained.stdout.startswith("preset cartpole (CartPole-v1's preset, picked by --env)\n")
     assert "greedy evaluation of the best checkpoint" in trained.stdout
     for name in ("config.json", "progress.csv", "summary.json", "tb"):
         assert (run / name).exists(), name

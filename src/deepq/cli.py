@@ -18,7 +18,13 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from deepq.classic.configs import QLearningConfig, ReinforceConfig
-from deepq.dqn.config import DQNConfig, preset_description, preset_names, resolve_config
+from deepq.dqn.config import (
+    DQNConfig,
+    preset_choice,
+    preset_description,
+    preset_names,
+    resolve_config,
+)
 from deepq.errors import DeepQError, UsageError
 from deepq.run.config import MAX_SEED, Bounds
 from deepq.run.signals import (
@@ -645,6 +651,7 @@ def cmd_video(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     show_progress = False if args.no_progress else None
+    preset_line = None  # which preset a new DQN run starts from, and why
     if args.resume is not None:
         given = [
             flag
@@ -669,6 +676,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.stop_when_solved is not None:
             overrides["stop_when_solved"] = args.stop_when_solved
         config = resolve_config(args.preset, args.env, args.seed, overrides)  # ConfigError: exit 2
+        preset_line = preset_choice(args.preset, args.env)
     else:
         if args.preset is not None:
             raise UsageError(f"presets are DQN configurations; --algo {args.algo} takes --set")
@@ -680,7 +688,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                 values[key] = value
         config = cls.from_dict(values)
     if args.dry_run:
-        return _dry_run(config)
+        return _dry_run(config, preset_line)
+    if preset_line is not None:
+        print(preset_line, flush=True)
 
     from deepq.api import resume, train
     from deepq.run.harness import Interrupted
@@ -719,12 +729,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _dry_run(config) -> int:
+def _dry_run(config, preset_line: str | None) -> int:
     """Everything ``train`` checks before it creates a run directory, then the config."""
     from deepq.api import check_before_training
 
     check_before_training(config)
-    print(json.dumps({"algo": type(config).__name__, "config": config.to_dict()}, indent=1))
+    resolved = {"algo": type(config).__name__, "preset": preset_line, "config": config.to_dict()}
+    print(json.dumps(resolved, indent=1))
     return EXIT_OK
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deepq.dqn.config import DQNConfig, resolve_config
+from deepq.dqn.config import DQNConfig, preset_choice, resolve_config
 from deepq.dqn.loop import train
 from deepq.run.checkpoint import load_checkpoint
 
@@ -86,3 +86,25 @@ def test_target_syncs_every_n_episodes(tmp_path, every, synced_at_the_end):
 def test_episode_syncs_need_hard_updates():
     with pytest.raises(Exception, match="target_update_every_episodes needs target_update='hard'"):
         DQNConfig(target_update_every_episodes=10)
+
+
+def test_the_pytorch_exercise_is_its_notebooks_settings():
+    c = resolve_config("lunarlander-exercise")
+    assert (c.env_id, c.max_episode_steps, c.time_budget_s) == ("LunarLander-v3", 500, 300)
+    assert (c.epsilon_schedule, c.epsilon_start, c.gamma) == ("constant", 0.3, 0.99)
+    assert (c.batch_size, c.buffer_size, c.learning_starts, c.train_every) == (256, 10_000, 256, 1)
+    assert (c.target_update, c.target_update_every, c.loss) == ("hard", 1, "mse")
+    assert not (c.munchausen or c.double or c.dueling or c.layer_norm) and c.num_envs == 1
+
+
+@pytest.mark.parametrize(
+    ("preset", "env_id", "line"),
+    [
+        (None, None, "preset lunarlander (the default)"),
+        (None, "CartPole-v1", "preset cartpole (CartPole-v1's preset, picked by --env)"),
+        (None, "Acrobot-v1", "no preset: Acrobot-v1 trains from deepq's generic defaults"),
+        ("lunarlander-exercise", None, "preset lunarlander-exercise (--preset)"),
+    ],
+)
+def test_a_run_says_which_preset_it_starts_from(preset, env_id, line):
+    assert preset_choice(preset, env_id).startswith(line)

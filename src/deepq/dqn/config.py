@@ -278,6 +278,17 @@ def default_preset_for(env_id: str | None) -> str | None:
     return "lunarlander" if env_id is None else DEFAULT_PRESET_FOR_ENV.get(env_id)
 
 
+def preset_choice(preset: str | None, env_id: str | None) -> str:
+    """Which preset a run starts from, and why: a run's first line says it."""
+    if preset is not None:
+        return f"preset {preset} (--preset)"
+    chosen = default_preset_for(env_id)
+    if chosen is None:
+        return f"no preset: {env_id} trains from deepq's generic defaults (see deepq train --help)"
+    why = "the default" if env_id is None else f"{env_id}'s preset, picked by --env"
+    return f"preset {chosen} ({why})"
+
+
 def resolve_config(
     preset: str | None = None,
     env_id: str | None = None,
