@@ -26,7 +26,7 @@ CHAPTER_Q_AT_090 = [
 ]
 
 
-def test_value_iteration_reproduces_the_seeds_table():
+def test_value_iteration_reproduces_the_chapters_table():
     q_values, _ = value_iteration(resolve_mdp("chapter-mdp"), gamma=0.90)
     np.testing.assert_allclose(q_values, CHAPTER_Q_AT_090, atol=5e-9)
     assert greedy_policy(q_values) == [0, 0, 1]

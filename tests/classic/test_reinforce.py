@@ -16,11 +16,11 @@ from deepq.classic.reinforce import (
 )
 
 
-def test_discounting_the_seeds_example():
+def test_discounting_the_chapters_example():
     np.testing.assert_allclose(discount_rewards([10, 0, -50], 0.8), [-22, -40, -50])
 
 
-def test_discount_and_normalize_the_seeds_example():
+def test_discount_and_normalize_the_chapters_example():
     normalized = discount_and_normalize_rewards([[10, 0, -50], [10, 20]], 0.8)
     np.testing.assert_allclose(normalized[0], [-0.28435071, -0.86597718, -1.18910299], atol=1e-8)
     np.testing.assert_allclose(normalized[1], [1.26665318, 1.0727777], atol=1e-8)
@@ -31,7 +31,7 @@ def test_equal_returns_give_zero_advantages_not_nan():
     np.testing.assert_array_equal(np.concatenate(normalized), [0.0, 0.0])
 
 
-def test_temperature_sampling_the_seeds_examples():
+def test_temperature_sampling_the_chapters_examples():
     np.testing.assert_allclose(
         apply_temperature([0.9, 0.1], 0.5), [0.98780488, 0.01219512], atol=5e-9
     )

@@ -10,7 +10,7 @@ from deepq.dqn.exploration import epsilon_at, exponential_epsilon, linear_epsilo
 from deepq.dqn.learner import learning_rate_schedule, make_optimizer
 
 
-def test_exponential_matches_the_seeds_iterated_update():
+def test_exponential_matches_the_labs_iterated_update():
     # The lab: eps = max(E_MIN, E_DECAY * eps) after every episode, from 1.0.
     eps = 1.0
     for episode in range(1, 1200):
@@ -46,7 +46,7 @@ def test_epsilon_at_follows_the_config():
     assert epsilon_at(constant, episodes=500, env_steps=10**6) == 0.3
 
 
-def test_episode_linear_is_the_seeds_max_one_minus_episode_over_500():
+def test_episode_linear_is_the_chapters_max_one_minus_episode_over_500():
     config = DQNConfig(epsilon_schedule="linear_episodes", epsilon_end=0.01)
     assert epsilon_at(config, 0, 0) == 1.0
     assert epsilon_at(config, 250, 10**6) == pytest.approx(0.5)  # env steps do not matter
@@ -83,3 +83,31 @@ def test_learning_rate_decays_linearly_by_gradient_step_to_its_end():
     for _ in range(400):
         updates, state = optimizer.update(grads, state, params)
     assert updates["w"].tolist() == [0.0, 0.0]
+
+
+def test_random_steps_act_at_random_first_then_the_schedule_takes_over():
+    config = DQNConfig(epsilon_schedule="constant", epsilon_start=0.3, epsilon_end=0.0,
+                       random_steps=100)  # fmt: skip
+    assert [epsilon_at(config, 0, steps) for steps in (0, 99, 100, 5000)] == [1.0, 1.0, 0.3, 0.3]
+    linear = DQNConfig(total_steps=1000, epsilon_decay_steps=200, epsilon_end=0.0, random_steps=50)
+    assert epsilon_at(linear, 0, 49) == 1.0
+    assert epsilon_at(linear, 0, 50) == pytest.approx(0.75)  # the schedule counts from step 0
+    with pytest.raises(Exception, match="random_steps=-1 must be >= 0"):
+        DQNConfig(random_steps=-1)
+
+
+def test_a_run_logs_epsilon_1_until_its_random_steps_are_done(tmp_path):
+    import csv
+
+    from deepq.dqn.loop import train
+
+    config = {"env_id": "CartPole-v1", "total_steps": 600, "hidden_sizes": [8],
+              "learning_starts": 64, "batch_size": 16, "epsilon_schedule": "constant",
+              "epsilon_start": 0.2, "epsilon_end": 0.0, "random_steps": 300, "eval_every": None,
+              "final_eval_episodes": 0}  # fmt: skip
+    train(config, tmp_path / "run", show_progress=False, tensorboard=False)
+    with open(tmp_path / "run" / "progress.csv") as handle:
+        rows = [(int(r["env_steps"]), float(r["epsilon"])) for r in csv.DictReader(handle)]
+    # an episode's row logs the ε its last action was taken with: 1 up to step 300, then 0.2
+    assert len(rows) > 10 and rows[0][0] < 300 < rows[-1][0]
+    assert [eps for _, eps in rows] == [1.0 if steps <= 300 else 0.2 for steps, _ in rows]

@@ -155,6 +155,13 @@ class DQNConfig(Config):
     epsilon_decay_episodes: int = documented(
         "Episodes over which epsilon decays (linear_episodes schedule).", 500, ge=1
     )
+    random_steps: int = documented(
+        "Env steps of purely random actions first (TF-Agents' initial_collect_policy, as the "
+        "Hands-On ML chapter's Breakout DQN collects before training), whatever the schedule says; "
+        "the schedule itself still counts from step 0.",
+        0,
+        ge=0,
+    )
     solved_threshold: float | None = documented(
         "Solved when the mean return of the last solved_window training episodes reaches this; "
         "null uses the env spec's reward_threshold.",

@@ -132,7 +132,7 @@ def _train(run: DQNRun, clock: TrainingClock, stop_signal: StopSignal) -> str:
             episodes_before, p.episodes, c.target_update_every_episodes
         ):
             learner.sync_target()  # the Hands-On ML chapter's CartPole DQNs: every N episodes
-        if step.finished or c.epsilon_schedule == "linear":
+        if step.finished or c.epsilon_schedule == "linear" or previous_steps < c.random_steps:
             epsilon = epsilon_at(c, p.episodes, p.env_steps)
         if _crossed(previous_steps, p.env_steps, 1000):
             run.log_learning()
