@@ -18,6 +18,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from deepq.errors import CheckpointError, UsageError
+from deepq.run.config import require_env_id
 
 # Names for the environments the source documents explain (Gymnasium's LunarLander docs).
 LUNAR_LANDER_ACTIONS = (
@@ -59,22 +60,11 @@ def register_deepq_envs() -> None:
 NAMESPACE_PACKAGES = {"ALE": ("ale_py", "ale-py"), "MinAtar": ("minatar", "MinAtar")}
 
 
-def check_env_id(env_id: str) -> None:
-    """An env id never names a module to import: Gymnasium's ``module:Env`` form imports (runs)
-    ``module``, and an env id may come from a file written by anyone (a checkpoint, a preset, a
-    spec). A user imports a plugin with ``--env-module`` on their own command line instead."""
-    if ":" in env_id:
-        module, _, name = env_id.partition(":")
-        raise UsageError(
-            f"env id {env_id!r} names a module to import; deepq never imports a module named by an "
-            f"env id: pass --env-module {module} on the command line and the env id {name}"
-        )
-
-
 def ensure_registered(env_id: str) -> None:
     """Register what ``env_id`` needs from deepq itself: its own envs, and the package of an
-    allow-listed namespace (ALE, MinAtar) when it is installed."""
-    check_env_id(env_id)
+    allow-listed namespace (ALE, MinAtar) when it is installed. An id that names a module to import
+    (``module:Env``) is refused by the same rule as a config's env_id, wherever the id came from."""
+    require_env_id(env_id)
     register_deepq_envs()
     namespace = env_id.partition("/")[0] if "/" in env_id else None
     package = NAMESPACE_PACKAGES.get(namespace or "")

@@ -178,8 +178,11 @@ def read_json_file(path: str | Path, max_bytes: int = MAX_JSON_BYTES) -> Any:
     return parse_json(read_regular_file(path, max_bytes, follow_symlinks=True), path)
 
 
-def read_text_file(path: str | Path, max_bytes: int = MAX_JSON_BYTES) -> str:
-    data = read_regular_file(path, max_bytes, follow_symlinks=True)
+def read_text_file(
+    path: str | Path, max_bytes: int = MAX_JSON_BYTES, *, follow_symlinks: bool = True
+) -> str:
+    """The UTF-8 text of the regular file at ``path`` (bounded, see :func:`read_regular_file`)."""
+    data = read_regular_file(path, max_bytes, follow_symlinks=follow_symlinks)
     try:
         return data.decode()
     except UnicodeDecodeError:

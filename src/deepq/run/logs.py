@@ -21,9 +21,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from deepq.errors import CheckpointError
-from deepq.run.files import RunWriteError, UnreadableFile, read_regular_file, write_json, writing
+from deepq.run.files import RunWriteError, UnreadableFile, read_text_file, writing
 
-__all__ = ["PROGRESS_COLUMNS", "RunLogger", "TensorBoardScalars", "write_json"]
+__all__ = ["PROGRESS_COLUMNS", "RunLogger", "TensorBoardScalars"]
 
 PROGRESS_COLUMNS = ("episode", "env_steps", "return", "length", "mean_100", "epsilon", "wall_s")
 
@@ -91,10 +91,10 @@ class RunLogger:
             else:  # keep the rows up to the checkpoint; the resumed run replays later ones
                 episodes = resume_at[0]
                 try:
-                    rows = read_regular_file(path, 1 << 30).decode().splitlines(keepends=True)
-                except (UnreadableFile, UnicodeDecodeError) as exc:
+                    text = read_text_file(path, 1 << 30, follow_symlinks=False)
+                except UnreadableFile as exc:
                     raise CheckpointError(f"cannot resume from {path}: {exc}") from None
-                kept = rows[: 1 + episodes]
+                kept = text.splitlines(keepends=True)[: 1 + episodes]
                 if len(kept) != 1 + episodes:
                     raise CheckpointError(
                         f"{path} holds fewer than the {episodes} episodes checkpointed"
