@@ -53,15 +53,21 @@ def test_dueling_q_ignores_a_constant_shift_of_the_advantages():
     np.testing.assert_allclose(net.apply(params, obs), net.apply(shifted, obs), rtol=1e-5)
 
 
-def test_dueling_hand_computed():
-    # Zero hidden weights: hidden = relu(bias) = bias. V = 1, A = [1, 2, 6] -> Q = 1 + A - 3.
-    net = QNetwork(n_actions=3, hidden_sizes=(1,), dueling=True)
+@pytest.mark.parametrize(
+    ("aggregation", "expected"),
+    [("mean", [-1.0, 0.0, 4.0]), ("max", [-4.0, -3.0, 1.0])],
+)
+def test_dueling_hand_computed(aggregation, expected):
+    # Zero hidden weights: hidden = relu(bias) = bias. V = 1, A = [1, 2, 6]:
+    # mean -> Q = 1 + A - 3; max (the Hands-On ML chapter's) -> Q = 1 + A - 6, so max Q = V.
+    net = QNetwork(n_actions=3, hidden_sizes=(1,), dueling=True, dueling_aggregation=aggregation)
     params = jax.tree_util.tree_map(jnp.zeros_like, init(net))
     p = params["params"]
     p["hidden_0"]["bias"] = jnp.array([1.0])
     p["value_head"]["bias"] = jnp.array([1.0])
     p["advantage_head"]["bias"] = jnp.array([1.0, 2.0, 6.0])
-    np.testing.assert_allclose(net.apply(params, jnp.zeros(5)), [-1.0, 0.0, 4.0])
+    np.testing.assert_allclose(net.apply(params, jnp.zeros(5)), expected)
+    np.testing.assert_allclose(net.host_q_values(jax.device_get(params), np.zeros(5)), expected)
 
 
 def test_layer_norm_normalises_each_hidden_layer_before_the_activation():
@@ -117,11 +123,17 @@ def test_host_activations_hand_computed():
 
 
 @pytest.mark.parametrize(
-    "activation, dueling, layer_norm",
-    [("relu", False, False), ("relu", False, True), ("relu", True, False), ("gelu", True, True)],
+    "activation, dueling, layer_norm, aggregation",
+    [
+        ("relu", False, False, "mean"),
+        ("relu", False, True, "mean"),
+        ("relu", True, False, "mean"),
+        ("gelu", True, True, "mean"),
+        ("elu", True, False, "max"),
+    ],
 )
-def test_host_q_values_equal_the_networks(activation, dueling, layer_norm):
-    net = QNetwork(4, (16, 8), activation, dueling, layer_norm)
+def test_host_q_values_equal_the_networks(activation, dueling, layer_norm, aggregation):
+    net = QNetwork(4, (16, 8), activation, dueling, layer_norm, dueling_aggregation=aggregation)
     params = init(net, obs_dim=5, seed=3)
     if layer_norm:  # make the LayerNorm's scale and bias count
         norm = params["params"]["norm_1"]

@@ -34,6 +34,8 @@ def test_the_basic_dqn_is_the_chapters():
         500,
         0.01,
     )
+    # one gradient step per finished episode, from the chapter's `if episode > 50` on
+    assert (c.train_every_episodes, c.learning_starts_episodes, c.gradient_steps) == (1, 52, 1)
     # no target network: the target is copied from the online net after every step
     assert (c.target_update, c.target_update_every, c.target_update_every_episodes) == (
         "hard",
@@ -55,6 +57,9 @@ def test_the_target_network_variants(preset, every, double, dueling, loss, learn
     assert c.target_update == "hard" and c.target_update_every_episodes == every
     assert (c.double, c.dueling, c.loss, c.learning_rate) == (double, dueling, loss, learning_rate)
     assert (c.hidden_sizes, c.buffer_size, c.batch_size, c.gamma) == ((32, 32), 2000, 32, 0.95)
+    assert (c.train_every_episodes, c.learning_starts_episodes) == (1, 52)
+    # the chapter's dueling head subtracts max A
+    assert c.dueling_aggregation == ("max" if dueling else "mean")
 
 
 def final_params(run_dir):

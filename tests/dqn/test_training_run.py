@@ -107,6 +107,18 @@ def test_gradient_steps_per_learning_step(tmp_path, gradient_steps, expected):
     assert result.summary["grad_steps"] == expected
 
 
+@pytest.mark.parametrize(("gradient_steps", "expected"), [(1, 12), (3, 36)])
+def test_learning_once_every_n_episodes(tmp_path, gradient_steps, expected):
+    # 3-step episodes end at env steps 3, 6, ..., 99: 33 of them by step 100. Learning every 2nd
+    # episode from the 10th on: after episodes 10, 12, ..., 32 = 12 learning steps; the env-step
+    # schedule (train_every=1, which would give 81) does not run.
+    result = tiny_run(
+        tmp_path, train_every=1, train_every_episodes=2, learning_starts_episodes=10,
+        gradient_steps=gradient_steps,
+    )  # fmt: skip
+    assert result.summary["grad_steps"] == expected
+
+
 def latest_networks(run_dir):
     arrays, _ = load_checkpoint(run_dir / "checkpoints" / "latest")
     online = {k.removeprefix("params"): v for k, v in arrays.items() if k.startswith("params")}

@@ -10,11 +10,19 @@ import pytest
 from deepq.dqn.loop import train
 
 
-@pytest.mark.parametrize("n_step", [1, 3])
-def test_q_of_an_endless_episode_is_r_over_one_minus_gamma(tmp_path, n_step):
-    # n-step: Q = 1 + 0.9 + 0.81 + 0.729 Q has the same fixed point, 10.
+@pytest.mark.parametrize(
+    ("n_step", "time_limit_terminal", "expected"),
+    [(1, False, 10.0), (3, False, 10.0), (1, True, 1 / 0.19)],
+)
+def test_q_of_an_endless_episode_is_r_over_one_minus_gamma(
+    tmp_path, n_step, time_limit_terminal, expected
+):
+    # n-step: Q = 1 + 0.9 + 0.81 + 0.729 Q has the same fixed point, 10. With the time limit
+    # taken as terminal (the robust-DQN post's choice), 1 in 10 stored targets is 1 and the rest
+    # 1 + 0.9 Q: Q = 1 + 0.9 * 0.9 Q = 1 / 0.19 ≈ 5.26.
     config = {
         "n_step": n_step,
+        "time_limit_terminal": time_limit_terminal,
         "env_id": "deepq-test/ConstantReward-v0",  # reward 1 forever, truncated every 10 steps
         "gamma": 0.9,
         "total_steps": 3000,
@@ -33,7 +41,7 @@ def test_q_of_an_endless_episode_is_r_over_one_minus_gamma(tmp_path, n_step):
     }
     result = train(config, tmp_path / "run", show_progress=False, tensorboard=False)
     q = result.agent.q_values(np.ones(1, np.float32))
-    np.testing.assert_allclose(q, [10.0, 10.0], atol=0.5)
+    np.testing.assert_allclose(q, [expected, expected], atol=0.5)
 
 
 def test_the_loop_stores_final_observations_not_reset_ones(tmp_path):

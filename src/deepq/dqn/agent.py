@@ -85,6 +85,7 @@ def build_network(config: DQNConfig, n_actions: int, encoder: str = "mlp") -> QN
         config.dueling,
         config.layer_norm,
         encoder,
+        config.dueling_aggregation,
     )
 
 

@@ -36,6 +36,7 @@ class Collector:
         self.n_actions = int(self.envs.single_action_space.n)
         self.spec = self.envs.envs[0].spec
         self.n_step = NStepAccumulator(c.n_step, c.gamma, c.num_envs)
+        self.time_limit_terminal = c.time_limit_terminal
         self.episode_return = np.zeros(c.num_envs)
         self.episode_length = np.zeros(c.num_envs, dtype=np.int64)
         self.episode_actions: list[list[int]] = [[] for _ in range(c.num_envs)]
@@ -56,6 +57,8 @@ class Collector:
             raise TrainingDiverged(
                 f"{self.env_id} returned a non-finite {what} at env step {env_steps}"
             )
+        if self.time_limit_terminal:  # the robust-DQN post's `if step == max_steps: done = True`
+            terminated, truncated = done, np.zeros_like(truncated)
         transitions = self.n_step.push(
             self.obs, actions, rewards, real_next_obs, terminated, truncated
         )

@@ -35,6 +35,13 @@ class DQNConfig(Config):
     time_feature: bool = documented(
         "Append the fraction of the episode's step limit used so far to each observation.", False
     )
+    time_limit_terminal: bool = documented(
+        "Learn from an episode cut by its time limit as if it had terminated (no bootstrap), as "
+        "the robust-DQN post and the LunarLander lab do; false (the default) bootstraps through "
+        "the cut, which is right unless the observation says how much time is left (Pardo et "
+        "al. 2018). Returns and evaluations are the same either way.",
+        False,
+    )
     total_steps: int | None = documented(
         "Stop after this many env steps (null: no step limit).",
         500_000,
@@ -92,7 +99,14 @@ class DQNConfig(Config):
     activation: Literal["relu", "tanh", "elu", "gelu", "silu", "leaky_relu"] = documented(
         "Hidden layer activation.", "relu"
     )
-    dueling: bool = documented("Dueling head: Q = V + A - mean(A).", False)
+    dueling: bool = documented(
+        "Dueling head: Q = V + A - mean(A) (see dueling_aggregation).", False
+    )
+    dueling_aggregation: Literal["mean", "max"] = documented(
+        "What the dueling head subtracts from A: mean (Wang et al.'s choice, deepq's default) or "
+        "max (the Hands-On ML chapter's, so V is the greedy action's value).",
+        "mean",
+    )
     layer_norm: bool = documented(
         "LayerNorm after each hidden Dense layer (before the activation).", False
     )
@@ -117,6 +131,19 @@ class DQNConfig(Config):
         "Env steps collected before learning starts (>= batch_size).", 1000
     )
     train_every: int = documented("Learn every this many env steps.", 4, ge=1)
+    train_every_episodes: int | None = documented(
+        "Learn once every this many finished episodes instead of every train_every env steps "
+        "(the Hands-On ML chapter's CartPole DQNs: one gradient step per episode); null: count "
+        "env steps.",
+        None,
+        ge=1,
+    )
+    learning_starts_episodes: int = documented(
+        "Finished episodes needed before learning starts, on top of learning_starts (the "
+        "chapter's `if episode > 50` is 52: its episodes count from 0).",
+        0,
+        ge=0,
+    )
     gradient_steps: int = documented("Gradient steps per learning step.", 1, ge=1)
     target_update: Literal["soft", "hard"] = documented(
         "soft: target += tau * (online - target) after every gradient step; "
@@ -213,6 +240,11 @@ class DQNConfig(Config):
             )
         require(len(c.hidden_sizes) >= 1, "hidden_sizes=[] must list at least one layer width")
         if c.learning_rate_end is not None:
+            require(
+                c.train_every_episodes is None,
+                "learning_rate_end decays by env steps, which train_every_episodes does not "
+                "tie to gradient steps: set one of them to null",
+            )
             require(
                 0 <= c.learning_rate_end <= c.learning_rate,
                 f"learning_rate_end={c.learning_rate_end} must be in [0, learning_rate]",

@@ -106,12 +106,14 @@ def _train(run: DQNRun, clock: TrainingClock, stop_signal: StopSignal) -> str:
         random_actions = rng.integers(0, collector.n_actions, c.num_envs)
         acting_q_values = learner.acting_q_values()
         previous_steps, p.env_steps = p.env_steps, p.env_steps + c.num_envs
-        # 2. learn: one learning step per multiple of train_every crossed by this step, from
-        #    learning_starts on, on the transitions stored before it. JAX dispatches it
-        #    asynchronously, so it computes on XLA's cores while this thread acts and steps.
-        learning_steps = _crossed(previous_steps, p.env_steps, c.train_every)
-        if learning_steps and p.env_steps >= c.learning_starts and len(replay) >= c.batch_size:
-            learner.update(replay.sample(rng, c.batch_size, learning_steps * c.gradient_steps))
+        # 2. learn: one learning step per multiple of train_every crossed by this step (or, at
+        #    6., of train_every_episodes), from learning_starts on, on the transitions stored
+        #    before it. JAX dispatches it asynchronously: it computes on XLA's cores while this
+        #    thread acts and steps.
+        if c.train_every_episodes is None and _may_learn(c, p, replay):
+            learning_steps = _crossed(previous_steps, p.env_steps, c.train_every)
+            if learning_steps:
+                learner.update(replay.sample(rng, c.batch_size, learning_steps * c.gradient_steps))
         actions = select_actions(acting_q_values(collector.obs), epsilon, coins, random_actions)
         # 3. hard target copy every target_update_every env steps (or, at 6., episodes)
         if (
@@ -124,10 +126,14 @@ def _train(run: DQNRun, clock: TrainingClock, stop_signal: StopSignal) -> str:
         step = collector.step(actions, p.env_steps)
         if step.transitions is not None:
             replay.add(*step.transitions)
-        # 6. episode bookkeeping: records, per-episode target copies, ε, learning metrics
+        # 6. episode bookkeeping: records, per-episode learning and target copies, ε, metrics
         episodes_before, wall = p.episodes, clock.elapsed()
         for episode_return, episode_length in step.finished:
             record.end_episode(episode_return, episode_length, epsilon, wall)
+        if c.train_every_episodes is not None and _may_learn(c, p, replay):
+            learning_steps = _crossed(episodes_before, p.episodes, c.train_every_episodes)
+            if learning_steps:  # the Hands-On ML chapter's CartPole DQNs: once per episode
+                learner.update(replay.sample(rng, c.batch_size, learning_steps * c.gradient_steps))
         if c.target_update_every_episodes is not None and _crossed(
             episodes_before, p.episodes, c.target_update_every_episodes
         ):
@@ -147,6 +153,15 @@ def _train(run: DQNRun, clock: TrainingClock, stop_signal: StopSignal) -> str:
             with clock.paused():
                 run.save_periodic_checkpoint()
     return stop_reason
+
+
+def _may_learn(c: DQNConfig, p: Any, replay: Any) -> bool:
+    """Learning has started: enough env steps, finished episodes and stored transitions."""
+    return (
+        p.env_steps >= c.learning_starts
+        and p.episodes >= c.learning_starts_episodes
+        and len(replay) >= c.batch_size
+    )
 
 
 def _crossed(before: int, after: int, every: int) -> int:

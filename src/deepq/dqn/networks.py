@@ -65,7 +65,9 @@ class QNetwork(nn.Module):
     """obs [..., obs_dim] -> Q-values [..., n_actions].
 
     Dueling (Wang et al. 2016): Q(s, a) = V(s) + A(s, a) - mean_a' A(s, a'), which makes V and A
-    identifiable: the mean over actions of Q equals V.
+    identifiable: the mean over actions of Q equals V. With ``dueling_aggregation="max"`` it
+    subtracts max_a' A(s, a') instead (the paper's first form, and the Hands-On ML chapter's), so
+    V is the greedy action's Q.
 
     The encoder's layers are created inline (no submodule), so the parameter names are
     ``hidden_i``/``norm_i`` and the heads', as checkpoints since deepq's first version hold them.
@@ -77,6 +79,7 @@ class QNetwork(nn.Module):
     dueling: bool = False
     layer_norm: bool = False
     encoder: str = "mlp"
+    dueling_aggregation: str = "mean"
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
@@ -85,7 +88,7 @@ class QNetwork(nn.Module):
             return nn.Dense(self.n_actions, name="q_head")(x)
         value = nn.Dense(1, name="value_head")(x)  # [..., 1]
         advantage = nn.Dense(self.n_actions, name="advantage_head")(x)  # [..., n_actions]
-        return value + advantage - advantage.mean(axis=-1, keepdims=True)
+        return value + advantage - _aggregate(advantage, self.dueling_aggregation)
 
     def host_q_values(self, params: Any, obs: np.ndarray) -> np.ndarray:
         """This network's forward pass in numpy, on a host copy of its parameters.
@@ -112,4 +115,11 @@ class QNetwork(nn.Module):
             return x @ p["q_head"]["kernel"] + p["q_head"]["bias"]
         value = x @ p["value_head"]["kernel"] + p["value_head"]["bias"]
         advantage = x @ p["advantage_head"]["kernel"] + p["advantage_head"]["bias"]
-        return value + advantage - advantage.mean(axis=-1, keepdims=True)
+        return value + advantage - _aggregate(advantage, self.dueling_aggregation)
+
+
+def _aggregate(advantage: Any, how: str) -> Any:
+    """The dueling head's baseline over actions; works on jax and numpy arrays alike."""
+    if how == "max":
+        return advantage.max(axis=-1, keepdims=True)
+    return advantage.mean(axis=-1, keepdims=True)
