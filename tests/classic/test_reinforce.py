@@ -8,12 +8,16 @@ from deepq.api import evaluate, load, train
 from deepq.classic.configs import ReinforceConfig
 from deepq.classic.policies import lean_policy
 from deepq.classic.reinforce import (
+    PolicyNetwork,
     _sample,
     apply_temperature,
     discount_and_normalize_rewards,
     discount_rewards,
+    imitation_loss,
+    make_optimizer,
     reinforce_loss,
 )
+from deepq.errors import ConfigError
 
 
 def test_discounting_the_chapters_example():
@@ -63,9 +67,39 @@ def test_loss_by_hand():
     assert float(loss) == pytest.approx(expected, rel=1e-6)
 
 
-def test_imitation_copies_the_hand_written_policy(tmp_path):
+def test_the_sigmoid_head_is_the_chapters_binary_cross_entropy():
+    # A linear sigmoid policy (the chapter's Dense(1, activation="sigmoid")), all weights 0 but
+    # the bias 0.5: p(left) = σ(0.5) = 0.6225. Binary cross-entropy of target "left" (action 0)
+    # is −ln 0.6225 = 0.4741; of "right", −ln 0.3775 = 0.9741.
+    net = PolicyNetwork(n_actions=2, hidden_sizes=(), head="sigmoid")
+    params = {"params": {"logits": {"kernel": jnp.zeros((4, 1)), "bias": jnp.array([0.5])}}}
+    obs = jnp.ones((2, 4))
+    np.testing.assert_allclose(
+        np.asarray(jnp.exp(net.apply(params, obs)[0]) / jnp.exp(net.apply(params, obs)[0]).sum()),
+        [0.622459, 0.377541], rtol=1e-5,
+    )  # fmt: skip
+    loss = imitation_loss(params, net.apply, obs, jnp.array([0, 1]))
+    assert float(loss) == pytest.approx((0.474077 + 0.974077) / 2, rel=1e-5)
+
+
+def test_rmsprop_is_keras_rmsprop():
+    # Keras: ms = 0.9·0 + 0.1·g² = 0.4 for g = 2; w −= 0.001 · g / (√ms + 1e-7) = 0.0031623.
+    optimizer = make_optimizer("rmsprop", 0.001)
+    grads = {"w": jnp.array([2.0])}
+    updates, _ = optimizer.update(grads, optimizer.init(grads))
+    np.testing.assert_allclose(updates["w"], [-0.001 * 2 / (0.4**0.5 + 1e-7)], rtol=1e-6)
+    sgd = make_optimizer("sgd", 0.1)
+    sgd_updates, _ = sgd.update(grads, sgd.init(grads))
+    np.testing.assert_allclose(sgd_updates["w"], [-0.2])
+
+
+def test_imitation_alone_copies_the_hand_written_policy(tmp_path):
+    # The chapter's first neural-network policy: 5 ELU units, a sigmoid output, RMSprop and
+    # binary cross-entropy on 50 envs, and no REINFORCE update afterwards (iterations=0); at
+    # 10x the chapter's learning rate, to agree in 1,000 steps rather than its 5,000.
     config = ReinforceConfig(
-        iterations=1, imitation_policy="lean", imitation_iterations=300, eval_every_iterations=None,
+        iterations=0, hidden_sizes=(5,), policy_head="sigmoid", imitation_policy="lean",
+        imitation_iterations=1000, imitation_learning_rate=0.01, eval_every_iterations=None,
         final_eval_episodes=0,
     )  # fmt: skip
     result = train(config, tmp_path / "run", show_progress=False, tensorboard=False, report=False)
@@ -74,7 +108,22 @@ def test_imitation_copies_the_hand_written_policy(tmp_path):
     obs = rng.uniform(-0.2, 0.2, size=(500, 4)).astype(np.float32)
     agreement = (agent.policy()(obs) == lean_policy(obs)).mean()
     assert agreement > 0.9
-    assert result.summary["episodes"] == 10
+    assert result.summary["episodes"] == 0
+
+
+def test_a_linear_policy_has_one_layer(tmp_path):
+    config = ReinforceConfig(
+        iterations=1, hidden_sizes=(), optimizer="sgd", eval_every_iterations=None,
+        final_eval_episodes=0,
+    )  # fmt: skip
+    train(config, tmp_path / "run", show_progress=False, tensorboard=False, report=False)
+    agent = load(tmp_path / "run" / "checkpoints" / "final")
+    assert {k: v["kernel"].shape for k, v in agent.params["params"].items()} == {"logits": (4, 2)}
+
+
+def test_nothing_to_train_is_refused():
+    with pytest.raises(ConfigError, match="iterations=0 trains nothing"):
+        ReinforceConfig(iterations=0)
 
 
 @pytest.mark.slow

@@ -74,7 +74,10 @@ class ReinforceConfig(Config):
         "Cut episodes at this length (null: the env's own).", None, ge=1
     )
     iterations: int = documented(
-        "Policy updates (each on episodes_per_update episodes).", 150, ge=1
+        "Policy updates (each on episodes_per_update episodes); 0 with an imitation_policy: "
+        "imitation only, as the Hands-On ML chapter's first neural-network policy.",
+        150,
+        ge=0,
     )
     episodes_per_update: int = documented("Episodes played (side by side) per update.", 10, ge=1)
     gamma: float = documented("Discount factor.", 0.95, ge=0, le=1)
@@ -82,12 +85,25 @@ class ReinforceConfig(Config):
         "Normalise discounted returns across the update's episodes (mean 0, std 1).", True
     )
     hidden_sizes: tuple[int, ...] = documented(
-        "Hidden layer widths of the policy MLP.", (32,), ge=1
+        "Hidden layer widths of the policy MLP; empty (hidden_sizes=) for a linear policy, as the "
+        "chapter's final REINFORCE policy.",
+        (32,),
+        ge=1,
     )
     activation: Literal["relu", "tanh", "elu", "gelu", "silu", "leaky_relu"] = documented(
         "Hidden activation.", "elu"
     )
-    learning_rate: float = documented("Adam learning rate.", 0.01, gt=0)
+    policy_head: Literal["softmax", "sigmoid"] = documented(
+        "softmax: one logit per action; sigmoid (2 actions only): one output p(action 0) = "
+        "sigmoid(z), the chapter's Dense(1, activation='sigmoid') trained with binary "
+        "cross-entropy.",
+        "softmax",
+    )
+    optimizer: Literal["adam", "rmsprop", "sgd"] = documented(
+        "Optimiser of the policy-gradient updates (Keras' defaults besides the learning rate).",
+        "adam",
+    )
+    learning_rate: float = documented("Learning rate of the policy-gradient updates.", 0.01, gt=0)
     temperature: float = documented(
         "Sampling temperature while training: probabilities p^(1/T), renormalised (1: as is).",
         1.0,
@@ -97,9 +113,15 @@ class ReinforceConfig(Config):
         "Warm-up: first imitate this hand-written CartPole policy (none: skip).", "none"
     )
     imitation_iterations: int = documented(
-        "Warm-up gradient steps (one per parallel env step).", 1000, ge=0
+        "Warm-up gradient steps (one per parallel env step).", 5000, ge=0
     )
     imitation_envs: int = documented("Parallel envs stepped during the warm-up.", 50, ge=1)
+    imitation_optimizer: Literal["adam", "rmsprop", "sgd"] = documented(
+        "Optimiser of the warm-up (the chapter's keras.optimizers.RMSprop()).", "rmsprop"
+    )
+    imitation_learning_rate: float = documented(
+        "Learning rate of the warm-up (Keras' RMSprop default).", 0.001, gt=0
+    )
     solved_threshold: float | None = documented(
         "Mean return over solved_window episodes that counts as solved (null: the env's).", None
     )
@@ -119,4 +141,9 @@ class ReinforceConfig(Config):
     def validate(self) -> None:
         """The rules that tie fields together (each field's own bounds are beside it)."""
         require_env_id(self.env_id)
-        require(len(self.hidden_sizes) >= 1, "hidden_sizes must list widths >= 1")
+        imitates = self.imitation_policy != "none" and self.imitation_iterations > 0
+        require(
+            self.iterations > 0 or imitates,
+            "iterations=0 trains nothing: set iterations >= 1, or an imitation_policy with "
+            "imitation_iterations >= 1",
+        )

@@ -2,10 +2,11 @@
 
 ``deepq train --algo reinforce --env CartPole-v1``. Each iteration plays ``episodes_per_update``
 episodes side by side, discounts each episode's rewards, normalises them across the batch (the
-advantage of every action), and takes one Adam step on −mean(advantage · log π(a|s)). An
-optional warm-up first teaches the network a hand-written policy by imitation across many
-parallel envs (the chapter's first neural-network policy). Run directory, progress, evaluation,
-checkpoints, plot, video and report are the DQN's.
+advantage of every action), and takes one optimiser step (Adam by default) on
+−mean(advantage · log π(a|s)). An optional warm-up first teaches the network a hand-written
+policy by imitation across many parallel envs (the chapter's first neural-network policy), and
+with ``iterations=0`` it is the whole run. Run directory, progress, evaluation, checkpoints,
+plot, video and report are the DQN's.
 """
 
 from __future__ import annotations
@@ -51,16 +52,36 @@ from deepq.run.signals import StopSignal
 
 
 class PolicyNetwork(nn.Module):
-    """obs [..., obs_dim] -> action logits [..., n_actions] (a softmax policy, for REINFORCE)."""
+    """obs [..., obs_dim] -> action logits [..., n_actions] (a softmax policy, for REINFORCE).
+
+    No hidden sizes: a linear policy. ``head="sigmoid"`` (two actions): one output z with
+    p(action 0) = σ(z), the chapter's ``Dense(1, activation="sigmoid")``. Its logits are [z, 0],
+    whose softmax is exactly [σ(z), 1 − σ(z)], so the softmax cross-entropy of those logits is
+    the chapter's binary cross-entropy and every other piece works unchanged.
+    """
 
     n_actions: int
     hidden_sizes: Sequence[int] = (32,)
     activation: str = "elu"
+    head: str = "softmax"
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
         x = hidden_layers(obs, self.hidden_sizes, self.activation)
+        if self.head == "sigmoid":
+            z = nn.Dense(1, name="logits")(x)
+            return jnp.concatenate([z, jnp.zeros_like(z)], axis=-1)
         return nn.Dense(self.n_actions, name="logits")(x)
+
+
+def make_optimizer(name: str, learning_rate: float) -> optax.GradientTransformation:
+    """adam, rmsprop or sgd. RMSprop as Keras defines it (the chapter's optimiser): ρ = 0.9 and
+    ε = 1e-7 added outside the square root (optax's default puts it inside)."""
+    if name == "rmsprop":
+        return optax.rmsprop(learning_rate, decay=0.9, eps=1e-7, eps_in_sqrt=False)
+    if name == "sgd":
+        return optax.sgd(learning_rate)
+    return optax.adam(learning_rate)
 
 
 def discount_rewards(rewards: list[float] | np.ndarray, gamma: float) -> np.ndarray:
@@ -114,7 +135,7 @@ def imitation_loss(
 def _make_step(
     loss_fn: Callable[..., jax.Array], apply_fn: Callable, optimizer: optax.GradientTransformation
 ):
-    """One jitted Adam step on ``loss_fn(params, apply_fn, *batch)``."""
+    """One jitted optimiser step on ``loss_fn(params, apply_fn, *batch)``."""
 
     @jax.jit
     def step(params: Any, opt_state: Any, *batch: jax.Array):
@@ -146,9 +167,7 @@ class ReinforceAgent:
 
     @property
     def network(self) -> PolicyNetwork:
-        return PolicyNetwork(
-            self.n_actions, tuple(self.config.hidden_sizes), self.config.activation
-        )
+        return policy_network(self.config, self.n_actions)
 
     def action_probabilities(self, obs: np.ndarray) -> np.ndarray:
         logits = self.network.apply(self.params, np.asarray(obs, dtype=np.float32))
@@ -168,8 +187,15 @@ class ReinforceAgent:
                               self.config.max_episode_steps, render_mode=render_mode)  # fmt: skip
 
 
+def policy_network(config: ReinforceConfig, n_actions: int) -> PolicyNetwork:
+    if config.policy_head == "sigmoid" and n_actions != 2:
+        raise UsageError(f"policy_head=sigmoid needs 2 actions, not {n_actions}: use softmax")
+    return PolicyNetwork(n_actions, tuple(config.hidden_sizes), config.activation,
+                         config.policy_head)  # fmt: skip
+
+
 def _init_params(config: ReinforceConfig, obs_dim: int, n_actions: int) -> Any:
-    network = PolicyNetwork(n_actions, tuple(config.hidden_sizes), config.activation)
+    network = policy_network(config, n_actions)
     return network.init(jax.random.key(config.seed), jnp.zeros((1, obs_dim), jnp.float32))
 
 
@@ -209,7 +235,7 @@ def imitate(c: ReinforceConfig, params: Any, apply_fn: Callable, logger: RunLogg
             f"imitation_policy={c.imitation_policy!r} is a CartPole-v1 policy, not for {c.env_id}"
         )
     teacher = HAND_WRITTEN[c.imitation_policy][0]
-    optimizer = optax.adam(c.learning_rate)
+    optimizer = make_optimizer(c.imitation_optimizer, c.imitation_learning_rate)
     opt_state = optimizer.init(params)
     step = _make_step(imitation_loss, apply_fn, optimizer)
     sample_logits = jax.jit(apply_fn)
@@ -219,8 +245,9 @@ def imitate(c: ReinforceConfig, params: Any, apply_fn: Callable, logger: RunLogg
         obs, _ = envs.reset(seed=c.seed + 1_000_000)
         loss = jnp.zeros(())
         for _ in range(c.imitation_iterations):
-            params, opt_state, loss = step(params, opt_state, obs, teacher(obs))
+            # as the chapter: act with the probabilities the step was computed from
             probabilities = np.asarray(jax.nn.softmax(sample_logits(params, obs)))
+            params, opt_state, loss = step(params, opt_state, obs, teacher(obs))
             obs, *_ = envs.step(_sample(probabilities, rng))
     finally:
         envs.close()
@@ -250,9 +277,9 @@ def train_reinforce(
     envs = [make_env(c.env_id, c.max_episode_steps) for _ in range(c.episodes_per_update)]
     obs_dim, n_actions = int(envs[0].observation_space.shape[0]), int(envs[0].action_space.n)
     # --- policy, optimiser ---
-    network = PolicyNetwork(n_actions, tuple(c.hidden_sizes), c.activation)
+    network = policy_network(c, n_actions)
     params = _init_params(c, obs_dim, n_actions)
-    optimizer = optax.adam(c.learning_rate)
+    optimizer = make_optimizer(c.optimizer, c.learning_rate)
     policy_logits = jax.jit(network.apply)
     update = _make_step(reinforce_loss, network.apply, optimizer)
     rng = np.random.default_rng(c.seed)
@@ -287,6 +314,7 @@ def train_reinforce(
             if c.imitation_policy != "none" and c.imitation_iterations > 0:
                 params = imitate(c, params, network.apply, logger)
             opt_state = optimizer.init(params)
+            iteration = 0  # iterations=0: the imitated policy is the result
             for iteration in range(1, c.iterations + 1):
                 # 1. play episodes_per_update episodes side by side, sampling from the policy
                 obs = np.stack([env.reset(seed=episode_seed(c.seed, p.episodes + k))[0]
