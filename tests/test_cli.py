@@ -77,7 +77,7 @@ BAD_CALLS = [
     (["train", "--seed", "-1"], "seed=-1 must be in"),
     (["train", "--seed", "x"], "invalid int value: 'x'"),
     (["train", "--env", "NoSuchEnv-v0"], "cannot make environment 'NoSuchEnv-v0'"),
-    (["train", "--env", "Pendulum-v1"], "deepq's DQN needs Discrete actions"),
+    (["train", "--env", "Pendulum-v1"], "deepq's DQN and REINFORCE need Discrete actions"),
     (["train", "--bogus"], "unrecognized arguments: --bogus"),
     (["eval", "/no/such/run"], "no such run directory or checkpoint"),
     (["eval", ".", "--episodes", "0"], "--episodes 0 must be in [1, 10000000]"),

@@ -69,7 +69,9 @@ def check_before_training(config: Any) -> None:
 
         check_memory(config)
     else:
-        make_env(config.env_id, tabular=isinstance(config, QLearningConfig)).close()
+        make_env(
+            config.env_id, spaces="tabular" if isinstance(config, QLearningConfig) else "vector"
+        ).close()
 
 
 def resume(

@@ -36,6 +36,13 @@ from deepq.run.signals import (
 )
 from deepq.version import __version__
 
+# What --policy takes (video, play); the names are the hand-written policies' (classic.policies).
+POLICY_HELP = (
+    "a hand-written or searched CartPole policy instead of an agent: lean, angle+velocity, "
+    "lean+spin or linear; weights w1,w2,w3,w4[,b] (push right when w·obs + b > 0); or a deepq "
+    "search result.json"
+)
+
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
@@ -226,15 +233,36 @@ def build_parser() -> argparse.ArgumentParser:
     env = commands.add_parser(
         "env",
         help="describe an environment and show one step",
-        description="Observation and action spaces (with names where known) and a one-step table.",
+        description="Any Gymnasium env: its observation and action spaces (with names where known), "
+        "the deepq algorithms that train on it, and a one-step table; --frame saves a rendered frame.",
     )
     env.add_argument("env_id", metavar="ID", help="Gymnasium env id, e.g. LunarLander-v3")
     env.add_argument(
-        "--action", type=integer(ge=0, le=1 << 16), default=0, metavar="A",
-        help="action for the one step (default 0)",
+        "--action", type=integer(ge=-(1 << 16), le=1 << 16), metavar="A",
+        help="Discrete action for the one step (default: the first; other action spaces: a "
+        "seeded sample)",
     )  # fmt: skip
     env.add_argument("--seed", type=SEED, default=0, metavar="N", help="reset seed (default 0)")
+    env.add_argument(
+        "--frame", metavar="FILE.png", help="also save the frame env.render() draws after the reset"
+    )
     _add_env_module(env)
+
+    envs = commands.add_parser(
+        "envs",
+        help="list registered environments with their spaces",
+        description="Every registered Gymnasium env (the Hands-On ML chapter's registry.all()), with "
+        "its observation and action spaces and the deepq algorithms that train on it; envs that "
+        "cannot be made here say why (a missing package, say).",
+    )
+    envs.add_argument(
+        "pattern", nargs="?", metavar="PATTERN",
+        help="only ids matching this glob (*Lander*) or containing this text, any case",
+    )  # fmt: skip
+    envs.add_argument(
+        "--available", action="store_true", help="leave out envs that cannot be made here"
+    )
+    _add_env_module(envs)
 
     plot = commands.add_parser(
         "plot",
@@ -271,7 +299,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Greedy rollouts of a run's best checkpoint (or of a checkpoint directory) rendered to "
         "MP4 or GIF, each frame showing the episode and its return so far. Needs no display.",
     )
-    video.add_argument("path", metavar="PATH", help="run directory or checkpoint directory")
+    video.add_argument(
+        "path", metavar="PATH", nargs="?", help="run directory or checkpoint directory"
+    )
+    video.add_argument("--policy", metavar="POLICY", help=POLICY_HELP)
     video.add_argument(
         "--episodes",
         type=EPISODES,
@@ -324,6 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=SEED, default=0, metavar="N", help="episode k is reset with seed N + k"
     )
     _add_env_module(play)
+    play.add_argument("--policy", metavar="POLICY", help=POLICY_HELP)
     play.add_argument(
         "--video", action="store_true", help="write a video even when a display exists"
     )
@@ -337,8 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
     policies = commands.add_parser(
         "policies",
         help="evaluate the hand-written CartPole policies",
-        description="Built-in hand-written policies (push toward the pole's lean; lean plus angular "
-        "velocity; a hand-picked linear policy w·obs + b > 0), each evaluated over many seeded "
+        description="Built-in hand-written policies (push toward the pole's lean; angle plus angular "
+        "velocity, the chapter's second policy; lean plus half the angular velocity; a hand-picked "
+        "linear policy w·obs + b > 0), or your own linear policy (--weights), each evaluated over many seeded "
         "episodes: mean, std, min and max of the returns.",
     )
     policies.add_argument("--env", metavar="ID", default="CartPole-v1", help="env (CartPole-v1)")
@@ -352,18 +385,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="cut episodes at N steps (default: the env's 500)",
     )
     policies.add_argument("--seed", type=SEED, default=0, metavar="N", help="seed (default 0)")
+    policies.add_argument(
+        "--weights", metavar="W1,W2,W3,W4[,B]",
+        help="evaluate this linear policy instead (push right when w·obs + b > 0; b defaults to 0)",
+    )  # fmt: skip
     policies.add_argument("--json", action="store_true", help="print the results as JSON")
 
     search = commands.add_parser(
         "search",
         help="search the weights of a linear CartPole policy",
-        description="Grid, random search, or a genetic algorithm (asexual: mutation only; sexual: "
-        "crossover + mutation) over the 4 weights and bias of the policy 'push right when "
-        "w·obs + b > 0'. Fitness is the mean return over --episodes episodes; each generation's "
-        "episodes run together. Prints the best weights and their evaluation on 100 held-out "
-        "episodes; writes history.csv, history.png and result.json.",
+        description="Grid, random search, a genetic algorithm (asexual: mutation only; sexual: "
+        "crossover + mutation) or the cross-entropy method (cem: sample from a Gaussian, refit it "
+        "to the elite; the chapter's 'variant of gradient descent') over the 4 weights and bias of "
+        "the policy 'push right when w·obs + b > 0'. Fitness is the mean return over --episodes "
+        "episodes; each generation's episodes run together. Prints the best weights and their "
+        "evaluation on 100 held-out episodes; writes history.csv, history.png and result.json.",
     )
-    search.add_argument("--method", choices=("grid", "random", "ga-asexual", "ga-sexual"),
+    search.add_argument("--method", choices=("grid", "random", "ga-asexual", "ga-sexual", "cem"),
                         default="ga-sexual", help="search method (default ga-sexual)")  # fmt: skip
     search.add_argument("--env", metavar="ID", default="CartPole-v1", help="env (CartPole-v1 only)")
     search.add_argument(
@@ -381,14 +419,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=number(ge=0, le=1e6),
         default=0.1,
         metavar="S",
-        help="std of the mutation noise (0.1)",
+        help="std of the mutation noise; cem: added to the refitted std (0.1)",
     )
     search.add_argument(
         "--elite-fraction",
         type=number(gt=0, le=1),
         default=0.2,
         metavar="F",
-        help="share of a generation kept as parents (0.2)",
+        help="share of a generation kept as parents, or that cem refits to (0.2)",
     )
     search.add_argument(
         "--grid-points",
@@ -464,6 +502,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_env_module(report)
 
+    export = commands.add_parser(
+        "export",
+        help="write a run's episode log in another program's format",
+        description="The episode log of a run (from its progress.csv) as the robust-DQN post logs "
+        "it: episode;steps;reward;average, episodes counted from 0, the average over the last 100 "
+        "episodes. Its plot script reads it with pd.read_csv(file, sep=';').",
+    )
+    export.add_argument("run_dir", metavar="RUN_DIR", help="a run directory")
+    export.add_argument(
+        "--format",
+        choices=("semicolon", "csv"),
+        default="semicolon",
+        help="semicolon: the post's progress.log (default); csv: the same columns, comma-separated",
+    )
+    export.add_argument("--out", metavar="FILE", help="output file (default: standard output)")
+
     bench = commands.add_parser(
         "bench",
         help="benchmark deepq against Stable-Baselines3 on LunarLander",
@@ -493,16 +547,20 @@ def cmd_play(args: argparse.Namespace) -> int:
     require_suffix(args.out, VIDEO_SUFFIXES)
 
     from deepq.api import load
+    from deepq.classic.policies import load_policy
     from deepq.outputs.video import play
 
-    agent = load(args.path)
+    if args.policy is not None and args.path is not None:
+        raise UsageError("name a run or checkpoint directory, or a --policy, not both")
+    agent = load_policy(args.policy) if args.policy is not None else load(args.path)
     result = play(agent, args.episodes, args.seed, args.out, window=False if args.video else None)
     returns = ", ".join(f"{r:.2f}" for r in result.returns)
     if result.video is not None:
         why = f"{result.reason}: " if result.reason else ""
         count = len(result.returns)
         print(f"{why}wrote {count} episode{'s' if count > 1 else ''} to {result.video}")
-    print(f"{_agent_name(args.path, agent)}: returns {returns}")
+    name = agent.name if args.policy is not None else _agent_name(args.path, agent)
+    print(f"{name}: returns {returns}")
     return EXIT_OK
 
 
@@ -515,19 +573,31 @@ def cmd_policies(args: argparse.Namespace) -> int:
         raise UsageError(f"the hand-written policies are CartPole-v1 policies, not {args.env}'s")
     from dataclasses import asdict
 
-    from deepq.classic.policies import HAND_WRITTEN, EpisodeStats, episode_returns
+    from deepq.classic.policies import (
+        HAND_WRITTEN,
+        EpisodeStats,
+        episode_returns,
+        linear_policy,
+        parse_weights,
+    )
 
+    policies = dict(HAND_WRITTEN)
+    if args.weights is not None:
+        weights, bias = parse_weights(args.weights)
+        shown = ", ".join(f"{w:g}" for w in weights)
+        described = f"push right when [{shown}]·obs + {bias:g} > 0"
+        policies = {"weights": (linear_policy(weights, bias), described)}
     results = {}
-    for name, (policy, _) in HAND_WRITTEN.items():
+    for name, (policy, _) in policies.items():
         returns = episode_returns(policy, args.episodes, args.seed, args.env, args.max_steps)
         results[name] = asdict(EpisodeStats.of(returns))
     if args.json:
         print(json.dumps(results))
         return EXIT_OK
     print(f"{args.env}, {args.episodes} episodes each (seed {args.seed}):")
-    for name, (_, description) in HAND_WRITTEN.items():
+    for name, (_, description) in policies.items():
         r = results[name]
-        print(f"  {name:<10} mean {r['mean']:7.2f}  std {r['std']:6.2f}  min {r['min']:5.0f}  "
+        print(f"  {name:<14} mean {r['mean']:7.2f}  std {r['std']:6.2f}  min {r['min']:5.0f}  "
               f"max {r['max']:5.0f}   {description}")  # fmt: skip
     return EXIT_OK
 
@@ -613,6 +683,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from deepq.outputs.export import export_episode_log
+
+    written = export_episode_log(args.run_dir, args.out, args.format)
+    if written is not None:
+        print(f"wrote {written}")
+    return EXIT_OK
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
     from deepq.outputs.plots import plot_history
 
@@ -633,18 +712,21 @@ def cmd_video(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from deepq.api import load
+    from deepq.classic.policies import load_policy
     from deepq.outputs.video import record_video
 
-    path = Path(args.path)
-    out = (
-        Path(args.out)
-        if args.out
-        else (path if (path / "progress.csv").exists() else Path(".")) / "video.mp4"
-    )
-    agent = load(path)
+    if (args.path is None) == (args.policy is None):
+        raise UsageError("name a run or checkpoint directory, or a --policy (one of them)")
+    if args.policy is not None:
+        agent, default_dir = load_policy(args.policy), Path(".")
+    else:
+        path = Path(args.path)
+        agent, default_dir = load(path), path if (path / "progress.csv").exists() else Path(".")
+    out = Path(args.out) if args.out else default_dir / "video.mp4"
     written, returns = record_video(agent, out, args.episodes, args.seed, args.fps)
     print(
-        f"wrote {written}: {len(returns)} episodes, returns {', '.join(f'{r:.2f}' for r in returns)}"
+        f"wrote {written}: {len(returns)} episode{'s' if len(returns) > 1 else ''}, "
+        f"returns {', '.join(f'{r:.2f}' for r in returns)}"
     )
     return EXIT_OK
 
@@ -754,44 +836,36 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_env(args: argparse.Namespace) -> int:
-    import numpy as np
+    from deepq.run.envinfo import describe_env, save_frame
+    from deepq.run.files import require_suffix
 
-    from deepq.run.envs import make_env, space_names
-
-    env = make_env(args.env_id)
-    obs_space, action_space = env.observation_space, env.action_space
-    n_actions, obs_dim = int(action_space.n), int(obs_space.shape[0])
-    if not 0 <= args.action < n_actions:
-        raise UsageError(
-            f"--action {args.action} must be in [0, {n_actions - 1}] for {args.env_id}"
+    if args.frame is not None:
+        require_suffix(args.frame, (".png",), "--frame")
+    print(describe_env(args.env_id, args.action, args.seed))
+    if args.frame is not None:
+        written, shape = save_frame(args.env_id, args.frame, args.seed)
+        print(
+            f"wrote {written}: the frame after reset(seed={args.seed}), {shape[1]}x{shape[0]} pixels"
         )
-    state_names, action_names = space_names(args.env_id, obs_dim, n_actions)
-    spec = env.spec
-    print(f"{args.env_id}")
-    print(f"  max episode steps: {spec.max_episode_steps if spec else None}")
-    print(f"  reward threshold:  {spec.reward_threshold if spec else None}")
-    print(f"observation space: Box{obs_space.shape} {obs_space.dtype}")
-    for i, name in enumerate(state_names):
-        print(f"  [{i}] {name:<24} in [{obs_space.low[i]:.3g}, {obs_space.high[i]:.3g}]")
-    print(f"action space: {action_space}")
-    for a, name in enumerate(action_names):
-        print(f"  {a} = {name}")
-    state, _ = env.reset(seed=args.seed)
-    next_state, reward, terminated, truncated, _ = env.step(args.action)
-    env.close()
-    with np.printoptions(formatter={"float": "{:.3f}".format}, linewidth=200):
-        rows = [
-            ("Initial state", f"{state}"),
-            ("Action", f"{args.action} ({action_names[args.action]})"),
-            ("Next state", f"{next_state}"),
-            ("Reward", f"{float(reward):.3f}"),
-            ("Terminated", f"{bool(terminated)}"),
-            ("Truncated", f"{bool(truncated)}"),
-        ]
-    print(f"one step (reset seed {args.seed}):")
-    width = max(len(label) for label, _ in rows)
-    for label, value in rows:
-        print(f"  {label:<{width}}  {value}")
+    return EXIT_OK
+
+
+def cmd_envs(args: argparse.Namespace) -> int:
+    from deepq.run.envinfo import registered_envs
+
+    entries = registered_envs(args.pattern)
+    if args.available:
+        entries = [entry for entry in entries if not entry.unavailable]
+    if not entries:
+        raise UsageError(f"no registered environment matches {args.pattern!r}")
+    width = max(len(entry.env_id) for entry in entries)
+    for entry in entries:
+        if entry.unavailable:
+            print(f"{entry.env_id:<{width}}  (cannot be made here: {entry.unavailable})")
+            continue
+        algos = ", ".join(entry.trains_with) or "-"
+        print(f"{entry.env_id:<{width}}  obs {entry.observation}  actions {entry.action}  "
+              f"trains with: {algos}")  # fmt: skip
     return EXIT_OK
 
 
@@ -799,6 +873,7 @@ COMMANDS = {
     "train": cmd_train,
     "eval": cmd_eval,
     "env": cmd_env,
+    "envs": cmd_envs,
     "plot": cmd_plot,
     "video": cmd_video,
     "play": cmd_play,
@@ -806,6 +881,7 @@ COMMANDS = {
     "policies": cmd_policies,
     "search": cmd_search,
     "report": cmd_report,
+    "export": cmd_export,
     "bench": cmd_bench,
 }
 

@@ -8,11 +8,20 @@ from helpers import run_deepq
 
 from deepq.classic.policies import (
     EpisodeStats,
+    angle_and_velocity_policy,
     episode_returns,
     lean_policy,
     linear_policy,
+    load_policy,
 )
-from deepq.classic.search import SearchSettings, next_generation, population_fitness, run_search
+from deepq.classic.search import (
+    SearchSettings,
+    cem_update,
+    next_generation,
+    population_fitness,
+    run_search,
+)
+from deepq.errors import UsageError
 
 
 def test_lean_policy_matches_the_seed():
@@ -21,6 +30,36 @@ def test_lean_policy_matches_the_seed():
     stats = EpisodeStats.of(episode_returns(lean_policy, 500, seed=0))
     assert 38 <= stats.mean <= 46 and 6 <= stats.std <= 12
     assert stats.max < 100 and stats.episodes == 500
+
+
+def test_angle_and_velocity_policy_matches_the_chapter():
+    """The chapter's `angle + ang_vel > 0` policy over 1,000 episodes of at most 2,000 steps:
+    mean 1565.7, min 243, max 2001 (it counts one step too many; old gym, other seeds). Its
+    returns spread widely (std ~650), so 300 episodes put the mean within ~±120 of it."""
+    stats = EpisodeStats.of(episode_returns(angle_and_velocity_policy, 300, 0, max_steps=2000))
+    assert 1400 <= stats.mean <= 1700 and stats.max == 2000 and stats.min >= 150
+
+
+def test_policies_by_name_weights_or_search_result(tmp_path):
+    obs = np.array([[0.0, 0.0, 0.1, -0.2], [0.0, 0.0, -0.1, 0.3]])
+    np.testing.assert_array_equal(load_policy("angle+velocity").policy(obs), [0, 1])
+    np.testing.assert_array_equal(load_policy("lean").policy(obs), [1, 0])
+    # 0.1 + 2 * -0.2 + 0.25 = -0.05 -> left; -0.1 + 0.6 + 0.25 > 0 -> right
+    assert [load_policy("0,0,1,2,0.25").act(row) for row in obs] == [0, 1]
+    (tmp_path / "result.json").write_text('{"weights": [0, 0, 1, 2], "bias": 0.25}')
+    assert [load_policy(str(tmp_path / "result.json")).act(row) for row in obs] == [0, 1]
+    (tmp_path / "bad.json").write_text('{"weights": [0, 0, 1], "bias": "x"}')
+    for bad in (str(tmp_path / "bad.json"), "sideways", "1,2,nan,4"):
+        with pytest.raises(UsageError):
+            load_policy(bad)
+
+
+def test_cem_refits_the_gaussian_to_the_elite():
+    # The top half of 4 candidates by fitness are [3] and [2]: mean 2.5, std 0.5, + noise 0.1.
+    candidates = np.array([[0.0], [1.0], [2.0], [3.0]])
+    mean, std = cem_update(candidates, np.array([0.0, 1.0, 2.0, 3.0]), 0.5, 0.1)
+    np.testing.assert_allclose(mean, [2.5])
+    np.testing.assert_allclose(std, [0.6])
 
 
 def test_linear_policy_by_hand():
@@ -74,7 +113,7 @@ def test_next_generation_keeps_the_elite_and_breeds_from_it():
         assert min(np.abs(child - population[8]).max(), np.abs(child - population[9]).max()) < 1e-6
 
 
-@pytest.mark.parametrize("method", ["ga-asexual", "ga-sexual"])
+@pytest.mark.parametrize("method", ["ga-asexual", "ga-sexual", "cem"])
 def test_genetic_search_finds_a_balancing_linear_policy(method):
     result = run_search(SearchSettings(method=method, seed=0))
     assert result.evaluation["episodes"] == 100
@@ -93,7 +132,9 @@ def test_grid_search_scores_every_grid_point():
 def test_cli_json_and_files(tmp_path):
     done = run_deepq("policies", "--episodes", "20", "--json")
     assert done.returncode == 0, done.stderr
-    assert set(json.loads(done.stdout)) == {"lean", "lean+spin", "linear"}
+    assert set(json.loads(done.stdout)) == {"lean", "angle+velocity", "lean+spin", "linear"}
+    done = run_deepq("policies", "--episodes", "5", "--weights", "0,0,1,1", "--json")
+    assert done.returncode == 0 and set(json.loads(done.stdout)) == {"weights"}, done.stderr
     out = tmp_path / "search"
     done = run_deepq("search", "--method", "random", "--generations", "3", "--population", "10",
                      "--out", str(out), "--json")  # fmt: skip
@@ -116,6 +157,9 @@ def test_cli_json_and_files(tmp_path):
         (["search", "--population", "0"], "--population 0 must be in [1, 100000]"),
         (["search", "--elite-fraction", "1.5"], "--elite-fraction 1.5 must be in (0, 1]"),
         (["search", "--method", "annealing"], "invalid choice"),
+        (["policies", "--weights", "1,2"], "must be 4 or 5 finite numbers"),
+        (["video"], "name a run or checkpoint directory, or a --policy"),
+        (["play", "runs/x", "--policy", "lean"], "not both"),
     ],
 )
 def test_cli_bad_calls_exit_2(args, message):

@@ -119,6 +119,14 @@ def test_learning_once_every_n_episodes(tmp_path, gradient_steps, expected):
     assert result.summary["grad_steps"] == expected
 
 
+@pytest.mark.parametrize(("keep", "kept"), [(None, []), (0, [30, 60, 90]), (1, [90])])
+def test_periodic_copies_kept(tmp_path, keep, kept):
+    # 3-step episodes, a checkpoint every 10 episodes: at env steps 30, 60 and 90.
+    tiny_run(tmp_path, checkpoint_every_episodes=10, keep_checkpoints=keep)
+    copies = sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("step-*"))
+    assert copies == [f"step-{step:012d}" for step in kept]
+
+
 def latest_networks(run_dir):
     arrays, _ = load_checkpoint(run_dir / "checkpoints" / "latest")
     online = {k.removeprefix("params"): v for k, v in arrays.items() if k.startswith("params")}

@@ -62,3 +62,12 @@ def test_bad_arguments(tmp_path, agent, kwargs, message):
     options["out"] = tmp_path / options["out"]
     with pytest.raises(UsageError, match=message):
         record_video(agent, **options)
+
+
+def test_a_hand_written_policy_films_like_an_agent(tmp_path):
+    """``deepq video --policy lean``: the same episodes, seeded the same, as its evaluation."""
+    from deepq.classic.policies import episode_returns, lean_policy, load_policy
+
+    written, returns = record_video(load_policy("lean"), tmp_path / "lean.gif", 2, seed=0)
+    assert returns == [episode_returns(lean_policy, 1, seed=k)[0] for k in range(2)]
+    assert len(iio.imread(written)) == sum(returns) + 2  # a frame per step, and each reset's

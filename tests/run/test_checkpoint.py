@@ -132,14 +132,15 @@ def test_run_directory_resolves_to_best_then_final_then_latest(tmp_path):
     assert load(run).config.hidden_sizes == (8,)
 
 
-def test_keep_copy_keeps_the_newest_k_and_shares_bytes(tmp_path):
+@pytest.mark.parametrize(("keep", "kept_steps"), [(2, [300, 400]), (0, [100, 200, 300, 400])])
+def test_keep_copy_keeps_the_newest_k_and_shares_bytes(tmp_path, keep, kept_steps):
     from deepq.run.checkpoint import keep_copy
 
     for step in (100, 200, 300, 400):
         save_checkpoint(tmp_path / "latest", ARRAYS, meta(step=step))
-        keep_copy(tmp_path / "latest", tmp_path / f"step-{step:012d}", keep=2)
+        keep_copy(tmp_path / "latest", tmp_path / f"step-{step:012d}", keep=keep)
     kept = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("step-"))
-    assert kept == ["step-000000000300", "step-000000000400"]
+    assert kept == [f"step-{step:012d}" for step in kept_steps]  # keep=0: every copy
     assert load_checkpoint(tmp_path / "step-000000000300")[1]["info"]["step"] == 300
     latest_file = tmp_path / "latest" / "arrays.safetensors"
     assert (

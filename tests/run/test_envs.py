@@ -17,10 +17,10 @@ def test_unknown_env_is_a_usage_error():
 @pytest.mark.parametrize(
     ("env_id", "message"),
     [
-        ("Pendulum-v1", "Box action space; deepq's DQN needs Discrete actions"),
+        ("Pendulum-v1", "Box action space; deepq's DQN and REINFORCE need Discrete actions"),
         (
             "FrozenLake-v1",
-            "Discrete(16) observation space; deepq's DQN needs a 1-D Box observation",
+            "Discrete(16) observations (a table of states): train it with --algo q-learning",
         ),
     ],
 )
@@ -71,11 +71,11 @@ def test_final_observation_replaces_the_reset_observation():
 def test_space_names_for_lunar_lander_and_generic_envs():
     states, actions = space_names("LunarLander-v3", 8, 4)
     assert states[0] == "x position" and states[7] == "right leg contact"
-    assert actions == [
+    assert actions == [  # the LunarLander lab's names, with Gymnasium's beside
         "do nothing",
-        "fire left orientation engine",
+        "fire right engine (Gymnasium: fire left orientation engine)",
         "fire main engine",
-        "fire right orientation engine",
+        "fire left engine (Gymnasium: fire right orientation engine)",
     ]
     states, actions = space_names("LunarLander-v3", 9, 4)  # time feature appended
     assert states[8] == "obs[8]"

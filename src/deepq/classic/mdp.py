@@ -207,7 +207,7 @@ def mdp_from_gymnasium(env_id: str) -> FiniteMDP:
     """
     from deepq.run.envs import make_env
 
-    env = make_env(env_id, tabular=True)
+    env = make_env(env_id, spaces="tabular")
     model = getattr(env.unwrapped, "P", None)
     n_states = int(env.observation_space.n)
     start = int(env.reset(seed=0)[0])  # Taxi's start is random; this is one of its starts

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+from deepq.errors import UsageError
 
 Policy = Callable[[np.ndarray], np.ndarray]  # obs [N, obs_dim] -> actions [N]
 
@@ -21,6 +24,11 @@ Policy = Callable[[np.ndarray], np.ndarray]  # obs [N, obs_dim] -> actions [N]
 def lean_policy(obs: np.ndarray) -> np.ndarray:
     """The Hands-On ML chapter's basic policy: push toward the side the pole leans to."""
     return (obs[..., 2] >= 0).astype(np.int64)
+
+
+def angle_and_velocity_policy(obs: np.ndarray) -> np.ndarray:
+    """The chapter's second hand-coded policy: push right when angle + angular velocity > 0."""
+    return (obs[..., 2] + obs[..., 3] > 0).astype(np.int64)
 
 
 def lean_and_spin_policy(obs: np.ndarray) -> np.ndarray:
@@ -39,6 +47,10 @@ HAND_PICKED_WEIGHTS = np.array([0.0, 0.25, 1.0, 1.0])
 
 HAND_WRITTEN: dict[str, tuple[Policy, str]] = {
     "lean": (lean_policy, "push toward the pole's lean (the Hands-On ML chapter's basic policy)"),
+    "angle+velocity": (
+        angle_and_velocity_policy,
+        "push toward angle + angular velocity (the chapter's second policy)",
+    ),
     "lean+spin": (lean_and_spin_policy, "push toward angle + 0.5 * angular velocity"),
     "linear": (linear_policy(HAND_PICKED_WEIGHTS), "w·obs > 0 with w = [0, 0.25, 1, 1]"),
 }
@@ -107,3 +119,56 @@ def episode_returns(
     finally:
         for env in env_list:
             env.close()
+
+
+@dataclass(frozen=True)
+class PolicyAgent:
+    """A hand-written or searched CartPole policy with what ``deepq video`` and ``deepq play``
+    ask of an agent: ``act`` and ``make_env``."""
+
+    name: str
+    policy: Policy
+    env_id: str = "CartPole-v1"
+
+    def act(self, obs: np.ndarray) -> int:
+        return int(self.policy(np.asarray(obs)[None])[0])
+
+    def make_env(self, render_mode: str | None = None) -> Any:
+        from deepq.run.envs import make_env
+
+        return make_env(self.env_id, render_mode=render_mode)
+
+
+def parse_weights(text: str) -> tuple[np.ndarray, float]:
+    """``w1,w2,w3,w4[,b]`` -> (weights [4], bias): CartPole's linear policy w·obs + b > 0."""
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) not in (4, 5) or not all(np.isfinite(values)):
+        raise UsageError(f"weights {text!r} must be 4 or 5 finite numbers: w1,w2,w3,w4[,b]")
+    return np.array(values[:4]), (values[4] if len(values) == 5 else 0.0)
+
+
+def load_policy(spec: str) -> PolicyAgent:
+    """The policy ``spec`` names: a hand-written one (lean, angle+velocity, ...), weights
+    ``w1,w2,w3,w4[,b]``, or a ``deepq search`` result.json (its best weights and bias)."""
+    from deepq.run.files import UnreadableFile, read_json_file
+
+    if spec in HAND_WRITTEN:
+        return PolicyAgent(spec, HAND_WRITTEN[spec][0])
+    if spec.endswith(".json"):
+        try:
+            result = read_json_file(spec)
+            weights, bias = result["weights"], result["bias"]
+            text = ",".join(str(float(v)) for v in [*weights, bias])
+        except (UnreadableFile, KeyError, TypeError, ValueError) as exc:
+            raise UsageError(f"--policy {spec} is not a deepq search result.json ({exc})") from None
+        return PolicyAgent(f"search result {spec}", linear_policy(*parse_weights(text)))
+    if "," in spec:
+        weights, bias = parse_weights(spec)
+        return PolicyAgent(f"linear policy {spec}", linear_policy(weights, bias))
+    names = ", ".join(HAND_WRITTEN)
+    raise UsageError(
+        f"--policy {spec!r} is not one of {names}, weights w1,w2,w3,w4[,b], or a search's result.json"
+    )

@@ -1,6 +1,7 @@
 """Searching the weights of a linear CartPole policy (push right when w·obs + b > 0), after
-the Hands-On ML RL chapter: brute-force grid, random search, and genetic algorithms with asexual (mutation only)
-and sexual (crossover + mutation) reproduction.
+the Hands-On ML RL chapter: brute-force grid, random search, genetic algorithms with asexual
+(mutation only) and sexual (crossover + mutation) reproduction, and the cross-entropy method, a
+gradient-free "variant of gradient descent" (the chapter's fourth assignment).
 
 Every candidate's fitness is its mean return over ``episodes`` episodes, and a whole generation is
 scored at once: population × episodes CartPoles in one Gymnasium vector env (numpy across envs),
@@ -21,8 +22,8 @@ from deepq.classic.policies import EpisodeStats, episode_returns, linear_policy
 from deepq.errors import UsageError
 from deepq.run.files import writing
 
-Method = Literal["grid", "random", "ga-asexual", "ga-sexual"]
-METHODS = ("grid", "random", "ga-asexual", "ga-sexual")
+Method = Literal["grid", "random", "ga-asexual", "ga-sexual", "cem"]
+METHODS = ("grid", "random", "ga-asexual", "ga-sexual", "cem")
 OBS_DIM = 4  # CartPole
 HELD_OUT_SEED = 2**31  # the final evaluation's episodes; searches use seeds below it
 
@@ -87,6 +88,17 @@ def next_generation(
     return np.concatenate([elite, children])
 
 
+def cem_update(
+    candidates: np.ndarray, fitness: np.ndarray, elite_fraction: float, noise: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The cross-entropy method's step (Rubinstein 1999; for policies, Szita & Lőrincz 2006):
+    refit the sampling Gaussian to the elite, the fittest ``elite_fraction`` of the candidates.
+    Returns its new mean and std, the std widened by ``noise`` so it never collapses early."""
+    n_elite = max(1, int(round(elite_fraction * len(candidates))))
+    elite = candidates[np.argsort(fitness)[::-1][:n_elite]]
+    return elite.mean(axis=0), elite.std(axis=0) + noise
+
+
 @dataclass
 class SearchResult:
     method: str
@@ -125,6 +137,13 @@ def run_search(settings: SearchSettings) -> SearchResult:
     elif settings.method == "random":
         for generation in range(settings.generations):
             score(rng.uniform(-1.0, 1.0, (settings.population, OBS_DIM + 1)), generation)
+    elif settings.method == "cem":  # sample from a Gaussian, refit it to the elite, repeat
+        mean, std = np.zeros(OBS_DIM + 1), np.ones(OBS_DIM + 1)
+        for generation in range(settings.generations):
+            candidates = mean + std * rng.standard_normal((settings.population, OBS_DIM + 1))
+            fitness = score(candidates, generation)
+            mean, std = cem_update(candidates, fitness, settings.elite_fraction,
+                                   settings.mutation_scale)  # fmt: skip
     else:
         population = rng.uniform(-1.0, 1.0, (settings.population, OBS_DIM + 1))
         for generation in range(settings.generations):

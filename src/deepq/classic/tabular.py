@@ -81,7 +81,10 @@ class QTableAgent:
     def make_env(self, render_mode: str | None = None):
         """The agent's env; one whose state and action counts differ from the table's is refused."""
         env = make_env(
-            self.config.env_id, self.config.max_episode_steps, render_mode=render_mode, tabular=True
+            self.config.env_id,
+            self.config.max_episode_steps,
+            render_mode=render_mode,
+            spaces="tabular",
         )
         have = (int(env.observation_space.n), int(env.action_space.n))
         if have != self.q_table.shape:
@@ -129,7 +132,7 @@ def train_q_learning(
 ) -> tuple[dict[str, Any], QTableAgent]:
     """Run tabular Q-learning into ``run_dir`` (created, with config.json, by the caller)."""
     c = config
-    env = make_env(c.env_id, c.max_episode_steps, tabular=True)
+    env = make_env(c.env_id, c.max_episode_steps, spaces="tabular")
     n_states, n_actions = int(env.observation_space.n), int(env.action_space.n)
     q_table = np.full((n_states, n_actions), c.initial_q, dtype=np.float64)
     rng = np.random.default_rng(c.seed)
@@ -138,7 +141,7 @@ def train_q_learning(
     p = RunProgress()
     logger = RunLogger(run_dir, c.total_steps, show_progress, tensorboard=tensorboard)
     record = RunRecorder(p, logger, solved_threshold(c.solved_threshold, env.spec), c.solved_window)
-    evaluator = Evaluator(lambda: make_env(c.env_id, c.max_episode_steps, tabular=True))
+    evaluator = Evaluator(lambda: make_env(c.env_id, c.max_episode_steps, spaces="tabular"))
 
     def agent_now() -> QTableAgent:
         return QTableAgent(c, q_table.copy(), {"env_steps": p.env_steps, "episodes": p.episodes})

@@ -209,8 +209,10 @@ class DQNConfig(Config):
     checkpoint_every_episodes: int | None = documented(
         "Write the latest checkpoint every this many episodes (null: only at the end).", 100, ge=1
     )
-    keep_checkpoints: int = documented(
-        "Periodic checkpoints kept as checkpoints/step-<env steps> besides latest, best and final.",
+    keep_checkpoints: int | None = documented(
+        "Periodic checkpoints kept as checkpoints/step-<env steps> besides latest, best and "
+        "final: the newest N; 0 keeps every one (the robust-DQN post's backups, each a training "
+        "state with its replay); null keeps none.",
         3,
         ge=0,
     )

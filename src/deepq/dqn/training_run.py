@@ -107,7 +107,7 @@ class DQNRun:
     def save_periodic_checkpoint(self) -> None:
         """``latest``, and a ``step-<env steps>`` copy of it (hard links) when some are kept."""
         self.save_latest()
-        if self.config.keep_checkpoints:
+        if self.config.keep_checkpoints is not None:
             copy = self.checkpoints / f"step-{self.progress.env_steps:012d}"
             keep_copy(self.checkpoints / "latest", copy, self.config.keep_checkpoints)
 

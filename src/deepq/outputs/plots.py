@@ -8,7 +8,6 @@ needs no display and touches no global pyplot state.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import numpy as np
 
 from deepq.errors import UsageError
 from deepq.run.files import IMAGE_SUFFIXES, UnreadableFile, read_json_file, require_suffix, writing
+from deepq.run.logs import read_progress
 
 FIGSIZE = (10, 7)  # inches
 DPI = 100  # -> 1000 x 700 pixels
@@ -51,11 +51,8 @@ def read_history(run_dir: str | Path) -> RunHistory:
     """Read progress.csv (and summary.json / config.json when present) of a run directory."""
     run_dir = Path(run_dir)
     progress = run_dir / "progress.csv"
-    if not progress.is_file():
-        raise UsageError(f"{run_dir} has no progress.csv: is it a deepq run directory?")
+    rows = read_progress(run_dir)
     try:
-        with open(progress, newline="") as handle:
-            rows = list(csv.DictReader(handle))
         episodes = np.array([int(row["episode"]) for row in rows], dtype=np.int64)
         returns = np.array([float(row["return"]) for row in rows], dtype=np.float64)
     except (KeyError, TypeError, ValueError) as exc:

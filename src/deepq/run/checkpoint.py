@@ -128,7 +128,7 @@ def _save_checkpoint(
 
 def keep_copy(checkpoint: str | Path, copy: str | Path, keep: int) -> None:
     """Keep ``checkpoint`` also as ``copy`` (hard links, so no bytes are written twice), then
-    delete the oldest copies with the same name prefix beyond the newest ``keep``."""
+    delete the oldest copies with the same name prefix beyond the newest ``keep`` (0: keep all)."""
     checkpoint, copy = Path(checkpoint), Path(copy)
     tmp = copy.parent / f".{copy.name}.tmp-{os.getpid()}"
     try:
@@ -142,6 +142,8 @@ def keep_copy(checkpoint: str | Path, copy: str | Path, keep: int) -> None:
         raise CheckpointWriteError(
             f"could not keep a copy of {checkpoint} as {copy} ({exc.strerror or exc})"
         ) from None
+    if keep == 0:
+        return
     prefix = copy.name.rstrip("0123456789")
     copies = sorted(p for p in copy.parent.iterdir() if p.is_dir() and p.name.startswith(prefix))
     for stale in copies[: max(0, len(copies) - keep)]:

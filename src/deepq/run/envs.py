@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import os
 import warnings
-from typing import Any
+from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -20,12 +20,14 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from deepq.errors import CheckpointError, UsageError
 from deepq.run.config import require_env_id
 
-# Names for the environments the source documents explain (Gymnasium's LunarLander docs).
+# Names for the environments the source documents explain. LunarLander's actions as the
+# LunarLander lab names them, with Gymnasium's names (its docs) beside: the two name the side
+# engines from opposite points of view.
 LUNAR_LANDER_ACTIONS = (
     "do nothing",
-    "fire left orientation engine",
+    "fire right engine (Gymnasium: fire left orientation engine)",
     "fire main engine",
-    "fire right orientation engine",
+    "fire left engine (Gymnasium: fire right orientation engine)",
 )
 LUNAR_LANDER_STATE = (
     "x position",
@@ -39,6 +41,9 @@ LUNAR_LANDER_STATE = (
 )
 CARTPOLE_ACTIONS = ("push cart left", "push cart right")
 CARTPOLE_STATE = ("cart position", "cart velocity", "pole angle", "pole angular velocity")
+FROZEN_LAKE_ACTIONS = ("move left", "move down", "move right", "move up")
+PENDULUM_STATE = ("cos(angle)", "sin(angle)", "angular velocity")
+PENDULUM_ACTIONS = ("torque",)
 
 
 def register_deepq_envs() -> None:
@@ -90,6 +95,8 @@ def import_env_modules(modules: list[str]) -> None:
 KNOWN_NAMES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "LunarLander": (LUNAR_LANDER_STATE, LUNAR_LANDER_ACTIONS),
     "CartPole": (CARTPOLE_STATE, CARTPOLE_ACTIONS),
+    "FrozenLake": ((), FROZEN_LAKE_ACTIONS),
+    "Pendulum": (PENDULUM_STATE, PENDULUM_ACTIONS),
 }
 
 
@@ -114,10 +121,12 @@ def make_env(
     max_episode_steps: int | None = None,
     time_feature: bool = False,
     render_mode: str | None = None,
-    tabular: bool = False,
+    spaces: Literal["vector", "tabular", "any"] = "vector",
 ) -> gym.Env:
-    """``gym.make`` with deepq's wrappers; unknown or unsupported envs raise UsageError.
-    ``tabular`` asks for Discrete observations (tabular Q-learning) instead of a 1-D Box."""
+    """``gym.make`` with deepq's wrappers; unknown envs, and spaces other than ``spaces`` asks
+    for, raise UsageError. ``vector``: a 1-D Box observation and Discrete actions (DQN,
+    REINFORCE); ``tabular``: Discrete observations and actions (tabular Q-learning); ``any``: no
+    check (describing an env)."""
     ensure_registered(env_id)
     _choose_sdl_driver(render_mode)
     kwargs: dict[str, Any] = {}
@@ -133,7 +142,7 @@ def make_env(
         raise UsageError(f"cannot make environment {env_id!r}: {_first_line(exc)}") from None
     except (TypeError, ValueError, ImportError, AttributeError) as exc:  # a broken plugin env
         raise UsageError(f"cannot make environment {env_id!r}: {_first_line(exc)}") from None
-    if tabular:
+    if spaces == "tabular":
         if not isinstance(env.observation_space, gym.spaces.Discrete) or not isinstance(
             env.action_space, gym.spaces.Discrete
         ):
@@ -142,8 +151,12 @@ def make_env(
                 f"{env_id} has {env.observation_space} observations and {env.action_space} "
                 "actions; tabular Q-learning needs Discrete states and actions"
             )
-    else:
-        check_spaces(env_id, env.observation_space, env.action_space)
+    elif spaces == "vector":
+        try:
+            check_spaces(env_id, env.observation_space, env.action_space)
+        except UsageError:
+            env.close()
+            raise
     if time_feature:
         if env.spec is None or env.spec.max_episode_steps is None:
             env.close()
@@ -184,7 +197,12 @@ def check_spaces(env_id: str, observation_space: gym.Space, action_space: gym.Sp
     if not isinstance(action_space, gym.spaces.Discrete):
         raise UsageError(
             f"{env_id} has a {type(action_space).__name__} action space; "
-            "deepq's DQN needs Discrete actions"
+            "deepq's DQN and REINFORCE need Discrete actions"
+        )
+    if isinstance(observation_space, gym.spaces.Discrete):
+        raise UsageError(
+            f"{env_id} has {observation_space} observations (a table of states): train it with "
+            "--algo q-learning; DQN and REINFORCE need a 1-D Box observation"
         )
     if not isinstance(observation_space, gym.spaces.Box) or len(observation_space.shape) != 1:
         raise UsageError(
@@ -248,8 +266,10 @@ def final_observations(next_obs: np.ndarray, done: np.ndarray, infos: dict[str, 
 
 
 def space_names(env_id: str, obs_dim: int, n_actions: int) -> tuple[list[str], list[str]]:
-    """Human names for state variables and actions (generic ``obs[i]`` / ``action i`` otherwise)."""
-    state_names, action_names = KNOWN_NAMES.get(env_id.split("-")[0], ((), ()))
+    """Human names for state variables and actions (generic ``obs[i]`` / ``action i`` otherwise);
+    ``n_actions`` counts a Box action space's dimensions."""
+    family = env_id.rpartition("/")[2].split("-")[0]  # deepq/FrozenLake-NotSlippery-v1: FrozenLake
+    state_names, action_names = KNOWN_NAMES.get(family, ((), ()))
     states = list(state_names[:obs_dim]) + [f"obs[{i}]" for i in range(len(state_names), obs_dim)]
     if len(action_names) != n_actions:
         action_names = tuple(f"action {a}" for a in range(n_actions))

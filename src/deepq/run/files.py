@@ -70,12 +70,12 @@ def writing(path: str | Path) -> Iterator[None]:
         raise RunWriteError(f"cannot write {path}: {describe_os_error(exc)}") from None
 
 
-def require_suffix(path: str | Path, suffixes: tuple[str, ...]) -> None:
-    """An output file's suffix must name a format deepq writes there (``--out`` is checked
+def require_suffix(path: str | Path, suffixes: tuple[str, ...], flag: str = "--out") -> None:
+    """An output file's suffix must name a format deepq writes there (``flag`` is checked
     before any work is done); otherwise one UsageError."""
     if Path(path).suffix.lower() not in suffixes:
         names = " or ".join([", ".join(suffixes[:-1]), suffixes[-1]] if suffixes[:-1] else suffixes)
-        raise UsageError(f"--out {path} must end in {names}")
+        raise UsageError(f"{flag} {path} must end in {names}")
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -20,12 +20,31 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from deepq.errors import CheckpointError
+from deepq.errors import CheckpointError, UsageError
 from deepq.run.files import RunWriteError, UnreadableFile, read_text_file, writing
 
-__all__ = ["PROGRESS_COLUMNS", "RunLogger", "TensorBoardScalars"]
+__all__ = ["PROGRESS_COLUMNS", "RunLogger", "TensorBoardScalars", "read_progress"]
 
 PROGRESS_COLUMNS = ("episode", "env_steps", "return", "length", "mean_100", "epsilon", "wall_s")
+MAX_PROGRESS_BYTES = 1 << 30  # ~10M episodes' rows
+
+
+def read_progress(
+    run_dir: str | Path, columns: tuple[str, ...] = ("episode", "return")
+) -> list[dict[str, str]]:
+    """The rows of a run's progress.csv, one dict per finished episode (values as written).
+
+    One UsageError when the run directory has none, or it lacks one of ``columns``."""
+    path = Path(run_dir) / "progress.csv"
+    if not path.is_file():
+        raise UsageError(f"{run_dir} has no progress.csv: is it a deepq run directory?")
+    try:
+        rows = list(csv.DictReader(read_text_file(path, MAX_PROGRESS_BYTES).splitlines()))
+    except (UnreadableFile, csv.Error) as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from None
+    if rows and not set(columns) <= rows[0].keys():
+        raise UsageError(f"{path} is not a deepq progress log (columns {', '.join(rows[0])})")
+    return rows
 
 
 class TensorBoardScalars:
