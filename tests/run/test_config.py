@@ -185,6 +185,7 @@ def test_robust_preset_is_faithful_to_the_blog_post():
     assert (c.buffer_size, c.learning_rate, c.gamma, c.train_every) == (200_000, 1e-3, 0.99, 4)
     assert (c.epsilon_schedule, c.epsilon_decay, c.epsilon_end) == ("exponential", 0.995, 0.01)
     assert (c.time_feature, c.checkpoint_every_episodes) == (True, 100)
+    assert c.time_limit_terminal  # `if step == max_steps: done = True`
 
 
 def test_resolution_order_preset_then_env_then_seed_then_overrides():
