@@ -136,6 +136,8 @@ def test_help_is_complete():
         "dueling",
     ):
         assert key in train_help
+    # how --env picks a preset, said where --preset is
+    assert "CartPole-v1 -> cartpole" in " ".join(train_help.split())
     assert "--json" in deepq("eval", "--help").stdout
     assert "--action" in deepq("env", "--help").stdout
 

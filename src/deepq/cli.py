@@ -19,6 +19,7 @@ from typing import NoReturn
 
 from deepq.classic.configs import QLearningConfig, ReinforceConfig
 from deepq.dqn.config import (
+    DEFAULT_PRESET_FOR_ENV,
     DQNConfig,
     preset_choice,
     preset_description,
@@ -144,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
 
+    by_env = ", ".join(f"{env} -> {name}" for env, name in DEFAULT_PRESET_FOR_ENV.items())
     train = commands.add_parser(
         "train",
         help="train an agent: DQN (default), REINFORCE or tabular Q-learning",
@@ -162,7 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--env", metavar="ID", help="Gymnasium env id (Box observations, Discrete actions)"
     )
     train.add_argument(
-        "--preset", metavar="NAME", help=f"config preset: {', '.join(preset_names())}"
+        "--preset",
+        metavar="NAME",
+        help=f"config preset: {', '.join(preset_names())} (default: lunarlander, or with --env "
+        f"that env's preset: {by_env}; other envs train from the generic defaults; a run's "
+        "first line says which)",
     )
     train.add_argument("--seed", type=int, metavar="N", help="seed (overrides the preset's)")
     train.add_argument(
