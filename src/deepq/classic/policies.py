@@ -145,8 +145,13 @@ def parse_weights(text: str) -> tuple[np.ndarray, float]:
         values = [float(part) for part in text.split(",")]
     except ValueError:
         values = []
+    return _linear_parameters(values, f"weights {text!r}")
+
+
+def _linear_parameters(values: list[float], what: str) -> tuple[np.ndarray, float]:
+    """4 weights and an optional bias (0 when left out), each finite."""
     if len(values) not in (4, 5) or not all(np.isfinite(values)):
-        raise UsageError(f"weights {text!r} must be 4 or 5 finite numbers: w1,w2,w3,w4[,b]")
+        raise UsageError(f"{what} must be 4 or 5 finite numbers: w1,w2,w3,w4[,b]")
     return np.array(values[:4]), (values[4] if len(values) == 5 else 0.0)
 
 
@@ -160,11 +165,11 @@ def load_policy(spec: str) -> PolicyAgent:
     if spec.endswith(".json"):
         try:
             result = read_json_file(spec)
-            weights, bias = result["weights"], result["bias"]
-            text = ",".join(str(float(v)) for v in [*weights, bias])
+            values = [float(v) for v in [*result["weights"], result["bias"]]]
         except (UnreadableFile, KeyError, TypeError, ValueError) as exc:
             raise UsageError(f"--policy {spec} is not a deepq search result.json ({exc})") from None
-        return PolicyAgent(f"search result {spec}", linear_policy(*parse_weights(text)))
+        parameters = _linear_parameters(values, f"the weights and bias in {spec}")
+        return PolicyAgent(f"search result {spec}", linear_policy(*parameters))
     if "," in spec:
         weights, bias = parse_weights(spec)
         return PolicyAgent(f"linear policy {spec}", linear_policy(weights, bias))

@@ -21,6 +21,7 @@ from deepq.errors import UsageError
 from deepq.run.envs import (
     NAMESPACE_PACKAGES,
     ensure_registered,
+    first_line,
     make_env,
     register_deepq_envs,
     space_names,
@@ -208,7 +209,7 @@ def registered_envs(pattern: str | None = None) -> list[EnvEntry]:
                 warnings.simplefilter("ignore")
                 env = gym.make(env_id)
         except Exception as exc:  # noqa: BLE001 - any env's failure is listed, never raised
-            entries.append(EnvEntry(env_id, unavailable=_first_line(exc)))
+            entries.append(EnvEntry(env_id, unavailable=first_line(exc, limit=100)))
             continue
         try:
             obs_space, action_space = env.observation_space, env.action_space
@@ -223,8 +224,3 @@ def _matches(env_id: str, pattern: str) -> bool:
     if any(char in pattern for char in "*?["):
         return fnmatch.fnmatch(env_id.lower(), pattern.lower())
     return pattern.lower() in env_id.lower()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    return text if len(text) <= 100 else text[:97] + "..."

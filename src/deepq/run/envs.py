@@ -89,7 +89,7 @@ def import_env_modules(modules: list[str]) -> None:
         try:
             importlib.import_module(module)
         except ImportError as exc:
-            raise UsageError(f"--env-module {module}: {_first_line(exc)}") from None
+            raise UsageError(f"--env-module {module}: {first_line(exc)}") from None
 
 
 KNOWN_NAMES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -139,9 +139,9 @@ def make_env(
             warnings.simplefilter("ignore")
             env = gym.make(env_id, **kwargs)
     except gym.error.Error as exc:  # NameNotFound, VersionNotFound, DependencyNotInstalled, ...
-        raise UsageError(f"cannot make environment {env_id!r}: {_first_line(exc)}") from None
+        raise UsageError(f"cannot make environment {env_id!r}: {first_line(exc)}") from None
     except (TypeError, ValueError, ImportError, AttributeError) as exc:  # a broken plugin env
-        raise UsageError(f"cannot make environment {env_id!r}: {_first_line(exc)}") from None
+        raise UsageError(f"cannot make environment {env_id!r}: {first_line(exc)}") from None
     if spaces == "tabular":
         if not isinstance(env.observation_space, gym.spaces.Discrete) or not isinstance(
             env.action_space, gym.spaces.Discrete
@@ -188,8 +188,11 @@ def make_agent_env(
     return env
 
 
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+def first_line(exc: BaseException, limit: int | None = None) -> str:
+    """An exception's first line (its type's name if it has none), cut at ``limit`` characters:
+    what a one-line error says of a failure inside an env or a plugin."""
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return text if limit is None or len(text) <= limit else text[: limit - 3] + "..."
 
 
 def check_spaces(env_id: str, observation_space: gym.Space, action_space: gym.Space) -> None:
