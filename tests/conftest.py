@@ -56,7 +56,33 @@ class NaNRewardEnv(CountingEnv):
         return obs, float("nan") if self.t == 2 else reward, terminated, truncated, info
 
 
+class BrightSideEnv(gym.Env):
+    """Frames: an 8×8 uint8 image, black but for one white pixel in its left or right half.
+    Action 0 (left) or 1 (right) earns 1 when it names the pixel's half, else 0; 10 steps an
+    episode, so a greedy agent that reads the frame scores 10 and a blind one 5 on average."""
+
+    observation_space = gym.spaces.Box(0, 255, (8, 8, 1), np.uint8)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self._draw(), {}
+
+    def _draw(self):
+        self.row, self.col = self.np_random.integers(0, 8, size=2)
+        frame = np.zeros((8, 8, 1), np.uint8)
+        frame[self.row, self.col] = 255
+        return frame
+
+    def step(self, action):
+        reward = float(int(action) == int(self.col >= 4))
+        self.t += 1
+        return self._draw(), reward, self.t >= 10, False, {}
+
+
 for env_id, entry_point, limit in (
+    ("deepq-test/BrightSide-v0", BrightSideEnv, 100),
     ("deepq-test/ConstantReward-v0", ConstantRewardEnv, 10),
     ("deepq-test/Counting-v0", CountingEnv, 100),
     ("deepq-test/NaNReward-v0", NaNRewardEnv, 100),

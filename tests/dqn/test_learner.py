@@ -33,7 +33,7 @@ def test_max_grad_norm_clips_the_gradient_before_the_optimiser():
 
 def make_learner(config):
     network = build_network(config, n_actions=2)
-    return Learner(config, network, init_params(config, obs_dim=3, n_actions=2)), network
+    return Learner(config, network, init_params(config, 3, n_actions=2)), network
 
 
 def batches(k=2, batch=8):

@@ -6,7 +6,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from deepq.dqn.networks import ACTIVATIONS, HOST_ACTIVATIONS, QNetwork, encoder_for
+from deepq.dqn.networks import (
+    ACTIVATIONS,
+    CONV_LAYERS,
+    HOST_ACTIVATIONS,
+    QNetwork,
+    encoder_for,
+    host_conv,
+)
 from deepq.errors import UsageError
 
 
@@ -158,6 +165,43 @@ def test_host_q_values_hand_computed_layer_norm():
 
 
 def test_the_encoder_is_chosen_by_the_observation_space():
-    assert encoder_for(gym.spaces.Box(-1.0, 1.0, (8,))) == "mlp"
-    with pytest.raises(UsageError, match="no encoder for"):
-        encoder_for(gym.spaces.Box(0, 255, (84, 84, 4), dtype=np.uint8))
+    assert encoder_for(gym.spaces.Box(-1.0, 1.0, (8,))) == ("mlp", 1.0)
+    # MinAtar's 10×10×k binary frames: the paper's small CNN, values as they are
+    assert encoder_for(gym.spaces.Box(0, 1, (10, 10, 4), dtype=bool)) == ("small_cnn", 1.0)
+    # Atari's 84×84 pixels: the Nature CNN, bytes scaled into [0, 1]
+    assert encoder_for(gym.spaces.Box(0, 255, (84, 84, 4), dtype=np.uint8)) == (
+        "nature_cnn",
+        1 / 255,
+    )
+    for shape in [(4, 84, 84, 1), (2, 2, 3), (84, 84)]:
+        with pytest.raises(UsageError, match="no encoder for"):
+            encoder_for(gym.spaces.Box(0, 255, shape, dtype=np.uint8))
+
+
+def test_host_conv_hand_computed():
+    # One 3×3 single-channel image 1..9, a 2×2 kernel of ones, stride 1: each output is the sum
+    # of a 2×2 window: [[1+2+4+5, 2+3+5+6], [4+5+7+8, 5+6+8+9]]; stride 2 keeps the first.
+    x = np.arange(1.0, 10.0).reshape(1, 3, 3, 1)
+    kernel = np.ones((2, 2, 1, 1))
+    np.testing.assert_array_equal(host_conv(x, kernel, 1)[0, :, :, 0], [[12, 16], [24, 28]])
+    np.testing.assert_array_equal(host_conv(x, kernel, 2)[0, :, :, 0], [[12]])
+
+
+@pytest.mark.parametrize(
+    ("encoder", "shape", "scale"),
+    [("small_cnn", (10, 10, 3), 1.0), ("nature_cnn", (84, 84, 4), 1 / 255)],
+)
+def test_host_q_values_equal_the_cnns(encoder, shape, scale):
+    """The numpy twin the learner acts with, for frames: one observation and a batch, uint8
+    pixels scaled inside both."""
+    net = QNetwork(5, (16,), "relu", dueling=True, encoder=encoder, input_scale=scale)
+    params = net.init(jax.random.key(0), jnp.zeros((1, *shape)))
+    frames = np.random.default_rng(0).integers(0, 256 if scale < 1 else 2, (3, *shape))
+    frames = frames.astype(np.uint8)
+    expected = np.asarray(net.apply(params, frames))
+    host = jax.device_get(params)
+    np.testing.assert_allclose(net.host_q_values(host, frames), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        net.host_q_values(host, frames[0]), expected[0], rtol=1e-5, atol=1e-5
+    )
+    assert {f"conv_{i}" for i in range(len(CONV_LAYERS[encoder]))} <= params["params"].keys()

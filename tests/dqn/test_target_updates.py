@@ -34,7 +34,7 @@ def test_hard_update_copies_the_online_parameters():
 
 
 def make_state_and_batches(config, k=3):
-    params = init_params(config, obs_dim=3, n_actions=2)
+    params = init_params(config, 3, n_actions=2)
     optimizer = make_optimizer(config)
     state = LearnerState(params, params, optimizer.init(params), jnp.zeros((), jnp.int32))
     rng = np.random.default_rng(0)

@@ -81,3 +81,18 @@ def test_the_registry_lists_spaces_algorithms_and_why_an_env_cannot_be_made():
 def test_bad_requests_are_one_line(argv, message):
     done = subprocess.run([sys.executable, "-m", "deepq", *argv], capture_output=True, text=True)
     assert done.returncode == 2 and message in done.stderr and done.stderr.count("\n") == 1
+
+
+def test_renders_become_visible_bytes():
+    """MinAtar renders 10×10 floats in [0, 1]: bytes, each pixel a 16×16 block (160 px a side);
+    an ordinary uint8 render is left as it is."""
+    from deepq.run.envs import displayable_frame
+
+    tiny = np.zeros((10, 10, 3))
+    tiny[0, 0] = [1.0, 0.5, 0.0]
+    shown = displayable_frame(tiny)
+    assert shown.shape == (160, 160, 3) and shown.dtype == np.uint8
+    np.testing.assert_array_equal(shown[15, 15], [255, 128, 0])
+    np.testing.assert_array_equal(shown[16, 16], [0, 0, 0])
+    frame = np.full((400, 600, 3), 7, np.uint8)
+    np.testing.assert_array_equal(displayable_frame(frame), frame)

@@ -195,6 +195,10 @@ def nested(depth):
         (("config", "hidden_sizes"), [100000, 100000], "expected float32"),
         (("config", "buffer_size"), "1e12", "buffer_size='1e12' must be an integer"),
         (("schema_version",), 2, "schema_version: Input should be 1"),
+        (("obs_shape",), [3, 3], r"obs_shape \[3, 3\] does not hold obs_dim=4 values"),
+        (("obs_shape",), [4, 1, 1, 1, 1], "obs_shape: List should have at most 4 items"),
+        (("obs_shape",), [2, 2], "no encoder for observations of shape"),
+        (("obs_dtype",), "object", "obs_dtype: Input should be 'uint8'"),
     ],
 )
 def test_a_tampered_meta_field_is_one_checkpoint_error(agent_dir, path, value, message):
@@ -216,7 +220,9 @@ def test_an_agent_whose_env_has_other_spaces_is_refused_at_evaluation(agent_dir)
     edit_meta(agent_dir, lambda m: set_path(m, ("config", "env_id"), "Acrobot-v1"))
     from deepq.api import evaluate
 
-    with pytest.raises(CheckpointError, match="takes 4 observations and 2 actions, but Acrobot"):
+    with pytest.raises(
+        CheckpointError, match=r"of shape \(4,\) and 2 actions, but Acrobot-v1 has \(6,\) and 3"
+    ):
         evaluate(load(agent_dir), episodes=1)
 
 

@@ -1,8 +1,9 @@
 """A trained DQN agent (config, env facts, parameters) and how it is saved and loaded.
 
 What a checkpoint contains: :mod:`deepq.run.checkpoint` (the format), and here, for an agent,
-its ``params`` arrays and a meta.json with ``kind``, the config, ``obs_dim`` and ``n_actions``,
-from which the network is rebuilt by code before any array is read into it.
+its ``params`` arrays and a meta.json with ``kind``, the config, ``obs_dim``, ``n_actions`` and
+(for frames) ``obs_shape`` and ``obs_dtype``, from which the network is rebuilt by code before any
+array is read into it.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import numpy as np
 
 from deepq.dqn.config import DQNConfig, config_from_dict
 from deepq.dqn.losses import ApplyFn
-from deepq.dqn.networks import QNetwork
-from deepq.errors import CheckpointError
+from deepq.dqn.networks import QNetwork, encoder_for_shape
+from deepq.errors import CheckpointError, UsageError
 from deepq.run.checkpoint import (
     arrays_to_pytree,
     checkpoint_config,
@@ -43,13 +44,26 @@ class Agent:
 
     config: DQNConfig
     params: Any
-    obs_dim: int
+    obs_dim: int  # the number of observation values: obs_shape's product
     n_actions: int
     info: dict[str, Any]
+    obs_shape: tuple[int, ...] | None = None  # None: a vector of obs_dim values
+    obs_dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        if self.obs_shape is None:
+            self.obs_shape = (self.obs_dim,)
 
     @property
     def network(self) -> QNetwork:
-        return build_network(self.config, self.n_actions)
+        return build_network(
+            self.config, self.n_actions, *encoder_for_shape(self.shape, self.obs_dtype)
+        )
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        assert self.obs_shape is not None  # set in __post_init__
+        return self.obs_shape
 
     @functools.cached_property
     def _q_values(self) -> Callable[[Any, jax.Array], jax.Array]:
@@ -72,12 +86,15 @@ class Agent:
     def make_env(self, render_mode: str | None = None):
         """The agent's env; one whose spaces differ from the checkpoint's is refused."""
         c = self.config
-        return make_agent_env(self.obs_dim, self.n_actions, c.env_id, c.max_episode_steps,
+        return make_agent_env(self.shape, self.n_actions, c.env_id, c.max_episode_steps,
                               c.time_feature, render_mode)  # fmt: skip
 
 
-def build_network(config: DQNConfig, n_actions: int, encoder: str = "mlp") -> QNetwork:
-    """The config's Q-network; ``encoder`` comes from the observation space (``encoder_for``)."""
+def build_network(
+    config: DQNConfig, n_actions: int, encoder: str = "mlp", input_scale: float = 1.0
+) -> QNetwork:
+    """The config's Q-network; ``encoder`` and ``input_scale`` come from the observations
+    (:func:`~deepq.dqn.networks.encoder_for`)."""
     return QNetwork(
         n_actions,
         tuple(config.hidden_sizes),
@@ -86,25 +103,39 @@ def build_network(config: DQNConfig, n_actions: int, encoder: str = "mlp") -> QN
         config.layer_norm,
         encoder,
         config.dueling_aggregation,
+        input_scale,
     )
 
 
 @functools.lru_cache(maxsize=8)
-def _network_init(network: QNetwork, obs_dim: int) -> Callable[[jax.Array], Any]:
+def _network_init(network: QNetwork, obs_shape: tuple[int, ...]) -> Callable[[jax.Array], Any]:
     """One jitted initialiser per architecture: a single compile instead of dozens of eager ops."""
     return jax.jit(
-        lambda seed: network.init(jax.random.key(seed), jnp.zeros((1, obs_dim), jnp.float32))
+        lambda seed: network.init(jax.random.key(seed), jnp.zeros((1, *obs_shape), jnp.float32))
     )
 
 
-def init_params(config: DQNConfig, obs_dim: int, n_actions: int) -> Any:
-    """Fresh Q-network parameters, seeded by ``config.seed``."""
-    return _network_init(build_network(config, n_actions), obs_dim)(config.seed)
+def _initialiser(
+    config: DQNConfig, obs: int | tuple[int, ...], n_actions: int, obs_dtype: Any
+) -> Callable[[jax.Array], Any]:
+    shape = (obs,) if isinstance(obs, int) else tuple(obs)
+    network = build_network(config, n_actions, *encoder_for_shape(shape, obs_dtype))
+    return _network_init(network, shape)
 
 
-def params_shape(config: DQNConfig, obs_dim: int, n_actions: int) -> Any:
+def init_params(
+    config: DQNConfig, obs: int | tuple[int, ...], n_actions: int, obs_dtype: Any = "float32"
+) -> Any:
+    """Fresh Q-network parameters for observations of ``obs`` values (or of shape ``obs``),
+    seeded by ``config.seed``."""
+    return _initialiser(config, obs, n_actions, obs_dtype)(config.seed)
+
+
+def params_shape(
+    config: DQNConfig, obs: int | tuple[int, ...], n_actions: int, obs_dtype: Any = "float32"
+) -> Any:
     """The parameter pytree's shapes and dtypes, without computing (or compiling) anything."""
-    return jax.eval_shape(_network_init(build_network(config, n_actions), obs_dim), config.seed)
+    return jax.eval_shape(_initialiser(config, obs, n_actions, obs_dtype), config.seed)
 
 
 def save_agent(directory: Path, agent: Agent) -> None:
@@ -126,7 +157,12 @@ def agent_from_checkpoint(
         raise CheckpointError(f"{source} is not a DQN checkpoint (kind {meta['kind']!r})")
     config = checkpoint_config(config_from_dict, meta, source)
     obs_dim, n_actions = meta["obs_dim"], meta["n_actions"]
-    template = params_shape(config, obs_dim, n_actions)
+    shape = tuple(meta.get("obs_shape") or (obs_dim,))  # older checkpoints: a vector
+    dtype = meta.get("obs_dtype") or "float32"
+    try:
+        template = params_shape(config, shape, n_actions, dtype)
+    except UsageError as exc:
+        raise CheckpointError(f"{source}: {exc}") from None
     params = arrays_to_pytree("params", template, arrays, source)
     require_finite(pytree_to_arrays("params", params), source)
-    return Agent(config, params, obs_dim, n_actions, dict(meta["info"]))
+    return Agent(config, params, obs_dim, n_actions, dict(meta["info"]), shape, dtype)

@@ -31,7 +31,9 @@ class Collector:
     def __init__(self, config: DQNConfig):
         c = config
         self.env_id = c.env_id
-        self.envs = make_vector_env(c.env_id, c.num_envs, c.max_episode_steps, c.time_feature)
+        self.envs = make_vector_env(
+            c.env_id, c.num_envs, c.max_episode_steps, c.time_feature, spaces="frames"
+        )
         self.observation_space = self.envs.single_observation_space
         self.n_actions = int(self.envs.single_action_space.n)
         self.spec = self.envs.envs[0].spec

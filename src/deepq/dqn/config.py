@@ -123,6 +123,18 @@ class DQNConfig(Config):
         "Env steps by which learning_rate_end is reached (null: total_steps).", None, ge=1
     )
     optimizer_eps: float = documented("Optimiser epsilon (numerical stability term).", 1e-8, gt=0)
+    rmsprop_decay: float = documented(
+        "RMSprop: decay of the running mean of squared gradients (rho).", 0.9, ge=0, lt=1
+    )
+    rmsprop_momentum: float = documented("RMSprop: momentum (0: none).", 0.0, ge=0, lt=1)
+    rmsprop_centered: bool = documented(
+        "RMSprop: divide by the gradients' running variance instead of their mean square.", False
+    )
+    rmsprop_eps_in_sqrt: bool = documented(
+        "RMSprop: add optimizer_eps inside the square root (TensorFlow 1, as the Hands-On ML "
+        "chapter's Breakout agent) or, false, outside it (PyTorch, as the MinAtar paper's).",
+        True,
+    )
     buffer_size: int = documented(
         "Replay buffer capacity in transitions.", 100_000, ge=1, group="replay and learning steps"
     )

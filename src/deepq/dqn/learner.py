@@ -67,7 +67,14 @@ def make_optimizer(config: DQNConfig) -> optax.GradientTransformation:
     if config.optimizer == "adam":
         base = optax.adam(learning_rate, eps=config.optimizer_eps)
     else:
-        base = optax.rmsprop(learning_rate, eps=config.optimizer_eps)
+        base = optax.rmsprop(
+            learning_rate,
+            decay=config.rmsprop_decay,
+            eps=config.optimizer_eps,
+            eps_in_sqrt=config.rmsprop_eps_in_sqrt,
+            centered=config.rmsprop_centered,
+            momentum=config.rmsprop_momentum or None,
+        )
     if config.max_grad_norm is None:
         return base
     return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), base)

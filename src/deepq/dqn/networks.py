@@ -1,8 +1,11 @@
 """The Q-network: an observation encoder chosen by the observation space, then a Q head (plain or
 dueling), in Flax linen; and its numpy twin, which the learner acts with.
 
-Encoders: an MLP for vector observations (a 1-D Box). :func:`encoder_for` is where the next
-encoder (a CNN for frames) is chosen by the observation space.
+Encoders (:func:`encoder_for` picks one from the observation space): an MLP for vector
+observations (a 1-D Box); for frames [H, W, C], convolutions then the MLP: ``small_cnn``, the
+MinAtar paper's one 3×3 layer of 16 filters (Young & Tian 2019) for frames under 36 pixels a
+side, and ``nature_cnn``, Mnih et al.'s 32·8×8/4, 64·4×4/2, 64·3×3/1 (2015) for larger ones. uint8
+pixels are scaled by 1/255 inside the network, so replay keeps them as bytes.
 """
 
 from __future__ import annotations
@@ -53,12 +56,35 @@ def hidden_layers(
     return x
 
 
-def encoder_for(observation_space: Any) -> str:
-    """The encoder for an observation space: ``"mlp"`` for a 1-D Box (the only one so far)."""
+# Each convolution: (filters, kernel side, stride), all 'VALID' and followed by the activation.
+CONV_LAYERS: dict[str, tuple[tuple[int, int, int], ...]] = {
+    "mlp": (),
+    "small_cnn": ((16, 3, 1),),
+    "nature_cnn": ((32, 8, 4), (64, 4, 2), (64, 3, 1)),
+}
+NATURE_CNN_MIN_SIDE = 36  # the smallest frame its three layers fit (one pixel out)
+
+
+def encoder_for_shape(shape: tuple[int, ...], dtype: Any = np.float32) -> tuple[str, float]:
+    """The encoder for observations of ``shape`` and ``dtype``, and the scale its inputs are
+    multiplied by (1/255 for uint8 pixels, 1 otherwise)."""
+    scale = 1.0 / 255.0 if np.dtype(dtype) == np.uint8 else 1.0
+    if len(shape) == 1:
+        return "mlp", scale
+    if len(shape) == 3 and min(shape[:2]) >= 3:
+        return ("nature_cnn" if min(shape[:2]) >= NATURE_CNN_MIN_SIDE else "small_cnn"), scale
+    raise UsageError(
+        f"no encoder for observations of shape {tuple(shape)}: deepq has an MLP for vectors and "
+        "CNNs for frames [height, width, channels] of at least 3x3"
+    )
+
+
+def encoder_for(observation_space: Any) -> tuple[str, float]:
+    """:func:`encoder_for_shape` of a Gymnasium observation space."""
     shape = getattr(observation_space, "shape", None)
-    if shape is None or len(shape) != 1:
-        raise UsageError(f"no encoder for {observation_space} observations (deepq has an MLP)")
-    return "mlp"
+    if shape is None:
+        raise UsageError(f"no encoder for {observation_space} observations")
+    return encoder_for_shape(tuple(shape), observation_space.dtype)
 
 
 class QNetwork(nn.Module):
@@ -80,10 +106,19 @@ class QNetwork(nn.Module):
     layer_norm: bool = False
     encoder: str = "mlp"
     dueling_aggregation: str = "mean"
+    input_scale: float = 1.0
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
-        x = hidden_layers(obs, self.hidden_sizes, self.activation, self.layer_norm)
+        x = obs.astype(jnp.float32)
+        if self.input_scale != 1.0:
+            x = x * self.input_scale
+        if self.encoder != "mlp":  # frames [..., H, W, C]: convolutions, then flattened
+            for i, (filters, side, stride) in enumerate(CONV_LAYERS[self.encoder]):
+                conv = nn.Conv(filters, (side, side), (stride, stride), "VALID", name=f"conv_{i}")
+                x = ACTIVATIONS[self.activation](conv(x))
+            x = x.reshape((*x.shape[:-3], -1))
+        x = hidden_layers(x, self.hidden_sizes, self.activation, self.layer_norm)
         if not self.dueling:
             return nn.Dense(self.n_actions, name="q_head")(x)
         value = nn.Dense(1, name="value_head")(x)  # [..., 1]
@@ -102,7 +137,17 @@ class QNetwork(nn.Module):
         """
         p = params["params"]
         x = np.asarray(obs, dtype=np.float32)
+        if self.input_scale != 1.0:
+            x = x * np.float32(self.input_scale)
         act = HOST_ACTIVATIONS[self.activation]
+        if self.encoder != "mlp":
+            single = x.ndim == 3
+            x = x[None] if single else x
+            for i, (_, _, stride) in enumerate(CONV_LAYERS[self.encoder]):
+                conv = p[f"conv_{i}"]
+                x = act(host_conv(x, conv["kernel"], stride) + conv["bias"])
+            x = x.reshape(len(x), -1)
+            x = x[0] if single else x
         for i in range(len(self.hidden_sizes)):
             x = x @ p[f"hidden_{i}"]["kernel"] + p[f"hidden_{i}"]["bias"]
             if self.layer_norm:  # flax's LayerNorm: fast variance, epsilon 1e-6
@@ -116,6 +161,16 @@ class QNetwork(nn.Module):
         value = x @ p["value_head"]["kernel"] + p["value_head"]["bias"]
         advantage = x @ p["advantage_head"]["kernel"] + p["advantage_head"]["bias"]
         return value + advantage - _aggregate(advantage, self.dueling_aggregation)
+
+
+def host_conv(x: np.ndarray, kernel: np.ndarray, stride: int) -> np.ndarray:
+    """A 'VALID' convolution in numpy, as flax's Conv computes it: x [N, H, W, C], kernel
+    [k, k, C, F] -> [N, H', W', F]. Each output pixel is the dot product of its k×k×C window with
+    the kernel; the windows are strided views of x, never copied before the product."""
+    side = kernel.shape[0]
+    windows = np.lib.stride_tricks.sliding_window_view(x, (side, side), axis=(1, 2))
+    windows = windows[:, ::stride, ::stride]  # [N, H', W', C, k, k]
+    return np.tensordot(windows, np.transpose(kernel, (2, 0, 1, 3)), axes=([3, 4, 5], [0, 1, 2]))
 
 
 def _aggregate(advantage: Any, how: str) -> Any:

@@ -68,8 +68,9 @@ class DQNRun:
         space, n_actions = self.collector.observation_space, self.collector.n_actions
         if restored is not None:  # train() checked a fresh config; a resumed one comes from a file
             check_memory(c, space, n_actions)
-        self.network = build_network(c, n_actions, encoder_for(space))
-        self.learner = Learner(c, self.network, init_params(c, int(space.shape[0]), n_actions))
+        self.network = build_network(c, n_actions, *encoder_for(space))
+        params = init_params(c, space.shape, n_actions, space.dtype)
+        self.learner = Learner(c, self.network, params)
         self.replay = ReplayBuffer(c.buffer_size, space.shape, space.dtype)
         self.rng = np.random.default_rng(c.seed)  # replay sampling and exploration
         self.collector.reset(c.seed)
@@ -82,14 +83,17 @@ class DQNRun:
                                                      self.progress.env_steps))  # fmt: skip
         threshold = solved_threshold(c.solved_threshold, self.collector.spec)
         self.record = RunRecorder(self.progress, self.logger, threshold, c.solved_window)
-        self.evaluator = Evaluator(lambda: make_env(c.env_id, c.max_episode_steps, c.time_feature))
+        self.evaluator = Evaluator(
+            lambda: make_env(c.env_id, c.max_episode_steps, c.time_feature, spaces="frames")
+        )
         self._greedy_actions = make_greedy_actions(self.network.apply)
 
     def agent(self, params: Any, **info: Any) -> Agent:
         """``params`` (the online network's, read from the learner) as an agent of this run."""
         p, space = self.progress, self.collector.observation_space
         info = {"env_steps": p.env_steps, "episodes": p.episodes, **info}
-        return Agent(self.config, params, int(space.shape[0]), self.collector.n_actions, info)
+        return Agent(self.config, params, int(np.prod(space.shape)), self.collector.n_actions,
+                     info, tuple(space.shape), str(space.dtype))  # fmt: skip
 
     def evaluate_and_keep_best(self) -> None:
         """A greedy evaluation on the selection seeds (never the reported ones); the best so far
@@ -179,7 +183,9 @@ def run_memory_bytes(config: DQNConfig, observation_space: Any, n_actions: int) 
     parameters four times (online, target, Adam's two moments), plus a gradient's worth."""
     obs_bytes = int(np.prod(observation_space.shape)) * np.dtype(observation_space.dtype).itemsize
     replay = config.buffer_size * (2 * obs_bytes + 5 * 4)
-    shapes = params_shape(config, int(np.prod(observation_space.shape)), n_actions)
+    shapes = params_shape(
+        config, tuple(observation_space.shape), n_actions, observation_space.dtype
+    )
     n_params = sum(int(np.prod(leaf.shape)) for leaf in jax.tree_util.tree_leaves(shapes))
     return replay + 5 * 4 * n_params
 
@@ -191,7 +197,9 @@ def check_memory(
     directory or a buffer exists. Without spaces, the config's env is made to read them (which
     also fails early on an unknown env)."""
     if observation_space is None or n_actions is None:
-        env = make_env(config.env_id, config.max_episode_steps, config.time_feature)
+        env = make_env(
+            config.env_id, config.max_episode_steps, config.time_feature, spaces="frames"
+        )
         observation_space, n_actions = env.observation_space, int(env.action_space.n)
         env.close()
     needed, available = run_memory_bytes(config, observation_space, n_actions), memory_bytes()

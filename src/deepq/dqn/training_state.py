@@ -22,6 +22,7 @@ from deepq.errors import CheckpointError, TrainingDiverged, UsageError
 from deepq.run.checkpoint import (
     checkpoint_config,
     load_checkpoint,
+    observation_facts,
     remove_unfinished_saves,
     save_checkpoint,
     saved_checkpoints_note,
@@ -44,7 +45,7 @@ def save_training_state(
 ) -> None:
     """Write the training checkpoint at ``directory``; a non-finite learner state is refused (the
     previous checkpoint stays the last finite one)."""
-    p = record.progress
+    p, space = record.progress, collector.observation_space
     if not learner.is_finite():
         raise TrainingDiverged(
             f"the parameters or optimiser state became non-finite by env step {p.env_steps} "
@@ -59,8 +60,9 @@ def save_training_state(
         "kind": KIND,
         "deepq_version": __version__,
         "config": config.to_dict(),
-        "obs_dim": int(collector.observation_space.shape[0]),
+        "obs_dim": int(np.prod(space.shape)),
         "n_actions": collector.n_actions,
+        **observation_facts(space.shape, space.dtype),
         "info": {"env_steps": p.env_steps, "episodes": p.episodes},
         "progress": record.state(),
         "rng": rng.bit_generator.state,
@@ -83,9 +85,10 @@ def restore_training_state(
     ``meta`` already matches :class:`~deepq.run.schema.TrainingStateMeta`; here it must also
     agree with the env and the arrays."""
     space = collector.observation_space
-    if (meta["obs_dim"], meta["n_actions"]) != (int(space.shape[0]), collector.n_actions):
+    shape = tuple(meta.get("obs_shape") or (meta["obs_dim"],))
+    if (shape, meta["n_actions"]) != (tuple(space.shape), collector.n_actions):
         raise CheckpointError(
-            f"{source}: the checkpoint's {meta['obs_dim']} observations and {meta['n_actions']} "
+            f"{source}: the checkpoint's observations of shape {shape} and {meta['n_actions']} "
             f"actions are not {collector.env_id}'s"
         )
     learner.load_state_arrays(arrays, source)

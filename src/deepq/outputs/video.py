@@ -8,6 +8,7 @@ wheel ships, GIF by Pillow.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import warnings
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from deepq.errors import UsageError
+from deepq.run.envs import displayable_frame
 from deepq.run.files import require_suffix, writing
 
 VIDEO_SUFFIXES = (".mp4", ".gif")
@@ -26,10 +28,12 @@ VIDEO_SUFFIXES = (".mp4", ".gif")
 def rollout_frames(agent: Any, episodes: int, seed: int) -> tuple[list[np.ndarray], list[float]]:
     """Frames [H, W, 3] of ``episodes`` greedy episodes (episode k reset with seed + k): the first
     frame and one after every step; and each episode's return."""
-    env = agent.make_env(render_mode="rgb_array")
     frames: list[np.ndarray] = []
     returns: list[float] = []
-    try:
+    env = agent.make_env(render_mode="rgb_array")
+    with contextlib.closing(env), warnings.catch_warnings():
+        # Gymnasium's checker warns once of renders that are not uint8 (MinAtar's are floats)
+        warnings.simplefilter("ignore", UserWarning)
         for k in range(episodes):
             obs, _ = env.reset(seed=seed + k)
             episode_return, done = 0.0, False
@@ -40,16 +44,15 @@ def rollout_frames(agent: Any, episodes: int, seed: int) -> tuple[list[np.ndarra
                 done = terminated or truncated
                 frames.append(annotate(env.render(), k + 1, episode_return))
             returns.append(episode_return)
-    finally:
-        env.close()
     return frames, returns
 
 
 def annotate(frame: np.ndarray, episode: int, episode_return: float) -> np.ndarray:
-    """The frame with 'episode N  return R' written in its top-left corner."""
+    """The frame (made displayable: bytes, enlarged when tiny) with 'episode N  return R' written
+    in its top-left corner."""
     from PIL import Image, ImageDraw
 
-    image = Image.fromarray(np.asarray(frame, dtype=np.uint8))
+    image = Image.fromarray(displayable_frame(frame))
     draw = ImageDraw.Draw(image)
     text = f"episode {episode}  return {episode_return:8.2f}"
     draw.rectangle((4, 4, 12 + 7 * len(text), 22), fill=(0, 0, 0))

@@ -333,5 +333,18 @@ def save_network_agent(directory: str | Path, kind: str, agent: Any) -> None:
         "obs_dim": agent.obs_dim,
         "n_actions": agent.n_actions,
         "info": agent.info,
+        **observation_facts(getattr(agent, "obs_shape", None), getattr(agent, "obs_dtype", None)),
     }
     save_checkpoint(directory, arrays, meta)
+
+
+def observation_facts(shape: Any, dtype: Any) -> dict[str, Any]:
+    """What a checkpoint's meta says of the observations beyond ``obs_dim``: ``obs_shape`` for
+    frames, ``obs_dtype`` for uint8 ones (the network scales them by 1/255). Float vectors, as
+    every earlier deepq wrote them, need neither."""
+    facts: dict[str, Any] = {}
+    if shape is not None and len(shape) > 1:
+        facts["obs_shape"] = [int(n) for n in shape]
+    if dtype is not None and np.dtype(dtype) == np.uint8:
+        facts["obs_dtype"] = "uint8"
+    return facts

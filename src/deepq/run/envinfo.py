@@ -20,8 +20,10 @@ import numpy as np
 from deepq.errors import UsageError
 from deepq.run.envs import (
     NAMESPACE_PACKAGES,
+    displayable_frame,
     ensure_registered,
     first_line,
+    is_frame,
     make_env,
     register_deepq_envs,
     space_names,
@@ -57,6 +59,8 @@ def trainable_by(observation_space: gym.Space, action_space: gym.Space) -> list[
         return ["q-learning"]
     if isinstance(observation_space, gym.spaces.Box) and len(observation_space.shape) == 1:
         return ["dqn", "reinforce"]
+    if isinstance(observation_space, gym.spaces.Box) and is_frame(observation_space):
+        return ["dqn"]
     return []
 
 
@@ -167,16 +171,19 @@ def save_frame(env_id: str, out: str | Path, seed: int = 0) -> tuple[Path, tuple
     env = make_env(env_id, spaces="any", render_mode="rgb_array")
     modes = env.metadata.get("render_modes", [])
     try:
-        env.reset(seed=seed)
-        frame = env.render()
+        with warnings.catch_warnings():  # Gymnasium's checker on renders that are not uint8
+            warnings.simplefilter("ignore")
+            env.reset(seed=seed)
+            frame = env.render()
     finally:
         env.close()
     if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] not in (3, 4):
         raise UsageError(f"{env_id} renders no RGB image (its render modes: {modes or 'none'})")
+    image = displayable_frame(frame)
     out = Path(out)
     with writing(out):
-        Image.fromarray(np.ascontiguousarray(frame, dtype=np.uint8)).save(out, format="PNG")
-    return out, frame.shape
+        Image.fromarray(np.ascontiguousarray(image)).save(out, format="PNG")
+    return out, image.shape
 
 
 @dataclass(frozen=True)

@@ -59,10 +59,14 @@ def register_deepq_envs() -> None:
         )
 
 
-# Namespaces whose environments a package registers when imported. Their module names are written
-# here, in code: an env id read from a file only ever picks one of these, never a module of its own.
-# (namespace: (module to import, distribution to pip install))
-NAMESPACE_PACKAGES = {"ALE": ("ale_py", "ale-py"), "MinAtar": ("minatar", "MinAtar")}
+# Namespaces whose environments a package registers. Their module names are written here, in
+# code: an env id read from a file only ever picks one of these, never a module of its own.
+# (namespace: (module to import, distribution to pip install[, its function that registers the
+# envs, for a package that does not register them on import]))
+NAMESPACE_PACKAGES: dict[str, tuple[str, ...]] = {
+    "ALE": ("ale_py", "ale-py"),
+    "MinAtar": ("minatar.gym", "MinAtar", "register_envs"),
+}
 
 
 def ensure_registered(env_id: str) -> None:
@@ -74,9 +78,13 @@ def ensure_registered(env_id: str) -> None:
     namespace = env_id.partition("/")[0] if "/" in env_id else None
     package = NAMESPACE_PACKAGES.get(namespace or "")
     if package is not None and not any(key.startswith(f"{namespace}/") for key in gym.registry):
-        module, distribution = package
+        module, distribution, *registers = package
         try:
-            gym.register_envs(importlib.import_module(module))
+            imported = importlib.import_module(module)
+            if registers:
+                getattr(imported, registers[0])()
+            else:
+                gym.register_envs(imported)
         except ImportError:
             raise UsageError(
                 f"{env_id} needs the {distribution} package: pip install {distribution}"
@@ -121,12 +129,12 @@ def make_env(
     max_episode_steps: int | None = None,
     time_feature: bool = False,
     render_mode: str | None = None,
-    spaces: Literal["vector", "tabular", "any"] = "vector",
+    spaces: Literal["vector", "frames", "tabular", "any"] = "vector",
 ) -> gym.Env:
     """``gym.make`` with deepq's wrappers; unknown envs, and spaces other than ``spaces`` asks
-    for, raise UsageError. ``vector``: a 1-D Box observation and Discrete actions (DQN,
-    REINFORCE); ``tabular``: Discrete observations and actions (tabular Q-learning); ``any``: no
-    check (describing an env)."""
+    for, raise UsageError. ``vector``: a 1-D Box observation and Discrete actions (REINFORCE);
+    ``frames``: the same, or frames [height, width, channels] (DQN); ``tabular``: Discrete
+    observations and actions (tabular Q-learning); ``any``: no check (describing an env)."""
     ensure_registered(env_id)
     _choose_sdl_driver(render_mode)
     kwargs: dict[str, Any] = {}
@@ -151,13 +159,18 @@ def make_env(
                 f"{env_id} has {env.observation_space} observations and {env.action_space} "
                 "actions; tabular Q-learning needs Discrete states and actions"
             )
-    elif spaces == "vector":
+    elif spaces in ("vector", "frames"):
         try:
-            check_spaces(env_id, env.observation_space, env.action_space)
+            check_spaces(env_id, env.observation_space, env.action_space, spaces == "frames")
         except UsageError:
             env.close()
             raise
+    if env_id.partition("/")[0] in SEEDS_BELOW_2_TO_32:
+        env = Uint32Seeds(env)
     if time_feature:
+        if len(env.observation_space.shape) != 1:
+            env.close()
+            raise UsageError(f"time_feature appends to vector observations, not {env_id}'s frames")
         if env.spec is None or env.spec.max_episode_steps is None:
             env.close()
             raise UsageError(
@@ -168,7 +181,7 @@ def make_env(
 
 
 def make_agent_env(
-    obs_dim: int,
+    obs_shape: int | tuple[int, ...],
     n_actions: int,
     env_id: str,
     max_episode_steps: int | None = None,
@@ -176,14 +189,16 @@ def make_agent_env(
     render_mode: str | None = None,
 ) -> gym.Env:
     """The env of a loaded agent, refused when its spaces are not the ones the checkpoint says
-    the agent was trained on (a tampered or mismatched ``obs_dim``, ``n_actions`` or env id)."""
-    env = make_env(env_id, max_episode_steps, time_feature, render_mode)
-    have = (int(env.observation_space.shape[0]), int(env.action_space.n))
-    if have != (obs_dim, n_actions):
+    the agent was trained on (a tampered or mismatched shape, ``n_actions`` or env id)."""
+    shape = (obs_shape,) if isinstance(obs_shape, int) else tuple(obs_shape)
+    spaces = "vector" if len(shape) == 1 else "frames"
+    env = make_env(env_id, max_episode_steps, time_feature, render_mode, spaces=spaces)
+    have = (tuple(env.observation_space.shape), int(env.action_space.n))
+    if have != (shape, n_actions):
         env.close()
         raise CheckpointError(
-            f"the checkpoint's agent takes {obs_dim} observations and {n_actions} actions, but "
-            f"{env_id} has {have[0]} and {have[1]}"
+            f"the checkpoint's agent takes observations of shape {shape} and {n_actions} "
+            f"actions, but {env_id} has {have[0]} and {have[1]}"
         )
     return env
 
@@ -195,8 +210,11 @@ def first_line(exc: BaseException, limit: int | None = None) -> str:
     return text if limit is None or len(text) <= limit else text[: limit - 3] + "..."
 
 
-def check_spaces(env_id: str, observation_space: gym.Space, action_space: gym.Space) -> None:
-    """DQN needs a flat Box observation and a Discrete action space."""
+def check_spaces(
+    env_id: str, observation_space: gym.Space, action_space: gym.Space, frames: bool = False
+) -> None:
+    """DQN and REINFORCE need a flat Box observation and a Discrete action space; DQN (``frames``)
+    also takes frames [height, width, channels]."""
     if not isinstance(action_space, gym.spaces.Discrete):
         raise UsageError(
             f"{env_id} has a {type(action_space).__name__} action space; "
@@ -207,16 +225,59 @@ def check_spaces(env_id: str, observation_space: gym.Space, action_space: gym.Sp
             f"{env_id} has {observation_space} observations (a table of states): train it with "
             "--algo q-learning; DQN and REINFORCE need a 1-D Box observation"
         )
+    if frames and isinstance(observation_space, gym.spaces.Box) and is_frame(observation_space):
+        return
     if not isinstance(observation_space, gym.spaces.Box) or len(observation_space.shape) != 1:
-        raise UsageError(
-            f"{env_id} has a {observation_space} observation space; "
-            "deepq's DQN needs a 1-D Box observation"
+        needs = (
+            "a 1-D Box observation or frames [height, width, channels]"
+            if frames
+            else ("a 1-D Box observation (DQN also takes frames)")
         )
+        raise UsageError(
+            f"{env_id} has a {observation_space} observation space; this needs {needs}"
+        )
+
+
+def is_frame(space: gym.spaces.Box) -> bool:
+    """Frames DQN's convolutions take: [height, width, channels], at least 3×3."""
+    return len(space.shape) == 3 and min(space.shape[:2]) >= 3
 
 
 def episode_seed(base_seed: int, episode: int) -> int:
     """The reset seed of an env's ``episode``-th episode (below 2**32, so never an eval seed)."""
     return int(np.random.SeedSequence([base_seed, episode]).generate_state(1, np.uint32)[0])
+
+
+MIN_DISPLAY_SIDE = 160  # pixels: smaller renders (MinAtar's 10×10) are enlarged to about this
+
+
+def displayable_frame(frame: np.ndarray) -> np.ndarray:
+    """An env's ``rgb_array`` render as uint8 RGB large enough to see and to write on: floats in
+    [0, 1] (MinAtar's) scaled to bytes, and small frames enlarged by a whole factor, each pixel
+    a block (no smoothing)."""
+    frame = np.asarray(frame)
+    if frame.dtype != np.uint8:
+        frame = np.clip(np.rint(frame * 255.0 if frame.max(initial=0) <= 1.0 else frame), 0, 255)
+        frame = frame.astype(np.uint8)
+    factor = max(1, MIN_DISPLAY_SIDE // max(frame.shape[:2]))
+    if factor > 1:
+        frame = frame.repeat(factor, axis=0).repeat(factor, axis=1)
+    return frame[..., :3]
+
+
+# Namespaces whose envs seed a legacy numpy RandomState, which takes seeds below 2**32 only
+# (deepq's evaluation seeds lie above, apart from every training seed).
+SEEDS_BELOW_2_TO_32 = {"MinAtar"}
+
+
+class Uint32Seeds(gym.Wrapper):
+    """Passes ``reset(seed=s)`` on as a 32-bit seed: s itself below 2**32, else a hash of it, so
+    that distinct seeds stay distinct (but for 32-bit collisions) and each one repeatable."""
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:
+        if seed is not None and not 0 <= seed < 2**32:
+            seed = int(np.random.SeedSequence(seed).generate_state(1, np.uint32)[0])
+        return self.env.reset(seed=seed, options=options)
 
 
 class SeededEpisodes(gym.Wrapper):
@@ -245,7 +306,11 @@ class SeededEpisodes(gym.Wrapper):
 
 
 def make_vector_env(
-    env_id: str, num_envs: int, max_episode_steps: int | None = None, time_feature: bool = False
+    env_id: str,
+    num_envs: int,
+    max_episode_steps: int | None = None,
+    time_feature: bool = False,
+    spaces: Literal["vector", "frames"] = "vector",
 ) -> SyncVectorEnv:
     """``num_envs`` copies stepped in this process, autoreset in the same step, each episode seeded.
 
@@ -253,7 +318,7 @@ def make_vector_env(
     """
 
     def make_one() -> gym.Env:
-        return SeededEpisodes(make_env(env_id, max_episode_steps, time_feature))
+        return SeededEpisodes(make_env(env_id, max_episode_steps, time_feature, spaces=spaces))
 
     return SyncVectorEnv([make_one] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
 

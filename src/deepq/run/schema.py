@@ -11,9 +11,10 @@ the field. pydantic does the checking: nested, typed structures are what it is f
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, model_validator
 
 from deepq.errors import CheckpointError
 from deepq.run.config import MAX_SEED
@@ -62,11 +63,27 @@ class CheckpointMeta(_Strict):
 
 
 class NetworkAgentMeta(CheckpointMeta):
-    """A DQN or REINFORCE agent: the env facts its network is rebuilt from."""
+    """A DQN or REINFORCE agent: the env facts its network is rebuilt from. ``obs_shape`` (frames)
+    and ``obs_dtype`` (uint8 pixels) are absent from float vector agents, as from older checkpoints."""
 
     kind: Literal["dqn-agent", "dqn-training-state", "reinforce-agent"]
     obs_dim: Annotated[int, Field(ge=1, le=MAX_OBS_DIM)]
     n_actions: Annotated[int, Field(ge=1, le=MAX_ACTIONS)]
+    obs_shape: (
+        Annotated[
+            list[Annotated[int, Field(ge=1, le=MAX_OBS_DIM)]], Field(min_length=1, max_length=4)
+        ]
+        | None
+    ) = None
+    obs_dtype: Literal["uint8"] | None = None  # pixels the network scales by 1/255
+
+    @model_validator(mode="after")
+    def _shape_holds_obs_dim_values(self) -> NetworkAgentMeta:
+        if self.obs_shape is not None and math.prod(self.obs_shape) != self.obs_dim:
+            raise ValueError(
+                f"obs_shape {self.obs_shape} does not hold obs_dim={self.obs_dim} values"
+            )
+        return self
 
 
 class SolvedAt(_Strict):
