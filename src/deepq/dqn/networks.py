@@ -88,7 +88,7 @@ def encoder_for(observation_space: Any) -> tuple[str, float]:
 
 
 class QNetwork(nn.Module):
-    """obs [..., obs_dim] -> Q-values [..., n_actions].
+    """obs [..., obs_dim], or frames [..., H, W, C] with a CNN encoder -> Q-values [..., n_actions].
 
     Dueling (Wang et al. 2016): Q(s, a) = V(s) + A(s, a) - mean_a' A(s, a'), which makes V and A
     identifiable: the mean over actions of Q equals V. With ``dueling_aggregation="max"`` it
