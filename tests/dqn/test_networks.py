@@ -176,6 +176,11 @@ def test_the_encoder_is_chosen_by_the_observation_space():
     for shape in [(4, 84, 84, 1), (2, 2, 3), (84, 84)]:
         with pytest.raises(UsageError, match="no encoder for"):
             encoder_for(gym.spaces.Box(0, 255, shape, dtype=np.uint8))
+    # FrameStackObservation's [4, 84, 84] is refused, not read as a 4×84 image of 84 channels;
+    # a small frame of many channels is still a frame
+    with pytest.raises(UsageError, match=r"look channels-first \[channels, height, width\]"):
+        encoder_for(gym.spaces.Box(0, 255, (4, 84, 84), dtype=np.uint8))
+    assert encoder_for(gym.spaces.Box(0, 1, (10, 10, 32), dtype=bool))[0] == "small_cnn"
 
 
 def test_host_conv_hand_computed():

@@ -96,3 +96,12 @@ def test_renders_become_visible_bytes():
     np.testing.assert_array_equal(shown[16, 16], [0, 0, 0])
     frame = np.full((400, 600, 3), 7, np.uint8)
     np.testing.assert_array_equal(displayable_frame(frame), frame)
+
+
+def test_dqn_trains_on_frames_channels_last_only():
+    from deepq.run.envinfo import trainable_by
+
+    actions = gym.spaces.Discrete(4)
+    assert trainable_by(gym.spaces.Box(0, 255, (84, 84, 4), np.uint8), actions) == ["dqn"]
+    assert trainable_by(gym.spaces.Box(0, 255, (4, 84, 84), np.uint8), actions) == []
+    assert trainable_by(gym.spaces.Box(0, 1, (10, 10, 4), bool), actions) == ["dqn"]

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from deepq.errors import UsageError
+from deepq.run.envs import is_frame_shape, looks_channels_first
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "relu": nn.relu,
@@ -71,7 +72,13 @@ def encoder_for_shape(shape: tuple[int, ...], dtype: Any = np.float32) -> tuple[
     scale = 1.0 / 255.0 if np.dtype(dtype) == np.uint8 else 1.0
     if len(shape) == 1:
         return "mlp", scale
-    if len(shape) == 3 and min(shape[:2]) >= 3:
+    if looks_channels_first(shape):
+        raise UsageError(
+            f"observations of shape {tuple(shape)} look channels-first [channels, height, width] "
+            "(as Gymnasium's FrameStackObservation stacks them); deepq's CNNs take frames "
+            "[height, width, channels]: move the channels last with an observation wrapper"
+        )
+    if is_frame_shape(shape):
         return ("nature_cnn" if min(shape[:2]) >= NATURE_CNN_MIN_SIDE else "small_cnn"), scale
     raise UsageError(
         f"no encoder for observations of shape {tuple(shape)}: deepq has an MLP for vectors and "

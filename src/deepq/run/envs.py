@@ -240,7 +240,17 @@ def check_spaces(
 
 def is_frame(space: gym.spaces.Box) -> bool:
     """Frames DQN's convolutions take: [height, width, channels], at least 3×3."""
-    return len(space.shape) == 3 and min(space.shape[:2]) >= 3
+    return is_frame_shape(tuple(space.shape))
+
+
+def is_frame_shape(shape: tuple[int, ...]) -> bool:
+    return len(shape) == 3 and min(shape[:2]) >= 3 and not looks_channels_first(shape)
+
+
+def looks_channels_first(shape: tuple[int, ...]) -> bool:
+    """A few large planes, [channels, height, width], as Gymnasium's FrameStackObservation
+    stacks them ([4, 84, 84]): not a 4×84 frame of 84 channels."""
+    return len(shape) == 3 and shape[0] <= 16 < min(shape[1:])
 
 
 def episode_seed(base_seed: int, episode: int) -> int:
