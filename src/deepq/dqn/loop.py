@@ -110,10 +110,11 @@ def _train(run: DQNRun, clock: TrainingClock, stop_signal: StopSignal) -> str:
         #    6., of train_every_episodes), from learning_starts on, on the transitions stored
         #    before it. JAX dispatches it asynchronously: it computes on XLA's cores while this
         #    thread acts and steps.
-        if c.train_every_episodes is None and _may_learn(c, p, replay):
-            learning_steps = _crossed(previous_steps, p.env_steps, c.train_every)
-            if learning_steps:
-                learner.update(replay.sample(rng, c.batch_size, learning_steps * c.gradient_steps))
+        learning_steps = (
+            0 if c.train_every_episodes else _crossed(previous_steps, p.env_steps, c.train_every)
+        )
+        if learning_steps and _may_learn(c, p, replay):
+            learner.update(replay.sample(rng, c.batch_size, learning_steps * c.gradient_steps))
         actions = select_actions(acting_q_values(collector.obs), epsilon, coins, random_actions)
         # 3. hard target copy every target_update_every env steps (or, at 6., episodes)
         if (
@@ -130,10 +131,11 @@ def _train(run: DQNRun, clock: TrainingClock, stop_signal: StopSignal) -> str:
         episodes_before, wall = p.episodes, clock.elapsed()
         for episode_return, episode_length in step.finished:
             record.end_episode(episode_return, episode_length, epsilon, wall)
-        if c.train_every_episodes is not None and _may_learn(c, p, replay):
-            learning_steps = _crossed(episodes_before, p.episodes, c.train_every_episodes)
-            if learning_steps:  # the Hands-On ML chapter's CartPole DQNs: once per episode
-                learner.update(replay.sample(rng, c.batch_size, learning_steps * c.gradient_steps))
+        learning_steps = c.train_every_episodes and _crossed(
+            episodes_before, p.episodes, c.train_every_episodes
+        )  # the Hands-On ML chapter's CartPole DQNs: once per episode
+        if learning_steps and _may_learn(c, p, replay):
+            learner.update(replay.sample(rng, c.batch_size, learning_steps * c.gradient_steps))
         if c.target_update_every_episodes is not None and _crossed(
             episodes_before, p.episodes, c.target_update_every_episodes
         ):
