@@ -849,10 +849,13 @@ def cmd_env(args: argparse.Namespace) -> int:
         require_suffix(args.frame, (".png",), "--frame")
     print(describe_env(args.env_id, args.action, args.seed))
     if args.frame is not None:
+        from deepq.run.atari import stacked_frames
+
         written, shape = save_frame(args.env_id, args.frame, args.seed)
-        print(
-            f"wrote {written}: the frame after reset(seed={args.seed}), {shape[1]}x{shape[0]} pixels"
-        )
+        what = f"the frame after reset(seed={args.seed})"
+        if stacked_frames(args.env_id) > 1:
+            what = f"the screen after reset(seed={args.seed}) and, right, the frame the agent sees"
+        print(f"wrote {written}: {what}, {shape[1]}x{shape[0]} pixels")
     return EXIT_OK
 
 

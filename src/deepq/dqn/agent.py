@@ -87,7 +87,7 @@ class Agent:
         """The agent's env; one whose spaces differ from the checkpoint's is refused."""
         c = self.config
         return make_agent_env(self.shape, self.n_actions, c.env_id, c.max_episode_steps,
-                              c.time_feature, render_mode)  # fmt: skip
+                              c.time_feature, render_mode, c.sticky_actions)  # fmt: skip
 
 
 def build_network(

@@ -12,6 +12,7 @@ from importlib import resources
 from typing import Any, Literal
 
 from deepq.errors import ConfigError
+from deepq.run.atari import is_atari, sticky_actions_apply
 from deepq.run.config import MAX_SEED, Config, documented, require, require_env_id
 
 
@@ -40,6 +41,23 @@ class DQNConfig(Config):
         "the robust-DQN post and the LunarLander lab do; false (the default) bootstraps through "
         "the cut, which is right unless the observation says how much time is left (Pardo et "
         "al. 2018). Returns and evaluations are the same either way.",
+        False,
+    )
+    sticky_actions: bool | None = documented(
+        "Repeat the previous action instead of the chosen one at random, as the game's "
+        "published protocol does: true gives Atari (ALE/ ids) Machado et al.'s probability 0.25 "
+        "and MinAtar its own 0.1; false turns it off; null takes the game's usual setting (off "
+        "for Atari, as the Hands-On ML chapter's NoFrameskip-v4; on for MinAtar, as its paper).",
+        None,
+    )
+    life_loss_terminal: bool = documented(
+        "Atari: learn from the loss of a life as if the episode had ended (Mnih et al. 2015); "
+        "episodes, returns and evaluations still count whole games.",
+        False,
+    )
+    clip_rewards: bool = documented(
+        "Learn from the sign of each reward (-1, 0, +1), as DQN does on Atari; logs and "
+        "evaluations report the raw scores.",
         False,
     )
     total_steps: int | None = documented(
@@ -137,6 +155,11 @@ class DQNConfig(Config):
     )
     buffer_size: int = documented(
         "Replay buffer capacity in transitions.", 100_000, ge=1, group="replay and learning steps"
+    )
+    save_replay: bool = documented(
+        "Save the replay buffer in training checkpoints (what makes a resume exact; an Atari "
+        "buffer of 1M frames is ~7 GB on disk). false: a resume starts with an empty buffer.",
+        True,
     )
     batch_size: int = documented("Minibatch size per gradient step.", 64, ge=1)
     learning_starts: int = documented(
@@ -293,6 +316,14 @@ class DQNConfig(Config):
             "epsilon_schedule='linear' decays over total_steps, so set total_steps or epsilon_decay_steps",
         )
         require(
+            not c.life_loss_terminal or is_atari(c.env_id),
+            f"life_loss_terminal=true needs an Atari game (ALE/ ids) that counts lives, not {c.env_id}",
+        )
+        require(
+            c.sticky_actions is None or sticky_actions_apply(c.env_id),
+            f"sticky_actions applies to Atari (ALE/) and MinAtar games, not {c.env_id}: set it to null",
+        )
+        require(
             c.target_update_every_episodes is None or c.target_update == "hard",
             "target_update_every_episodes needs target_update='hard'",
         )
@@ -323,7 +354,17 @@ def preset_description(name: str) -> str:
 
 
 # The preset used when only ``--env`` is given; other envs train with the generic defaults.
-DEFAULT_PRESET_FOR_ENV = {"LunarLander-v3": "lunarlander", "CartPole-v1": "cartpole"}
+DEFAULT_PRESET_FOR_ENV = {
+    "LunarLander-v3": "lunarlander",
+    "CartPole-v1": "cartpole",
+    "ALE/Breakout-v5": "breakout",
+    "ALE/Pong-v5": "pong",
+    "MinAtar/Asterix-v0": "minatar-asterix",
+    "MinAtar/Breakout-v0": "minatar-breakout",
+    "MinAtar/Freeway-v0": "minatar-freeway",
+    "MinAtar/Seaquest-v0": "minatar-seaquest",
+    "MinAtar/SpaceInvaders-v0": "minatar-space-invaders",
+}
 
 
 def default_preset_for(env_id: str | None) -> str | None:

@@ -66,29 +66,19 @@ def unpack_batch(packed: PackedBatch) -> Batch:
     )
 
 
-class ReplayBuffer:
-    """Fixed-capacity FIFO store of transitions (obs, action, reward, next_obs, terminated, truncated,
-    discount)."""
+class TransitionRing:
+    """What both replays share: a FIFO ring of ``capacity`` transitions whose scalars live in one
+    float32 array, written in batches and sampled uniformly. Subclasses say where observations
+    are kept (:meth:`_write_observations`, :meth:`gather`) and where the live region starts
+    (:meth:`_tail`)."""
 
-    def __init__(
-        self, capacity: int, obs_shape: tuple[int, ...], obs_dtype: np.dtype | type = np.float32
-    ):
+    def __init__(self, capacity: int):
         if capacity < 1:
             raise ValueError(f"capacity={capacity} must be >= 1")
         self.capacity = capacity
-        self.obs = np.zeros((capacity, *obs_shape), dtype=obs_dtype)
-        self.next_obs = np.zeros((capacity, *obs_shape), dtype=obs_dtype)
         self.scalars = np.zeros((capacity, len(SCALAR_COLUMNS)), dtype=np.float32)
         self.position = 0  # next slot to write
-        self.size = 0  # filled slots
-
-    def transitions(self) -> Batch:
-        """The filled region as a Batch of typed arrays (actions int32, flags bool)."""
-        return unpack_batch(
-            PackedBatch(
-                self.obs[: self.size], self.next_obs[: self.size], self.scalars[: self.size]
-            )
-        )
+        self.size = 0  # live transitions, ending just before position
 
     def __len__(self) -> int:
         return self.size
@@ -105,38 +95,33 @@ class ReplayBuffer:
     ) -> None:
         """Add a batch of n transitions (leading dim n); the arrays are copied in."""
         n = len(actions)
-        discounts = np.broadcast_to(np.asarray(discounts, dtype=np.float32), (n,))
+        columns = (actions, rewards, terminated, truncated, np.broadcast_to(discounts, (n,)))
         if n > self.capacity:  # only the newest `capacity` transitions would survive
-            keep = slice(n - self.capacity, n)
-            obs, actions, rewards, next_obs = (
-                obs[keep],
-                actions[keep],
-                rewards[keep],
-                next_obs[keep],
-            )
-            terminated, truncated, discounts = terminated[keep], truncated[keep], discounts[keep]
+            obs, next_obs = obs[n - self.capacity :], next_obs[n - self.capacity :]
+            columns = tuple(c[n - self.capacity :] for c in columns)
             n = self.capacity
         slots = (self.position + np.arange(n)) % self.capacity
-        self.obs[slots] = obs
-        self.next_obs[slots] = next_obs
-        for column, values in enumerate((actions, rewards, terminated, truncated, discounts)):
+        self._write_observations(slots, obs, next_obs)
+        for column, values in enumerate(columns):
             self.scalars[slots, column] = values
         self.position = int((self.position + n) % self.capacity)
         self.size = min(self.size + n, self.capacity)
 
-    def sample_indices(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-        """Uniform indices into the filled region, with replacement."""
-        if self.size == 0:
-            raise ValueError("cannot sample from an empty replay buffer")
-        return rng.integers(0, self.size, size=shape)
+    def _write_observations(self, slots: np.ndarray, obs: np.ndarray, next_obs: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _tail(self) -> int:
+        """The slot of the oldest live transition."""
+        return (self.position - self.size) % self.capacity
 
     def gather(self, indices: np.ndarray) -> PackedBatch:
-        # np.take rather than fancy indexing: same result, a few times faster on rows
-        return PackedBatch(
-            obs=np.take(self.obs, indices, axis=0),
-            next_obs=np.take(self.next_obs, indices, axis=0),
-            scalars=np.take(self.scalars, indices, axis=0),
-        )
+        raise NotImplementedError
+
+    def sample_indices(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+        """Uniform slots of live transitions, with replacement."""
+        if self.size == 0:
+            raise ValueError("cannot sample from an empty replay buffer")
+        return (self._tail() + rng.integers(0, self.size, size=shape)) % self.capacity
 
     def sample(
         self, rng: np.random.Generator, batch_size: int, num_batches: int | None = None
@@ -148,6 +133,41 @@ class ReplayBuffer:
             )
         shape = (batch_size,) if num_batches is None else (num_batches, batch_size)
         return self.gather(self.sample_indices(rng, shape))
+
+
+class ReplayBuffer(TransitionRing):
+    """Fixed-capacity FIFO store of transitions (obs, action, reward, next_obs, terminated, truncated,
+    discount)."""
+
+    def __init__(
+        self, capacity: int, obs_shape: tuple[int, ...], obs_dtype: np.dtype | type = np.float32
+    ):
+        super().__init__(capacity)
+        self.obs = np.zeros((capacity, *obs_shape), dtype=obs_dtype)
+        self.next_obs = np.zeros((capacity, *obs_shape), dtype=obs_dtype)
+
+    def transitions(self) -> Batch:
+        """The filled region as a Batch of typed arrays (actions int32, flags bool)."""
+        return unpack_batch(
+            PackedBatch(
+                self.obs[: self.size], self.next_obs[: self.size], self.scalars[: self.size]
+            )
+        )
+
+    def _write_observations(self, slots: np.ndarray, obs: np.ndarray, next_obs: np.ndarray) -> None:
+        self.obs[slots] = obs
+        self.next_obs[slots] = next_obs
+
+    def _tail(self) -> int:
+        return 0  # the buffer only ever grows until full, then it is all live
+
+    def gather(self, indices: np.ndarray) -> PackedBatch:
+        # np.take rather than fancy indexing: same result, a few times faster on rows
+        return PackedBatch(
+            obs=np.take(self.obs, indices, axis=0),
+            next_obs=np.take(self.next_obs, indices, axis=0),
+            scalars=np.take(self.scalars, indices, axis=0),
+        )
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         """The filled contents and the write position, for checkpoints."""

@@ -23,11 +23,13 @@ from deepq.dqn.agent import (
 )
 from deepq.dqn.collector import Collector
 from deepq.dqn.config import DQNConfig
+from deepq.dqn.frame_replay import FrameReplay
 from deepq.dqn.learner import Learner
 from deepq.dqn.networks import encoder_for
 from deepq.dqn.replay import ReplayBuffer
 from deepq.dqn.training_state import restore_training_state, save_training_state
 from deepq.errors import DeepQError, TrainingDiverged, UsageError
+from deepq.run.atari import stacked_frames
 from deepq.run.checkpoint import (
     CheckpointWriteError,
     checkpoint_exists,
@@ -71,7 +73,9 @@ class DQNRun:
         self.network = build_network(c, n_actions, *encoder_for(space))
         params = init_params(c, space.shape, n_actions, space.dtype)
         self.learner = Learner(c, self.network, params)
-        self.replay = ReplayBuffer(c.buffer_size, space.shape, space.dtype)
+        self.replay = make_replay(c, space)
+        if isinstance(self.replay, FrameReplay):
+            self.collector.store_frames_in(self.replay)
         self.rng = np.random.default_rng(c.seed)  # replay sampling and exploration
         self.collector.reset(c.seed)
         self.progress = RunProgress()
@@ -81,11 +85,11 @@ class DQNRun:
         self.logger = RunLogger(run_dir, c.total_steps, show_progress, tensorboard=tensorboard,
             resume_at=None if restored is None else (self.progress.episodes,
                                                      self.progress.env_steps))  # fmt: skip
+        if isinstance(self.replay, FrameReplay) and restored is None:
+            self.logger.message(replay_size_note(c, self.replay))
         threshold = solved_threshold(c.solved_threshold, self.collector.spec)
         self.record = RunRecorder(self.progress, self.logger, threshold, c.solved_window)
-        self.evaluator = Evaluator(
-            lambda: make_env(c.env_id, c.max_episode_steps, c.time_feature, spaces="frames")
-        )
+        self.evaluator = Evaluator(lambda: make_config_env(c))
         self._greedy_actions = make_greedy_actions(self.network.apply)
 
     def agent(self, params: Any, **info: Any) -> Agent:
@@ -178,11 +182,45 @@ class DQNRun:
         return TrainResult(self.run_dir, summary, best)
 
 
+def make_replay(config: DQNConfig, space: Any) -> ReplayBuffer | FrameReplay:
+    """Stacked frames (Atari) go to the replay that stores each frame once; anything else to the
+    plain one, which stores observations as they are."""
+    c, stack = config, stacked_frames(config.env_id)
+    if stack > 1 and tuple(space.shape[-1:]) == (stack,):
+        return FrameReplay(c.buffer_size, space.shape[:2], stack, c.num_envs, c.n_step, space.dtype)
+    return ReplayBuffer(c.buffer_size, space.shape, space.dtype)
+
+
+def replay_size_note(config: DQNConfig, replay: FrameReplay) -> str:
+    """What the frame replay takes in memory, and in each training checkpoint once full."""
+    size = format_bytes(replay.nbytes)
+    saved = (
+        f"each training checkpoint saves it (up to {size}; --set save_replay=false to not, "
+        "at the cost of an exact resume)"
+        if config.save_replay
+        else "checkpoints leave it out (save_replay=false): a resume refills it from empty"
+    )
+    return (
+        f"replay: {config.buffer_size:,} transitions of stacked frames, {size} in memory; {saved}"
+    )
+
+
+def make_config_env(config: DQNConfig) -> Any:
+    """One env as ``config`` trains on it (the collector steps ``num_envs`` of these)."""
+    c = config
+    return make_env(c.env_id, c.max_episode_steps, c.time_feature, None, "frames", c.sticky_actions)
+
+
 def run_memory_bytes(config: DQNConfig, observation_space: Any, n_actions: int) -> int:
     """What a run allocates, about: the replay (observations twice, five scalar columns) and the
     parameters four times (online, target, Adam's two moments), plus a gradient's worth."""
     obs_bytes = int(np.prod(observation_space.shape)) * np.dtype(observation_space.dtype).itemsize
     replay = config.buffer_size * (2 * obs_bytes + 5 * 4)
+    stack = stacked_frames(config.env_id)
+    if stack > 1:  # each frame once, a little more frames than transitions, ids instead of pixels
+        replay = int(config.buffer_size * (1 + 1 / 64) * obs_bytes / stack) + config.buffer_size * (
+            2 * stack * 8 + 5 * 4
+        )
     shapes = params_shape(
         config, tuple(observation_space.shape), n_actions, observation_space.dtype
     )
@@ -197,9 +235,7 @@ def check_memory(
     directory or a buffer exists. Without spaces, the config's env is made to read them (which
     also fails early on an unknown env)."""
     if observation_space is None or n_actions is None:
-        env = make_env(
-            config.env_id, config.max_episode_steps, config.time_feature, spaces="frames"
-        )
+        env = make_config_env(config)
         observation_space, n_actions = env.observation_space, int(env.action_space.n)
         env.close()
     needed, available = run_memory_bytes(config, observation_space, n_actions), memory_bytes()

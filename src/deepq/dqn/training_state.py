@@ -1,7 +1,8 @@
 """A DQN training checkpoint: everything a resume needs to go on bit for bit.
 
 Arrays: the learner state (online and target parameters, optimiser state, step count), the
-replay's filled region and write position, and each env's unfinished episode (length, actions).
+replay's filled region and write position (unless ``save_replay`` is false), and each env's
+unfinished episode (length, actions; with stacked frames, the ids of its frames).
 meta.json: ``kind`` ``dqn-training-state``, the config, the env facts, the run's counters and
 records, the numpy RNG's state and each env's seeds. Envs are never serialised: a resume resets
 each into its episode's seed and replays the actions (:meth:`Collector.restore`).
@@ -16,6 +17,7 @@ import numpy as np
 
 from deepq.dqn.collector import Collector
 from deepq.dqn.config import DQNConfig, config_from_dict
+from deepq.dqn.frame_replay import FrameReplay
 from deepq.dqn.learner import Learner
 from deepq.dqn.replay import ReplayBuffer
 from deepq.errors import CheckpointError, TrainingDiverged, UsageError
@@ -38,7 +40,7 @@ def save_training_state(
     directory: Path,
     config: DQNConfig,
     learner: Learner,
-    replay: ReplayBuffer,
+    replay: ReplayBuffer | FrameReplay,
     collector: Collector,
     rng: np.random.Generator,
     record: RunRecorder,
@@ -51,10 +53,11 @@ def save_training_state(
             f"the parameters or optimiser state became non-finite by env step {p.env_steps} "
             f"(try a lower learning_rate); {saved_checkpoints_note(directory.parent)}"
         )
+    replay_arrays = replay.state_arrays() if config.save_replay else {}
     arrays = {
         **learner.state_arrays(),
-        **{f"replay/{k}": v for k, v in replay.state_arrays().items()},
-        **collector.state_arrays(),
+        **{f"replay/{k}": v for k, v in replay_arrays.items()},
+        **collector.state_arrays(with_frames=config.save_replay),
     }
     meta = {
         "kind": KIND,
@@ -76,7 +79,7 @@ def restore_training_state(
     meta: dict[str, Any],
     source: str,
     learner: Learner,
-    replay: ReplayBuffer,
+    replay: ReplayBuffer | FrameReplay,
     collector: Collector,
     rng: np.random.Generator,
 ) -> RunProgress:
@@ -95,16 +98,22 @@ def restore_training_state(
     if not learner.is_finite():
         raise CheckpointError(f"{source}: the learner state holds NaN or infinite values")
     try:
-        replay.load_state_arrays(
-            {k.removeprefix("replay/"): v for k, v in arrays.items() if k.startswith("replay/")},
-            collector.n_actions,
-        )
+        replay_arrays = {
+            k.removeprefix("replay/"): v for k, v in arrays.items() if k.startswith("replay/")
+        }
+        if replay_arrays or config_saves_replay(meta):  # save_replay=false: starts empty
+            replay.load_state_arrays(replay_arrays, collector.n_actions)
         rng.bit_generator.state = meta["rng"]
         progress = RunProgress(**meta["progress"])
         collector.restore(meta["envs"], arrays)
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{source}: cannot restore the training state ({exc})") from None
     return progress
+
+
+def config_saves_replay(meta: dict[str, Any]) -> bool:
+    """Whether the run that wrote ``meta`` saved its replay (a missing one is then an error)."""
+    return bool(meta["config"].get("save_replay", True))
 
 
 def read_training_state(

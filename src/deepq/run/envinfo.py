@@ -18,6 +18,7 @@ import gymnasium as gym
 import numpy as np
 
 from deepq.errors import UsageError
+from deepq.run.atari import stacked_frames
 from deepq.run.envs import (
     NAMESPACE_PACKAGES,
     displayable_frame,
@@ -164,7 +165,8 @@ def _short(value: Any) -> str:
 
 def save_frame(env_id: str, out: str | Path, seed: int = 0) -> tuple[Path, tuple[int, ...]]:
     """Save the env's first rendered frame after ``reset(seed=seed)`` (its ``env.render()``
-    image) as a PNG; return the path and the frame's shape."""
+    image) as a PNG; return the path and the image's shape. For Atari the image is the game's
+    screen and, beside it, the newest preprocessed 84×84 frame the agent sees."""
     from PIL import Image
 
     require_suffix(out, (".png",), "--frame")
@@ -173,17 +175,31 @@ def save_frame(env_id: str, out: str | Path, seed: int = 0) -> tuple[Path, tuple
     try:
         with warnings.catch_warnings():  # Gymnasium's checker on renders that are not uint8
             warnings.simplefilter("ignore")
-            env.reset(seed=seed)
+            obs, _ = env.reset(seed=seed)
             frame = env.render()
     finally:
         env.close()
     if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] not in (3, 4):
         raise UsageError(f"{env_id} renders no RGB image (its render modes: {modes or 'none'})")
     image = displayable_frame(frame)
+    if stacked_frames(env_id) > 1:
+        image = side_by_side(image, np.asarray(obs)[..., -1])
     out = Path(out)
     with writing(out):
         Image.fromarray(np.ascontiguousarray(image)).save(out, format="PNG")
     return out, image.shape
+
+
+def side_by_side(screen: np.ndarray, seen: np.ndarray, gap: int = 8) -> np.ndarray:
+    """The RGB ``screen`` and the gray frame the agent sees, enlarged by a whole factor to about
+    the screen's height, on one black canvas."""
+    factor = max(1, screen.shape[0] // seen.shape[0])
+    seen = np.repeat(seen.repeat(factor, axis=0).repeat(factor, axis=1)[..., None], 3, axis=-1)
+    height = max(screen.shape[0], seen.shape[0])
+    canvas = np.zeros((height, screen.shape[1] + gap + seen.shape[1], 3), np.uint8)
+    canvas[: screen.shape[0], : screen.shape[1]] = screen
+    canvas[: seen.shape[0], screen.shape[1] + gap :] = seen
+    return canvas
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from deepq.errors import CheckpointError, UsageError
+from deepq.run.atari import is_atari, preprocess_atari, sticky_make_kwargs
 from deepq.run.config import require_env_id
 
 # Names for the environments the source documents explain. LunarLander's actions as the
@@ -130,15 +131,18 @@ def make_env(
     time_feature: bool = False,
     render_mode: str | None = None,
     spaces: Literal["vector", "frames", "tabular", "any"] = "vector",
+    sticky_actions: bool | None = None,
 ) -> gym.Env:
     """``gym.make`` with deepq's wrappers; unknown envs, and spaces other than ``spaces`` asks
     for, raise UsageError. ``vector``: a 1-D Box observation and Discrete actions (REINFORCE);
     ``frames``: the same, or frames [height, width, channels] (DQN); ``tabular``: Discrete
-    observations and actions (tabular Q-learning); ``any``: no check (describing an env)."""
+    observations and actions (tabular Q-learning); ``any``: no check (describing an env).
+    An ``ALE/`` id comes preprocessed as the Hands-On ML chapter does it (:mod:`deepq.run.atari`;
+    ``max_episode_steps`` counts agent steps there). ``sticky_actions``: see DQN's config key."""
     ensure_registered(env_id)
     _choose_sdl_driver(render_mode)
-    kwargs: dict[str, Any] = {}
-    if max_episode_steps is not None:
+    kwargs: dict[str, Any] = sticky_make_kwargs(env_id, sticky_actions)
+    if max_episode_steps is not None and not is_atari(env_id):
         kwargs["max_episode_steps"] = max_episode_steps
     if render_mode is not None:
         kwargs["render_mode"] = render_mode
@@ -146,6 +150,8 @@ def make_env(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             env = gym.make(env_id, **kwargs)
+            if is_atari(env_id):
+                env = preprocess_atari(env, max_episode_steps)
     except gym.error.Error as exc:  # NameNotFound, VersionNotFound, DependencyNotInstalled, ...
         raise UsageError(f"cannot make environment {env_id!r}: {first_line(exc)}") from None
     except (TypeError, ValueError, ImportError, AttributeError) as exc:  # a broken plugin env
@@ -187,12 +193,13 @@ def make_agent_env(
     max_episode_steps: int | None = None,
     time_feature: bool = False,
     render_mode: str | None = None,
+    sticky_actions: bool | None = None,
 ) -> gym.Env:
     """The env of a loaded agent, refused when its spaces are not the ones the checkpoint says
     the agent was trained on (a tampered or mismatched shape, ``n_actions`` or env id)."""
     shape = (obs_shape,) if isinstance(obs_shape, int) else tuple(obs_shape)
     spaces = "vector" if len(shape) == 1 else "frames"
-    env = make_env(env_id, max_episode_steps, time_feature, render_mode, spaces=spaces)
+    env = make_env(env_id, max_episode_steps, time_feature, render_mode, spaces, sticky_actions)
     have = (tuple(env.observation_space.shape), int(env.action_space.n))
     if have != (shape, n_actions):
         env.close()
@@ -321,6 +328,7 @@ def make_vector_env(
     max_episode_steps: int | None = None,
     time_feature: bool = False,
     spaces: Literal["vector", "frames"] = "vector",
+    sticky_actions: bool | None = None,
 ) -> SyncVectorEnv:
     """``num_envs`` copies stepped in this process, autoreset in the same step, each episode seeded.
 
@@ -328,7 +336,8 @@ def make_vector_env(
     """
 
     def make_one() -> gym.Env:
-        return SeededEpisodes(make_env(env_id, max_episode_steps, time_feature, spaces=spaces))
+        env = make_env(env_id, max_episode_steps, time_feature, None, spaces, sticky_actions)
+        return SeededEpisodes(env)
 
     return SyncVectorEnv([make_one] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
 
