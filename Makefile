@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: train test lint bench pretrained clean
+.PHONY: train test lint bench bench-atari pretrained clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "deepq needs Python >= 3.11, found " + sys.version.split()[0]'
@@ -27,6 +27,11 @@ $(VENV)/.bench-installed: $(STAMP)
 # `make bench ARGS="--quick"` is a minute-long smoke run.
 bench: $(VENV)/.bench-installed
 	$(BIN)/deepq bench $(ARGS)
+
+# The Breakout training loop, deepq against SB3 with the same network and hyperparameters (~7 min).
+bench-atari: $(VENV)/.bench-installed
+	$(BIN)/python -m deepq.bench_atari --steps 12000 --learning-starts 4000 \
+		--out bench-results/$(shell date +%Y-%m-%d)-atari-loop $(ARGS)
 
 # Re-make the pretrained LunarLander agent shipped in src/deepq/pretrained/ (see docs/pretrained.md).
 PRETRAINED_PRESET ?= lunarlander-fast

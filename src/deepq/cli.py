@@ -900,6 +900,32 @@ COMMANDS = {
 JAX_COMMANDS = ("train", "eval", "video", "play", "report")
 
 
+def _trains_from_pixels(args: argparse.Namespace) -> bool:
+    """Whether this ``deepq train`` learns an Atari or MinAtar game (by --env, the preset, or the
+    resumed run's config.json), whose CNN update wants every core (see configure_process)."""
+    if args.command != "train":
+        return False
+    from pathlib import Path
+
+    from deepq.dqn.config import default_preset_for, load_preset
+    from deepq.run.files import read_regular_file
+
+    env_id = args.env
+    try:
+        if args.resume is not None:
+            text = read_regular_file(Path(args.resume) / "config.json", 1 << 20)
+            env_id = json.loads(text).get("env_id")
+        elif env_id is None:
+            preset = args.preset or default_preset_for(None)
+            env_id = load_preset(preset).get("env_id") if preset else None
+    except (OSError, ValueError, AttributeError, DeepQError):
+        return False  # the command itself says what is wrong
+    return isinstance(env_id, str) and env_id.startswith(PIXEL_NAMESPACES)
+
+
+PIXEL_NAMESPACES = ("ALE/", "MinAtar/")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``deepq`` program: this entry point, not the library, sets process-wide settings
     (signal handlers, thread pools). Every way out is one line on stderr and an exit code."""
@@ -915,7 +941,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in JAX_COMMANDS:
             from deepq.run.process import configure_process
 
-            configure_process()
+            configure_process(spare_core=not _trains_from_pixels(args))
         code = COMMANDS[args.command](args)
         sys.stdout.flush()  # inside the try: a closed pipe surfaces here, not at interpreter exit
         missed = take_missed_signal()  # Python swallowed it (in a gc callback), the work went on

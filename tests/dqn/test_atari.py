@@ -11,11 +11,13 @@ import numpy as np
 import pytest
 from test_resume import assert_same_run
 
+from deepq.api import load
 from deepq.dqn.collector import Collector
 from deepq.dqn.config import DQNConfig, resolve_config
 from deepq.dqn.frame_replay import FrameReplay
 from deepq.dqn.loop import resume, train
 from deepq.dqn.replay import ReplayBuffer
+from deepq.outputs.video import rollout_frames
 from deepq.run.checkpoint import load_checkpoint
 from deepq.run.envs import ensure_registered, make_env
 
@@ -281,3 +283,7 @@ def test_breakout_through_the_real_ale_checkpoints_resumes_exactly_and_evaluates
     shutil.copytree(steps[len(steps) // 2], copy / "checkpoints" / "latest")
     resume(copy, show_progress=False, tensorboard=False)
     assert_same_run(whole, copy)
+    frames, _ = rollout_frames(load(whole), episodes=1, seed=0)  # what deepq video writes
+    screen = frames[0]
+    assert screen.shape == (210, 160, 3)  # the game's RGB screen, not the agent's 84x84 frames
+    assert (screen[..., 0] != screen[..., 2]).any()

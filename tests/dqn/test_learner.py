@@ -6,7 +6,8 @@ import numpy as np
 
 from deepq.dqn.agent import build_network, init_params
 from deepq.dqn.config import DQNConfig
-from deepq.dqn.learner import Learner, make_optimizer
+from deepq.dqn.learner import Learner, acts_on_host, make_optimizer
+from deepq.dqn.networks import QNetwork
 from deepq.dqn.replay import Batch, pack_batch
 
 
@@ -64,6 +65,24 @@ def test_acting_reads_the_parameters_from_before_the_update_dispatched_after_it(
     assert not np.allclose(before, after)  # the update changed the network
     np.testing.assert_allclose(acting_q_values(obs), before, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(learner.acting_q_values()(obs), after, rtol=1e-5, atol=1e-6)
+
+
+def test_acting_on_the_device_and_on_the_host_agree_for_a_cnn():
+    """The two acting paths (picked by backend and size) read the same parameters."""
+    config = DQNConfig(hidden_sizes=(16,), batch_size=4, learning_starts=4)
+    network = QNetwork(3, (16,), encoder="nature_cnn", input_scale=1 / 255)
+    frames = np.random.default_rng(2).integers(0, 256, (2, 36, 36, 4), dtype=np.uint8)
+    params = network.init(jax.random.key(0), frames)
+    host = Learner(config, network, params, acting="host")
+    device = Learner(config, network, params, acting="device")
+    assert host.acts_on_host and not device.acts_on_host
+    np.testing.assert_allclose(host.acting_q_values()(frames), device.acting_q_values()(frames),
+                               rtol=1e-4, atol=1e-5)  # fmt: skip
+
+
+def test_the_acting_path_follows_the_backend_and_the_network_size():
+    assert acts_on_host("cpu", 2_000_000) and acts_on_host("gpu", 20_000)
+    assert not acts_on_host("gpu", 1_700_000) and not acts_on_host("tpu", 200_000)
 
 
 def test_update_counts_gradient_steps_and_sync_copies_the_online_network():

@@ -4,7 +4,8 @@ and the parameters that acting reads. The training loop only calls :class:`Learn
 Read top to bottom: the state and its pure functions (optimiser, one gradient step scanned over
 K batches, soft and hard target updates), then :class:`Learner`, which hides two speed tricks
 behind its methods, each with an equivalence test (``test_packing.py``, ``test_networks.py``):
-the state travels packed into one float vector (:mod:`deepq.dqn.packing`), and acting reads a
+the state of a small network travels packed into one float vector (:mod:`deepq.dqn.packing`),
+and acting reads a
 numpy copy of the online parameters through the network's numpy twin
 (:meth:`deepq.dqn.networks.QNetwork.host_q_values`), so that choosing an action never waits
 behind an update that JAX is still computing on another core.
@@ -13,7 +14,7 @@ behind an update that JAX is still computing on another core.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import flax.struct
 import jax
@@ -24,7 +25,7 @@ import optax
 from deepq.dqn.config import DQNConfig
 from deepq.dqn.losses import ApplyFn, dqn_loss, target_fn_for
 from deepq.dqn.networks import QNetwork
-from deepq.dqn.packing import Metrics, PackedState, make_state_packing
+from deepq.dqn.packing import Metrics, PackedState, make_state_packing, make_unpacked, packs
 from deepq.dqn.replay import Batch, PackedBatch, unpack_batch
 from deepq.run.checkpoint import arrays_to_pytree, pytree_to_arrays
 
@@ -132,6 +133,24 @@ def make_update(
     return update
 
 
+# Above this many parameters a numpy copy after every update costs more than an accelerator's
+# call saves: the Nature CNN's 1.7M floats are 6.7 MB to bring back every 4 steps.
+HOST_ACTING_MAX_PARAMS_OFF_CPU = 100_000
+
+
+def acts_on_host(backend: str, n_params: int) -> bool:
+    """Whether acting should read a numpy copy of the parameters rather than call the device.
+
+    On a CPU backend always: XLA:CPU runs its computations one after another, so a jitted
+    action choice would wait behind the whole update dispatched before it (for the Nature CNN,
+    ~110 ms at batch 64 on 2 cores, where the numpy twin answers in ~0.7 ms and the loop steps
+    the game while the update runs). On a GPU or TPU the update is over in milliseconds and runs
+    beside the host, so only a small network (a LunarLander MLP: ~20k parameters, copied in
+    microseconds) still acts faster in numpy than through a device call.
+    """
+    return backend == "cpu" or n_params <= HOST_ACTING_MAX_PARAMS_OFF_CPU
+
+
 @jax.jit
 def all_finite(tree: Any) -> jax.Array:
     return jnp.all(jnp.array([jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)]))
@@ -146,18 +165,33 @@ class Learner:
     dispatched (acting never waits for it; the copy waits only for the update before).
     """
 
-    def __init__(self, config: DQNConfig, network: QNetwork, params: Any):
+    def __init__(
+        self,
+        config: DQNConfig,
+        network: QNetwork,
+        params: Any,
+        acting: Literal["auto", "host", "device"] = "auto",
+    ):
         optimizer = make_optimizer(config)
         state = LearnerState(
             params, params, jax.jit(optimizer.init)(params), jnp.zeros((), jnp.int32)
         )
         update = make_update(config, network.apply, optimizer, unrolled=network.encoder != "mlp")
-        self._packing = make_state_packing(state, update, hard_target_update)
+        n_params = sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(params))
+        self._packing = (
+            make_state_packing(state, update, hard_target_update)
+            if packs(n_params)
+            else make_unpacked(update, hard_target_update)
+        )
         self._packed = self._packing.pack(state)
         self._network = network
         self._host_params: Any = None  # numpy copy of the online parameters of _host_source
         self._host_source: PackedState | None = None
         self.metrics: Metrics | None = None  # of the latest update (device arrays)
+        self.acts_on_host = (
+            acts_on_host(jax.default_backend(), n_params) if acting == "auto" else acting == "host"
+        )
+        self._device_q_values = jax.jit(network.apply)
 
     @property
     def state(self) -> LearnerState:
@@ -176,9 +210,13 @@ class Learner:
         self._packed = self._packing.hard_target_update(self._packed)
 
     def acting_q_values(self) -> Callable[[np.ndarray], np.ndarray]:
-        """``q_values(obs) -> [N, A]`` in numpy with the online parameters as they are now."""
+        """``q_values(obs) -> [N, A]`` in numpy with the online parameters as they are now:
+        through the network's numpy twin, or on the device (:func:`acts_on_host` picks)."""
         source = self._packed
-        return lambda obs: self._network.host_q_values(self._host_params_of(source), obs)
+        if self.acts_on_host:
+            return lambda obs: self._network.host_q_values(self._host_params_of(source), obs)
+        params = self._packing.unpack(source).params
+        return lambda obs: np.asarray(self._device_q_values(params, obs))
 
     def _host_params_of(self, source: PackedState) -> Any:
         if source is not self._host_source:  # a new update or sync since the last copy

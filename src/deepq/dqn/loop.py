@@ -115,7 +115,11 @@ def _train(run: DQNRun, clock: TrainingClock, stop_signal: StopSignal) -> str:
         )
         if learning_steps and _may_learn(c, p, replay):
             learner.update(replay.sample(rng, c.batch_size, learning_steps * c.gradient_steps))
-        actions = select_actions(acting_q_values(collector.obs), epsilon, coins, random_actions)
+        actions = (  # at ε = 1 every coin (< 1) picks the random action: no Q-values needed
+            random_actions
+            if epsilon >= 1.0
+            else select_actions(acting_q_values(collector.obs), epsilon, coins, random_actions)
+        )
         # 3. hard target copy every target_update_every env steps (or, at 6., episodes)
         if (
             c.target_update == "hard"

@@ -1,0 +1,166 @@
+"""``python -m deepq.bench_atari``: the Breakout training loop, deepq against Stable-Baselines3.
+
+What it measures: agent steps per second of the whole training loop (acting, stepping the
+preprocessed ALE env, storing, sampling, learning every 4 steps) and each process's peak RSS,
+for the ``breakout`` preset and SB3's DQN given the same network (the Nature CNN, which is SB3's
+``CnnPolicy``), the same env (deepq's preprocessing), and the same hyperparameters: RMSprop
+2.5e-4 (decay 0.95, eps 1e-5, centered), Huber, batch 64, a gradient step every 4 agent steps,
+target copied every 8,000 agent steps. Both replays hold ``--buffer`` transitions (SB3's buffer of
+the preset's 1M would need 56 GB; its allocation is reported beside deepq's).
+
+Each system runs in a fresh subprocess, one after the other; time is the training loop's only
+(no evaluation). Steps/s are split into the random collection before learning and the learning
+phase, where the Nature CNN's update bounds the loop on a CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from deepq.bench import peak_rss_mib
+
+ENV_ID = "ALE/Breakout-v5"
+
+
+def settings(steps: int, learning_starts: int, buffer: int) -> dict[str, Any]:
+    return {"env_id": ENV_ID, "steps": steps, "learning_starts": learning_starts, "buffer": buffer}
+
+
+def run_deepq(seed: int, steps: int, learning_starts: int, buffer: int) -> dict[str, Any]:
+    from deepq.dqn.config import resolve_config
+    from deepq.dqn.loop import train
+
+    overrides = {"total_steps": steps, "learning_starts": learning_starts,
+                 "random_steps": learning_starts, "buffer_size": buffer, "eval_every": None,
+                 "final_eval_episodes": 0, "checkpoint_every_episodes": None}  # fmt: skip
+    config = resolve_config("breakout", seed=seed, overrides=overrides)
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Path(tmp) / "run"
+        summary = train(config, run, show_progress=False, tensorboard=False).summary
+        rows = (run / "progress.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    at = {name: header.index(name) for name in ("env_steps", "wall_s")}
+    marks = [(int(r.split(",")[at["env_steps"]]), float(r.split(",")[at["wall_s"]]))
+             for r in rows[1:]]  # fmt: skip
+    return {"train_wall_s": summary["train_wall_s"], "episode_marks": marks}
+
+
+def run_sb3(seed: int, steps: int, learning_starts: int, buffer: int) -> dict[str, Any]:
+    import torch
+    from stable_baselines3 import DQN
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from deepq.run.envs import make_env
+
+    env = DummyVecEnv([lambda: make_env(ENV_ID, spaces="frames")])
+    model = DQN(
+        "CnnPolicy",
+        env,
+        learning_rate=2.5e-4,
+        buffer_size=buffer,
+        learning_starts=learning_starts,
+        batch_size=64,
+        gamma=0.99,
+        train_freq=4,
+        gradient_steps=1,
+        target_update_interval=8000,
+        exploration_initial_eps=1.0,
+        exploration_final_eps=0.01,
+        exploration_fraction=1.0,
+        optimize_memory_usage=False,
+        policy_kwargs={
+            "optimizer_class": torch.optim.RMSprop,
+            "optimizer_kwargs": {"alpha": 0.95, "eps": 1e-5, "centered": True},
+        },
+        seed=seed,
+        device="cpu",
+        verbose=0,
+    )
+    marks: list[tuple[int, float]] = []
+
+    class Marks(BaseCallback):
+        def _on_training_start(self) -> None:
+            self.started = time.perf_counter()
+
+        def _on_step(self) -> bool:
+            if self.locals["dones"].any():
+                marks.append((self.num_timesteps, time.perf_counter() - self.started))
+            return True
+
+    started = time.perf_counter()
+    model.learn(total_timesteps=steps, callback=Marks())
+    return {"train_wall_s": round(time.perf_counter() - started, 3), "episode_marks": marks}
+
+
+WORKERS = {"deepq": run_deepq, "sb3": run_sb3}
+
+
+def rates(raw: dict[str, Any], steps: int, learning_starts: int) -> dict[str, float]:
+    """Steps/s before learning and while learning, from the episode ends nearest each phase."""
+    marks = [(0, 0.0), *raw["episode_marks"], (steps, raw["train_wall_s"])]
+    before = [m for m in marks if m[0] <= learning_starts][-1]
+    after = [m for m in marks if m[0] >= learning_starts][0]
+    learning = (steps - after[0]) / (raw["train_wall_s"] - after[1])
+    return {
+        "collect_steps_per_s": round(before[0] / before[1], 1) if before[1] else None,
+        "learning_steps_per_s": round(learning, 2),
+        "overall_steps_per_s": round(steps / raw["train_wall_s"], 2),
+    }
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deepq.bench_atari")
+    parser.add_argument("--systems", default="deepq,sb3")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=15_000, help="agent steps per system")
+    parser.add_argument("--learning-starts", type=int, default=5_000)
+    parser.add_argument("--buffer", type=int, default=100_000)
+    parser.add_argument("--out", default="bench-results/atari")
+    parser.add_argument("--worker", choices=WORKERS)
+    parser.add_argument("--raw-out")
+    args = parser.parse_args(argv)
+    if args.worker:
+        if args.worker == "deepq":
+            from deepq.run.process import configure_process
+
+            configure_process(spare_core=False)  # as deepq train does for pixels
+        raw = WORKERS[args.worker](args.seed, args.steps, args.learning_starts, args.buffer)
+        raw["peak_rss_mib"] = round(peak_rss_mib(), 1)
+        Path(args.raw_out).write_text(json.dumps(raw))
+        return 0
+    results: dict[str, Any] = {
+        "settings": settings(args.steps, args.learning_starts, args.buffer),
+        "machine": {"cpus": __import__("os").cpu_count(), "platform": platform.platform()},
+        "systems": {},
+    }
+    for system in args.systems.split(","):
+        with tempfile.TemporaryDirectory() as tmp:
+            raw_out = Path(tmp) / "raw.json"
+            command = [sys.executable, "-m", "deepq.bench_atari", "--worker", system,
+                       "--seed", str(args.seed), "--steps", str(args.steps),
+                       "--learning-starts", str(args.learning_starts),
+                       "--buffer", str(args.buffer), "--raw-out", str(raw_out)]  # fmt: skip
+            subprocess.run(command, check=True)
+            raw = json.loads(raw_out.read_text())
+        row = {**rates(raw, args.steps, args.learning_starts), "peak_rss_mib": raw["peak_rss_mib"],
+               "train_wall_s": raw["train_wall_s"]}  # fmt: skip
+        results["systems"][system] = row
+        print(system, row, flush=True)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {out.with_suffix('.json')}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
