@@ -287,3 +287,52 @@ def test_breakout_through_the_real_ale_checkpoints_resumes_exactly_and_evaluates
     screen = frames[0]
     assert screen.shape == (210, 160, 3)  # the game's RGB screen, not the agent's 84x84 frames
     assert (screen[..., 0] != screen[..., 2]).any()
+
+
+FAKE_RUN = {"env_id": FAKE, "total_steps": 160, "hidden_sizes": [16], "buffer_size": 400,
+            "learning_starts": 48, "batch_size": 8, "train_every": 8, "target_update": "hard",
+            "target_update_every": 40, "epsilon_decay_steps": 100, "eval_every": None,
+            "final_eval_episodes": 0, "checkpoint_every_episodes": 1, "keep_checkpoints": 0,
+            "life_loss_terminal": True, "clip_rewards": True, "n_step": 2}  # fmt: skip
+
+
+def resumable_copy(run_dir, tmp_path, name):
+    """The run as it was at its second periodic checkpoint, ready to resume."""
+    copy = tmp_path / name
+    shutil.copytree(run_dir, copy)
+    for finished in ("final", "latest"):
+        shutil.rmtree(copy / "checkpoints" / finished)
+    (copy / "summary.json").unlink()
+    shutil.copytree(
+        sorted((copy / "checkpoints").glob("step-*"))[1], copy / "checkpoints" / "latest"
+    )
+    return copy
+
+
+def test_without_a_saved_replay_a_frames_run_resumes_from_an_empty_buffer(tmp_path):
+    whole = tmp_path / "whole"
+    train(dict(FAKE_RUN, save_replay=False), whole, show_progress=False, tensorboard=False)
+    arrays, _ = load_checkpoint(whole / "checkpoints" / "final")
+    assert (
+        not any(k.startswith("replay/") for k in arrays) and "envs/episode_frame_ids" not in arrays
+    )
+    copy = resumable_copy(whole, tmp_path, "resumed")
+    result = resume(copy, show_progress=False, tensorboard=False)
+    assert result.summary["env_steps"] == 160
+
+
+def test_a_resume_refuses_frame_ids_that_do_not_match_the_replayed_screens(tmp_path):
+    from tampering import edit_arrays
+
+    from deepq.errors import CheckpointError
+
+    whole = tmp_path / "whole"
+    train(FAKE_RUN, whole, show_progress=False, tensorboard=False)
+    copy = resumable_copy(whole, tmp_path, "tampered")
+
+    def shift(arrays):  # every id one frame later: frames the replayed episode never showed
+        arrays["envs/episode_frame_ids"] = arrays["envs/episode_frame_ids"] - 1
+
+    edit_arrays(copy / "checkpoints" / "latest", shift)
+    with pytest.raises(CheckpointError, match="frames"):
+        resume(copy, show_progress=False, tensorboard=False)

@@ -146,9 +146,13 @@ class Collector:
             "episodes_started": [int(env.episode) for env in self.envs.envs],
         }
 
-    def restore(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    def restore(
+        self, meta: dict[str, Any], arrays: dict[str, np.ndarray], frames_saved: bool = True
+    ) -> None:
         """Put every env back into its unfinished episode: reset with that episode's seed and
-        replay its actions, refilling the episode's return, length and pending n-step entries."""
+        replay its actions, refilling the episode's return, length and pending n-step entries.
+        With stacked frames, ``frames_saved`` says the replay (and so each episode's frames)
+        was saved; otherwise the episode's frames are written again as it replays."""
         num_envs = len(self.envs.envs)
         lengths = arrays["envs/episode_length"]
         all_actions = arrays["envs/episode_actions"]
@@ -163,6 +167,8 @@ class Collector:
         if all_actions.size and not (0 <= all_actions.min() <= all_actions.max() < self.n_actions):
             raise ValueError(f"envs/episode_actions holds actions outside [0, {self.n_actions})")
         frame_ids = arrays.get("envs/episode_frame_ids")
+        if self.frame_store is not None and frames_saved and frame_ids is None:
+            raise ValueError("envs/episode_frame_ids is missing")
         if self.frame_store is not None and frame_ids is not None:
             if frame_ids.dtype != np.int64 or frame_ids.shape[:1] != (num_envs,):
                 raise ValueError(f"envs/episode_frame_ids must be int64[{num_envs}, steps]")
@@ -308,6 +314,12 @@ class _EpisodeFrames:
             self.ids.append(int(self.store.add_frames(obs[None, ..., -1])[0]))
             return
         frame_id = int(self.saved[len(self.ids)])
+        if (
+            not self.store.frames_written - self.store.frame_capacity
+            <= frame_id
+            < self.store.frames_written
+        ):
+            raise ValueError("envs/episode_frame_ids name frames the replay does not hold")
         if not np.array_equal(self.store.stacks(np.array([frame_id]))[..., 0], obs[..., -1]):
             raise ValueError("the saved frames differ from the replayed episode's")
         self.ids.append(frame_id)

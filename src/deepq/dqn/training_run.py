@@ -87,6 +87,11 @@ class DQNRun:
                                                      self.progress.env_steps))  # fmt: skip
         if isinstance(self.replay, FrameReplay) and restored is None:
             self.logger.message(replay_size_note(c, self.replay))
+        if restored is not None and not c.save_replay:
+            self.logger.message(
+                "resumed without a saved replay (save_replay=false): the buffer refills from "
+                "empty, so this is not an exact resume"
+            )
         threshold = solved_threshold(c.solved_threshold, self.collector.spec)
         self.record = RunRecorder(self.progress, self.logger, threshold, c.solved_window)
         self.evaluator = Evaluator(lambda: make_config_env(c))

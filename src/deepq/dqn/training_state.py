@@ -105,7 +105,7 @@ def restore_training_state(
             replay.load_state_arrays(replay_arrays, collector.n_actions)
         rng.bit_generator.state = meta["rng"]
         progress = RunProgress(**meta["progress"])
-        collector.restore(meta["envs"], arrays)
+        collector.restore(meta["envs"], arrays, frames_saved=config_saves_replay(meta))
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{source}: cannot restore the training state ({exc})") from None
     return progress
