@@ -330,6 +330,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="frames per second (default 30)",
     )
+    video.add_argument(
+        "--max-frames",
+        type=integer(ge=1),
+        default=9000,
+        metavar="N",
+        help="stop after N frames, mid-episode if need be (default 9000: 5 minutes at 30 fps; "
+        "an Atari agent that never serves plays 27,000 steps)",
+    )
     _add_env_module(video)
     video.add_argument(
         "--out",
@@ -729,11 +737,17 @@ def cmd_video(args: argparse.Namespace) -> int:
         path = Path(args.path)
         agent, default_dir = load(path), path if (path / "progress.csv").exists() else Path(".")
     out = Path(args.out) if args.out else default_dir / "video.mp4"
-    written, returns = record_video(agent, out, args.episodes, args.seed, args.fps)
-    print(
-        f"wrote {written}: {len(returns)} episode{'s' if len(returns) > 1 else ''}, "
-        f"returns {', '.join(f'{r:.2f}' for r in returns)}"
+    written, returns = record_video(
+        agent, out, args.episodes, args.seed, args.fps, max_frames=args.max_frames
     )
+    played = (
+        f"{len(returns)} episode{'s' if len(returns) != 1 else ''}, returns "
+        + ", ".join(f"{r:.2f}" for r in returns)
+        if returns
+        else "no whole episode"
+    )
+    cut = f" (cut at --max-frames {args.max_frames})" if len(returns) < args.episodes else ""
+    print(f"wrote {written}: {played}{cut}")
     return EXIT_OK
 
 

@@ -71,3 +71,16 @@ def test_a_hand_written_policy_films_like_an_agent(tmp_path):
     written, returns = record_video(load_policy("lean"), tmp_path / "lean.gif", 2, seed=0)
     assert returns == [episode_returns(lean_policy, 1, seed=k)[0] for k in range(2)]
     assert len(iio.imread(written)) == sum(returns) + 2  # a frame per step, and each reset's
+
+
+def test_a_video_stops_at_max_frames_and_lists_only_whole_episodes(tmp_path):
+    """An Atari agent that never serves would play 27,000 steps: --max-frames cuts it."""
+    from deepq.classic.policies import episode_returns, lean_policy, load_policy
+
+    first = episode_returns(lean_policy, 1, seed=0)[0]  # CartPole: a return of N is N steps
+    written, returns = record_video(load_policy("lean"), tmp_path / "cut.gif", 2, seed=0,
+                                    max_frames=int(first) + 10)  # fmt: skip
+    assert returns == [first]  # the second episode was cut short
+    assert len(iio.imread(written)) == int(first) + 10
+    _, returns = record_video(load_policy("lean"), tmp_path / "short.gif", 1, max_frames=5)
+    assert returns == []

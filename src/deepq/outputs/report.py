@@ -79,7 +79,7 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
 def _greedy_video(run_dir: Path, seed: int) -> tuple[bytes | None, str]:
     """One greedy episode of the run's best checkpoint as MP4 bytes, or None and why not."""
     from deepq.agents import load
-    from deepq.outputs.video import record_video
+    from deepq.outputs.video import VIDEO_FPS, rollout_frames, write_video
 
     try:
         agent = load(run_dir)
@@ -87,14 +87,23 @@ def _greedy_video(run_dir: Path, seed: int) -> tuple[bytes | None, str]:
         return None, f"no video: {exc}"
     with tempfile.TemporaryDirectory(prefix="deepq-report-") as scratch:
         try:
-            _, returns = record_video(agent, Path(scratch) / "episode.mp4", 1, seed)
-            data = (Path(scratch) / "episode.mp4").read_bytes()
+            frames, returns = rollout_frames(agent, 1, seed, max_frames=REPORT_VIDEO_FRAMES)
+            data = write_video(frames, Path(scratch) / "episode.mp4", VIDEO_FPS).read_bytes()
         except Exception as exc:  # an env without an rgb_array renderer, a missing encoder, ...
             return None, f"no video: {agent.config.env_id} could not be rendered ({exc})"
+    if not returns:  # cut at REPORT_VIDEO_FRAMES: an Atari agent that never serves plays for hours
+        seconds = REPORT_VIDEO_FRAMES // VIDEO_FPS
+        return (
+            data,
+            f"The first {seconds} s of a greedy episode of the best checkpoint, reset seed {seed}.",
+        )
     return (
         data,
         f"Greedy episode of the best checkpoint, reset seed {seed}: return {returns[0]:.2f}.",
     )
+
+
+REPORT_VIDEO_FRAMES = 1800  # a minute at 30 fps: ~180 MB of frames held while encoding
 
 
 def software_versions() -> dict[str, str]:

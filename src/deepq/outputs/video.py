@@ -23,11 +23,15 @@ from deepq.run.envs import displayable_frame
 from deepq.run.files import require_suffix, writing
 
 VIDEO_SUFFIXES = (".mp4", ".gif")
+VIDEO_FPS = 30
 
 
-def rollout_frames(agent: Any, episodes: int, seed: int) -> tuple[list[np.ndarray], list[float]]:
+def rollout_frames(
+    agent: Any, episodes: int, seed: int, max_frames: int | None = None
+) -> tuple[list[np.ndarray], list[float]]:
     """Frames [H, W, 3] of ``episodes`` greedy episodes (episode k reset with seed + k): the first
-    frame and one after every step; and each episode's return."""
+    frame and one after every step; and each whole episode's return. With ``max_frames`` the
+    rollout stops there, mid-episode if need be (an episode cut short has no return listed)."""
     frames: list[np.ndarray] = []
     returns: list[float] = []
     env = agent.make_env(render_mode="rgb_array")
@@ -38,11 +42,13 @@ def rollout_frames(agent: Any, episodes: int, seed: int) -> tuple[list[np.ndarra
             obs, _ = env.reset(seed=seed + k)
             episode_return, done = 0.0, False
             frames.append(annotate(env.render(), k + 1, episode_return))
-            while not done:
+            while not done and (max_frames is None or len(frames) < max_frames):
                 obs, reward, terminated, truncated, _ = env.step(agent.act(obs))
                 episode_return += float(reward)
                 done = terminated or truncated
                 frames.append(annotate(env.render(), k + 1, episode_return))
+            if not done:
+                break
             returns.append(episode_return)
     return frames, returns
 
@@ -90,16 +96,22 @@ def _encode(frames: list[np.ndarray], out: Path, fps: int) -> None:
 
 
 def record_video(
-    agent: Any, out: str | Path, episodes: int = 1, seed: int = 0, fps: int = 30
+    agent: Any,
+    out: str | Path,
+    episodes: int = 1,
+    seed: int = 0,
+    fps: int = VIDEO_FPS,
+    max_frames: int | None = None,
 ) -> tuple[Path, list[float]]:
-    """Render ``episodes`` greedy episodes of ``agent`` into ``out``; return the path and the returns."""
+    """Render ``episodes`` greedy episodes of ``agent`` into ``out`` (at most ``max_frames``
+    frames); return the path and the returns."""
     if episodes < 1:
         raise UsageError(f"--episodes {episodes} must be >= 1")
     if fps < 1:
         raise UsageError(f"--fps {fps} must be >= 1")
     out = Path(out)
     require_suffix(out, VIDEO_SUFFIXES)
-    frames, returns = rollout_frames(agent, episodes, seed)
+    frames, returns = rollout_frames(agent, episodes, seed, max_frames)
     return write_video(frames, out, fps), returns
 
 
