@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: train test lint bench bench-atari pretrained clean
+.PHONY: train test lint bench bench-atari pretrained pretrained-minatar clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "deepq needs Python >= 3.11, found " + sys.version.split()[0]'
@@ -41,6 +41,14 @@ pretrained: $(STAMP)
 	$(BIN)/deepq train --preset $(PRETRAINED_PRESET) --seed $(PRETRAINED_SEED) \
 		--run-dir runs/pretrained-lunarlander --no-progress
 	$(BIN)/python -m deepq.outputs.pretrained runs/pretrained-lunarlander --preset $(PRETRAINED_PRESET)
+
+# Re-make the pretrained MinAtar Breakout agent (1M frames: about half an hour on 2 cores).
+pretrained-minatar: $(STAMP)
+	rm -rf runs/pretrained-minatar-breakout
+	$(BIN)/deepq train --preset minatar-breakout-modern --seed 0 \
+		--run-dir runs/pretrained-minatar-breakout --no-progress
+	$(BIN)/python -m deepq.outputs.pretrained runs/pretrained-minatar-breakout \
+		--preset minatar-breakout-modern --name minatar-breakout
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

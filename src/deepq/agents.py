@@ -1,5 +1,5 @@
-"""Loading and evaluating any agent deepq saved: by path, by the checkpoint's ``kind``, or the
-pretrained LunarLander agent shipped inside the package.
+"""Loading and evaluating any agent deepq saved: by path, by the checkpoint's ``kind``, or one of
+the pretrained agents shipped inside the package (the lander, and a MinAtar Breakout player).
 
 Below the API and the outputs (report, video, play), which all load agents through here.
 """
@@ -13,13 +13,14 @@ from typing import Any
 from deepq.errors import CheckpointError, UsageError
 from deepq.run.checkpoint import checkpoint_exists, load_checkpoint
 from deepq.run.evaluation import TEST_EVAL_SEED, EvalResult, Evaluator
+from deepq.shipped import PRETRAINED_NAME, PRETRAINED_NAMES
 
-PRETRAINED_NAME = "lunarlander"
 
-
-def pretrained_path() -> Path:
-    """The directory of the shipped LunarLander checkpoint (see :mod:`deepq.outputs.pretrained`)."""
-    return Path(str(resources.files("deepq") / "pretrained" / PRETRAINED_NAME))
+def pretrained_path(name: str = PRETRAINED_NAME) -> Path:
+    """The directory of a shipped checkpoint (see :mod:`deepq.outputs.pretrained`)."""
+    if name not in PRETRAINED_NAMES:
+        raise UsageError(f"no pretrained agent {name!r}; deepq ships {', '.join(PRETRAINED_NAMES)}")
+    return Path(str(resources.files("deepq") / "pretrained" / name))
 
 
 def find_checkpoint(path: str | Path) -> Path:
@@ -55,11 +56,13 @@ def load_agent_checkpoint(directory: str | Path) -> Any:
     raise CheckpointError(f"{directory}: unknown checkpoint kind {kind!r}")
 
 
-def load(path: str | Path | None = None) -> Any:
+def load(path: str | Path | None = None, *, pretrained: str | None = None) -> Any:
     """Load an agent from a run directory (its best checkpoint) or a checkpoint directory; with no
-    path, the pretrained LunarLander agent shipped with deepq."""
+    path, the pretrained agent shipped with deepq named ``pretrained`` (default the lander)."""
+    if path is not None and pretrained is not None:
+        raise UsageError("name a run or checkpoint directory, or a pretrained agent, not both")
     if path is None:
-        return load_agent_checkpoint(pretrained_path())
+        return load_agent_checkpoint(pretrained_path(pretrained or PRETRAINED_NAME))
     return load_agent_checkpoint(find_checkpoint(path))
 
 

@@ -35,6 +35,7 @@ from deepq.run.signals import (
     restore_handlers,
     take_missed_signal,
 )
+from deepq.shipped import PRETRAINED_NAMES
 from deepq.version import __version__
 
 # What --policy takes (video, play); the names are the hand-written policies' (classic.policies).
@@ -220,6 +221,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="run directory or checkpoint directory (default: the pretrained LunarLander agent)",
     )
     evaluate.add_argument(
+        "--pretrained",
+        metavar="NAME",
+        choices=PRETRAINED_NAMES,
+        help="a pretrained agent shipped with deepq instead of PATH: "
+        + ", ".join(PRETRAINED_NAMES),
+    )
+    evaluate.add_argument(
         "--episodes", type=EPISODES, default=100, metavar="N", help="episodes (default 100)"
     )
     evaluate.add_argument(
@@ -310,6 +318,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     video.add_argument("--policy", metavar="POLICY", help=POLICY_HELP)
     video.add_argument(
+        "--pretrained",
+        metavar="NAME",
+        choices=PRETRAINED_NAMES,
+        help="a pretrained agent shipped with deepq instead of PATH: "
+        + ", ".join(PRETRAINED_NAMES),
+    )
+    video.add_argument(
         "--episodes",
         type=EPISODES,
         default=1,
@@ -370,6 +385,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_env_module(play)
     play.add_argument("--policy", metavar="POLICY", help=POLICY_HELP)
+    play.add_argument(
+        "--pretrained",
+        metavar="NAME",
+        choices=PRETRAINED_NAMES,
+        help="a pretrained agent shipped with deepq instead of PATH: "
+        + ", ".join(PRETRAINED_NAMES),
+    )
     play.add_argument(
         "--video", action="store_true", help="write a video even when a display exists"
     )
@@ -564,9 +586,15 @@ def cmd_play(args: argparse.Namespace) -> int:
     from deepq.classic.policies import load_policy
     from deepq.outputs.video import play
 
-    if args.policy is not None and args.path is not None:
-        raise UsageError("name a run or checkpoint directory, or a --policy, not both")
-    agent = load_policy(args.policy) if args.policy is not None else load(args.path)
+    if sum(x is not None for x in (args.path, args.policy, args.pretrained)) > 1:
+        raise UsageError(
+            "name a run or checkpoint directory, a --policy or a --pretrained agent: only one of them"
+        )
+    agent = (
+        load_policy(args.policy)
+        if args.policy is not None
+        else load(args.path, pretrained=args.pretrained)
+    )
     result = play(agent, args.episodes, args.seed, args.out, window=False if args.video else None)
     returns = ", ".join(f"{r:.2f}" for r in result.returns)
     if result.video is not None:
@@ -729,10 +757,14 @@ def cmd_video(args: argparse.Namespace) -> int:
     from deepq.classic.policies import load_policy
     from deepq.outputs.video import record_video
 
-    if (args.path is None) == (args.policy is None):
-        raise UsageError("name a run or checkpoint directory, or a --policy (one of them)")
+    if sum(x is not None for x in (args.path, args.policy, args.pretrained)) != 1:
+        raise UsageError(
+            "name a run or checkpoint directory, a --policy or a --pretrained agent (one of them)"
+        )
     if args.policy is not None:
         agent, default_dir = load_policy(args.policy), Path(".")
+    elif args.pretrained is not None:
+        agent, default_dir = load(pretrained=args.pretrained), Path(".")
     else:
         path = Path(args.path)
         agent, default_dir = load(path), path if (path / "progress.csv").exists() else Path(".")
@@ -845,7 +877,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from deepq.api import evaluate, load
     from deepq.run.evaluation import TEST_EVAL_SEED
 
-    agent = load(args.path)
+    agent = load(args.path, pretrained=args.pretrained)
     result = evaluate(agent, args.episodes, TEST_EVAL_SEED if args.seed is None else args.seed)
     if args.json:
         keys = ("mean", "std", "min", "max", "episodes", "returns")

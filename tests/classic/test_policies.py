@@ -158,8 +158,8 @@ def test_cli_json_and_files(tmp_path):
         (["search", "--elite-fraction", "1.5"], "--elite-fraction 1.5 must be in (0, 1]"),
         (["search", "--method", "annealing"], "invalid choice"),
         (["policies", "--weights", "1,2"], "must be 4 or 5 finite numbers"),
-        (["video"], "name a run or checkpoint directory, or a --policy"),
-        (["play", "runs/x", "--policy", "lean"], "not both"),
+        (["video"], "name a run or checkpoint directory, a --policy or a --pretrained agent"),
+        (["play", "runs/x", "--policy", "lean"], "only one of them"),
     ],
 )
 def test_cli_bad_calls_exit_2(args, message):

@@ -93,3 +93,14 @@ def test_a_minatar_frame_is_saved_large_enough_to_see(tmp_path):
 
     out, shape = save_frame("MinAtar/Breakout-v0", tmp_path / "breakout.png")
     assert shape == (160, 160, 3) and Image.open(out).size == (160, 160)
+
+
+def test_the_modern_preset_is_the_papers_dqn_but_for_what_it_names():
+    paper, modern = resolve_config("minatar-breakout"), resolve_config("minatar-breakout-modern")
+    changed = {k for k, v in modern.to_dict().items() if paper.to_dict()[k] != v}
+    assert changed == {"double", "n_step", "optimizer", "learning_rate", "optimizer_eps",
+                       "epsilon_end", "epsilon_decay_steps", "total_steps"}  # fmt: skip
+    assert (modern.double, modern.n_step, modern.optimizer, modern.learning_rate) == (
+        True, 3, "adam", 1e-4)  # fmt: skip
+    assert (modern.epsilon_end, modern.epsilon_decay_steps, modern.total_steps) == (
+        0.01, 250_000, 1_000_000)  # fmt: skip

@@ -114,3 +114,27 @@ def test_play_bad_calls_exit_2(args, message):
     assert done.returncode == 2
     assert done.stderr.strip() == f"deepq play: error: {message}" or message in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_shipped_agent_is_chosen_by_name_and_an_unknown_one_is_refused(tmp_path):
+    from deepq.errors import UsageError
+
+    with pytest.raises(UsageError, match="deepq ships lunarlander, minatar-breakout"):
+        load(pretrained="nope")
+    with pytest.raises(UsageError, match="not both"):
+        load(tmp_path, pretrained="lunarlander")
+    done = run_deepq("video", str(tmp_path), "--pretrained", "lunarlander")
+    assert done.returncode == 2 and "one of them" in done.stderr
+
+
+def test_the_shipped_minatar_player_beats_random_play_and_is_under_a_megabyte():
+    agent = load(pretrained="minatar-breakout")
+    files = {
+        path.name: path.stat().st_size for path in pretrained_path("minatar-breakout").iterdir()
+    }
+    assert files["arrays.safetensors"] < 1_000_000
+    provenance = agent.info["pretrained"]
+    assert provenance["trained_with"] == "deepq train --preset minatar-breakout-modern --seed 0"
+    assert agent.config.env_id == "MinAtar/Breakout-v0" and agent.obs_shape == (10, 10, 4)
+    result = evaluate(agent, 10, TEST_EVAL_SEED)
+    assert result.mean >= 5, result.line()  # random play scores about 0.5

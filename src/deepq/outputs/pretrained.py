@@ -1,15 +1,19 @@
-"""The pretrained LunarLander agent shipped inside the package, and how it is made.
+"""The pretrained agents shipped inside the package, and how they are made.
 
-``deepq eval`` and ``deepq play`` with no PATH use it. It is the best checkpoint of one run of the
-``lunarlander-fast`` preset (its seed 7 lands well: 243.6 over 100 held-out episodes), re-saved
-with where it came from and its held-out score::
+``deepq eval`` and ``deepq play`` with no PATH use the lander: the best checkpoint of one run of
+the ``lunarlander-fast`` preset (its seed 7 lands well: 243.6 over 100 held-out episodes),
+re-saved with where it came from and its held-out score::
 
     make pretrained   # = deepq train --preset $(PRETRAINED_PRESET) --seed $(PRETRAINED_SEED)
                       #       --run-dir runs/pretrained-lunarlander
                       #   then: python -m deepq.outputs.pretrained runs/pretrained-lunarlander
                       #       --preset $(PRETRAINED_PRESET)
 
-The weights are a safetensors checkpoint like any other (about 20 KB), loaded without pickle.
+``--pretrained minatar-breakout`` is a MinAtar Breakout player made the same way by
+``make pretrained-minatar`` (the ``minatar-breakout-modern`` preset, 1M frames).
+
+The weights are safetensors checkpoints like any other (the lander's about 20 KB, MinAtar's about
+530 KB), loaded without pickle.
 """
 
 from __future__ import annotations
@@ -19,10 +23,15 @@ import sys
 from pathlib import Path
 
 from deepq.agents import evaluate, load, pretrained_path
+from deepq.shipped import PRETRAINED_NAMES
 
 
 def install_pretrained(
-    run_dir: str | Path, *, preset: str, destination: str | Path | None = None
+    run_dir: str | Path,
+    *,
+    preset: str,
+    destination: str | Path | None = None,
+    name: str = "lunarlander",
 ) -> dict:
     """Re-save ``run_dir``'s best checkpoint as the shipped agent, with its provenance and its
     greedy score over 100 held-out episodes in the checkpoint's ``info``; return that info."""
@@ -40,7 +49,7 @@ def install_pretrained(
             "eval_100_held_out": {"mean": result.mean, "std": result.std, "min": result.min},
         },
     }
-    save_agent(Path(destination) if destination else pretrained_path(), agent)
+    save_agent(Path(destination) if destination else pretrained_path(name), agent)
     return agent.info["pretrained"]
 
 
@@ -56,17 +65,23 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME",
         help="the preset the run was trained with (recorded as its provenance)",
     )
+    parser.add_argument(
+        "--name",
+        default="lunarlander",
+        choices=PRETRAINED_NAMES,
+        help="which shipped agent it becomes (default lunarlander)",
+    )
     args = parser.parse_args(argv)
     from deepq.errors import DeepQError
 
     try:
-        info = install_pretrained(args.run_dir, preset=args.preset)
+        info = install_pretrained(args.run_dir, preset=args.preset, name=args.name)
     except DeepQError as exc:
         print(f"python -m deepq.outputs.pretrained: error: {exc}", file=sys.stderr)
         return exc.exit_code
     score = info["eval_100_held_out"]
     print(
-        f"installed {pretrained_path()}: greedy {score['mean']:.2f} ± {score['std']:.2f} "
+        f"installed {pretrained_path(args.name)}: greedy {score['mean']:.2f} ± {score['std']:.2f} "
         f"(min {score['min']:.2f}) over 100 held-out episodes"
     )
     return 0
