@@ -49,3 +49,17 @@ def interrupt_after_episodes(
         time.sleep(0.05)
     process.send_signal(signal.SIGINT)
     return process.communicate(timeout=timeout)[1]
+
+
+def rewound_copy(run_dir: Path, copy: Path, which: int = 0) -> Path:
+    """A copy of a finished run as it was at its periodic checkpoint number ``which`` (of the
+    step-* copies it kept), ready for ``deepq train --resume``."""
+    import shutil
+
+    shutil.copytree(run_dir, copy)
+    for finished in ("final", "latest"):
+        shutil.rmtree(copy / "checkpoints" / finished)
+    (copy / "summary.json").unlink()
+    steps = sorted((copy / "checkpoints").glob("step-*"))
+    shutil.copytree(steps[which], copy / "checkpoints" / "latest")
+    return copy

@@ -97,6 +97,16 @@ EPISODES = integer(ge=1, le=MAX_EPISODES)
 STEPS = integer(ge=1, le=10**12)
 
 
+def _add_pretrained(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--pretrained",
+        metavar="NAME",
+        choices=PRETRAINED_NAMES,
+        help="a pretrained agent shipped with deepq instead of PATH: "
+        + ", ".join(PRETRAINED_NAMES),
+    )
+
+
 def _add_env_module(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--env-module",
@@ -220,13 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="?",
         help="run directory or checkpoint directory (default: the pretrained LunarLander agent)",
     )
-    evaluate.add_argument(
-        "--pretrained",
-        metavar="NAME",
-        choices=PRETRAINED_NAMES,
-        help="a pretrained agent shipped with deepq instead of PATH: "
-        + ", ".join(PRETRAINED_NAMES),
-    )
+    _add_pretrained(evaluate)
     evaluate.add_argument(
         "--episodes", type=EPISODES, default=100, metavar="N", help="episodes (default 100)"
     )
@@ -317,13 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
         "path", metavar="PATH", nargs="?", help="run directory or checkpoint directory"
     )
     video.add_argument("--policy", metavar="POLICY", help=POLICY_HELP)
-    video.add_argument(
-        "--pretrained",
-        metavar="NAME",
-        choices=PRETRAINED_NAMES,
-        help="a pretrained agent shipped with deepq instead of PATH: "
-        + ", ".join(PRETRAINED_NAMES),
-    )
+    _add_pretrained(video)
     video.add_argument(
         "--episodes",
         type=EPISODES,
@@ -385,13 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_env_module(play)
     play.add_argument("--policy", metavar="POLICY", help=POLICY_HELP)
-    play.add_argument(
-        "--pretrained",
-        metavar="NAME",
-        choices=PRETRAINED_NAMES,
-        help="a pretrained agent shipped with deepq instead of PATH: "
-        + ", ".join(PRETRAINED_NAMES),
-    )
+    _add_pretrained(play)
     play.add_argument(
         "--video", action="store_true", help="write a video even when a display exists"
     )

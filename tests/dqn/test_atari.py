@@ -4,11 +4,10 @@ the collector learns from (clipped rewards, lost lives as terminal) against what
 scores, whole games), the frame replay that stores each frame once, and a real-ALE Breakout run
 that checkpoints, resumes bit for bit and evaluates."""
 
-import shutil
-
 import gymnasium as gym
 import numpy as np
 import pytest
+from helpers import rewound_copy
 from test_resume import assert_same_run
 
 from deepq.api import load
@@ -274,13 +273,8 @@ def test_breakout_through_the_real_ale_checkpoints_resumes_exactly_and_evaluates
     arrays, meta = load_checkpoint(whole / "checkpoints" / "final")
     assert arrays["replay/frames"].shape[1:] == (84, 84) and "replay/obs" not in arrays
     assert meta["obs_shape"] == [84, 84, 4] and result.summary["final_eval"]["episodes"] == 1
-    copy = tmp_path / "resumed"
-    shutil.copytree(whole, copy)
-    for finished in ("final", "latest"):
-        shutil.rmtree(copy / "checkpoints" / finished)
-    (copy / "summary.json").unlink()
-    steps = sorted((copy / "checkpoints").glob("step-*"))
-    shutil.copytree(steps[len(steps) // 2], copy / "checkpoints" / "latest")
+    steps = len(list((whole / "checkpoints").glob("step-*")))
+    copy = rewound_copy(whole, tmp_path / "resumed", which=steps // 2)
     resume(copy, show_progress=False, tensorboard=False)
     assert_same_run(whole, copy)
     frames, _ = rollout_frames(load(whole), episodes=1, seed=0)  # what deepq video writes
@@ -296,19 +290,6 @@ FAKE_RUN = {"env_id": FAKE, "total_steps": 160, "hidden_sizes": [16], "buffer_si
             "life_loss_terminal": True, "clip_rewards": True, "n_step": 2}  # fmt: skip
 
 
-def resumable_copy(run_dir, tmp_path, name):
-    """The run as it was at its second periodic checkpoint, ready to resume."""
-    copy = tmp_path / name
-    shutil.copytree(run_dir, copy)
-    for finished in ("final", "latest"):
-        shutil.rmtree(copy / "checkpoints" / finished)
-    (copy / "summary.json").unlink()
-    shutil.copytree(
-        sorted((copy / "checkpoints").glob("step-*"))[1], copy / "checkpoints" / "latest"
-    )
-    return copy
-
-
 def test_without_a_saved_replay_a_frames_run_resumes_from_an_empty_buffer(tmp_path):
     whole = tmp_path / "whole"
     train(dict(FAKE_RUN, save_replay=False), whole, show_progress=False, tensorboard=False)
@@ -316,7 +297,7 @@ def test_without_a_saved_replay_a_frames_run_resumes_from_an_empty_buffer(tmp_pa
     assert (
         not any(k.startswith("replay/") for k in arrays) and "envs/episode_frame_ids" not in arrays
     )
-    copy = resumable_copy(whole, tmp_path, "resumed")
+    copy = rewound_copy(whole, tmp_path / "resumed", which=1)
     result = resume(copy, show_progress=False, tensorboard=False)
     assert result.summary["env_steps"] == 160
 
@@ -328,7 +309,7 @@ def test_a_resume_refuses_frame_ids_that_do_not_match_the_replayed_screens(tmp_p
 
     whole = tmp_path / "whole"
     train(FAKE_RUN, whole, show_progress=False, tensorboard=False)
-    copy = resumable_copy(whole, tmp_path, "tampered")
+    copy = rewound_copy(whole, tmp_path / "tampered", which=1)
 
     def shift(arrays):  # every id one frame later: frames the replayed episode never showed
         arrays["envs/episode_frame_ids"] = arrays["envs/episode_frame_ids"] - 1

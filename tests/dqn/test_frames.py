@@ -1,10 +1,9 @@
 """DQN from frames: the CNN encoder picked from the observation space, uint8 pixels kept as bytes
 in replay, checkpoints that say the frames' shape, and a resume that is still bit for bit."""
 
-import shutil
-
 import numpy as np
 import pytest
+from helpers import rewound_copy
 from test_resume import assert_same_run
 
 from deepq.api import evaluate, load
@@ -60,14 +59,7 @@ def test_a_loaded_frames_agent_acts_and_evaluates(frames_run):
 
 def test_a_resumed_frames_run_equals_the_uninterrupted_one(frames_run, tmp_path):
     """The run as it was at its first periodic checkpoint (episode 100 of 400), resumed."""
-    copy = tmp_path / "resumed"
-    shutil.copytree(frames_run.run_dir, copy)
-    checkpoints = copy / "checkpoints"
-    for finished in ("final", "latest"):
-        shutil.rmtree(checkpoints / finished)
-    (copy / "summary.json").unlink()
-    first = sorted(checkpoints.glob("step-*"))[0]
-    shutil.copytree(first, checkpoints / "latest")
-    assert load_checkpoint(checkpoints / "latest")[1]["progress"]["episodes"] == 100
+    copy = rewound_copy(frames_run.run_dir, tmp_path / "resumed")
+    assert load_checkpoint(copy / "checkpoints" / "latest")[1]["progress"]["episodes"] == 100
     resume(copy, show_progress=False, tensorboard=False)
     assert_same_run(frames_run.run_dir, copy)

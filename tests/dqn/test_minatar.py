@@ -1,11 +1,10 @@
 """MinAtar (Young & Tian 2019), the pixel benchmark a CPU can run: its envs registered from
 deepq's own allow-list, seeded like any other, and its presets the paper's DQN."""
 
-import shutil
-
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import rewound_copy
 from test_resume import assert_same_run
 
 from deepq.dqn.config import DQNConfig, preset_names, resolve_config
@@ -74,14 +73,7 @@ def test_a_resumed_minatar_run_equals_the_uninterrupted_one(tmp_path):
     config = resolve_config("minatar-breakout", overrides=overrides)
     whole = tmp_path / "whole"
     train(config, whole, show_progress=False, tensorboard=False)
-    copy = tmp_path / "resumed"
-    shutil.copytree(whole, copy)
-    for finished in ("final", "latest"):
-        shutil.rmtree(copy / "checkpoints" / finished)
-    (copy / "summary.json").unlink()
-    shutil.copytree(
-        sorted((copy / "checkpoints").glob("step-*"))[0], copy / "checkpoints" / "latest"
-    )
+    copy = rewound_copy(whole, tmp_path / "resumed")
     resume(copy, show_progress=False, tensorboard=False)
     assert_same_run(whole, copy)
 
