@@ -96,3 +96,10 @@ def test_the_modern_preset_is_the_papers_dqn_but_for_what_it_names():
         True, 3, "adam", 1e-4)  # fmt: skip
     assert (modern.epsilon_end, modern.epsilon_decay_steps, modern.total_steps) == (
         0.01, 250_000, 1_000_000)  # fmt: skip
+
+
+def test_sticky_actions_default_to_minatars_own_and_switch_off():
+    for sticky, probability in ((None, 0.1), (False, 0.0), (True, 0.1)):
+        env = make_env("MinAtar/Breakout-v0", spaces="frames", sticky_actions=sticky)
+        assert env.unwrapped.game.sticky_action_prob == probability
+        env.close()
