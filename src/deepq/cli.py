@@ -946,6 +946,7 @@ def _trains_from_pixels(args: argparse.Namespace) -> bool:
     from pathlib import Path
 
     from deepq.dqn.config import default_preset_for, load_preset
+    from deepq.run.atari import is_pixel_game
     from deepq.run.files import read_regular_file
 
     env_id = args.env
@@ -958,10 +959,7 @@ def _trains_from_pixels(args: argparse.Namespace) -> bool:
             env_id = load_preset(preset).get("env_id") if preset else None
     except (OSError, ValueError, AttributeError, DeepQError):
         return False  # the command itself says what is wrong
-    return isinstance(env_id, str) and env_id.startswith(PIXEL_NAMESPACES)
-
-
-PIXEL_NAMESPACES = ("ALE/", "MinAtar/")
+    return isinstance(env_id, str) and is_pixel_game(env_id)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -221,6 +221,15 @@ def test_frame_replay_drops_transitions_whose_frames_are_overwritten():
                    np.array([False]), np.array([False]), 0.9)  # fmt: skip
 
 
+def test_the_memory_check_counts_what_the_frame_replay_allocates():
+    from deepq.dqn.frame_replay import planned_nbytes
+
+    replay = FrameReplay(1000, (84, 84), 4, num_envs=2, n_step=3)
+    assert replay.nbytes == planned_nbytes(1000, (84, 84), 4, 2, 3, np.uint8)
+    # 1M transitions: 1M + 1/64 frames of 7,056 bytes, 84 bytes of ids and scalars each
+    assert planned_nbytes(1_000_000, (84, 84), 4, 1, 1, np.uint8) == 7_250_391_120
+
+
 def test_frame_replay_state_round_trips_and_refuses_ids_outside_the_ring():
     replay = FrameReplay(8, (2, 2), 2)
     ids = replay.add_frames(np.arange(24, dtype=np.uint8).reshape(6, 2, 2))

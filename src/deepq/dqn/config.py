@@ -12,7 +12,7 @@ from importlib import resources
 from typing import Any, Literal
 
 from deepq.errors import ConfigError
-from deepq.run.atari import is_atari, sticky_actions_apply
+from deepq.run.atari import is_atari, is_pixel_game
 from deepq.run.config import MAX_SEED, Config, documented, require, require_env_id
 
 
@@ -320,7 +320,7 @@ class DQNConfig(Config):
             f"life_loss_terminal=true needs an Atari game (ALE/ ids) that counts lives, not {c.env_id}",
         )
         require(
-            c.sticky_actions is None or sticky_actions_apply(c.env_id),
+            c.sticky_actions is None or is_pixel_game(c.env_id),
             f"sticky_actions applies to Atari (ALE/) and MinAtar games, not {c.env_id}: set it to null",
         )
         require(

@@ -46,8 +46,8 @@ class FrameReplay(TransitionRing):
         # How far out of order the oldest frames of transitions added later may be: a step writes
         # at most 2 frames per env (its new frame, and a reset's), and a transition's oldest
         # frame is at most n_step + stack steps old when it is added.
-        self.margin = 2 * num_envs * (n_step + stack)
-        self.frame_capacity = capacity + capacity // 64 + 2 * self.margin
+        self.margin = frame_margin(num_envs, n_step, stack)
+        self.frame_capacity = frame_capacity(capacity, self.margin)
         self.frames = np.zeros((self.frame_capacity, *frame_shape), dtype=dtype)
         self.frames_written = 0
         self.obs_ids = np.zeros((capacity, stack), dtype=np.int64)
@@ -145,3 +145,22 @@ class FrameReplay(TransitionRing):
         self.obs_ids[:size], self.next_ids[:size] = arrays["obs_ids"], arrays["next_ids"]
         self.scalars[:size] = scalars
         self.size, self.position = size, size % self.capacity
+
+
+def frame_margin(num_envs: int, n_step: int, stack: int) -> int:
+    return 2 * num_envs * (n_step + stack)
+
+
+def frame_capacity(capacity: int, margin: int) -> int:
+    """Frames the ring holds for ``capacity`` transitions: 1/64 more (an episode writes one frame
+    more than it makes transitions), and twice the margin of frames written out of order."""
+    return capacity + capacity // 64 + 2 * margin
+
+
+def planned_nbytes(
+    capacity: int, frame_shape: tuple[int, ...], stack: int, num_envs: int, n_step: int, dtype
+) -> int:
+    """What :class:`FrameReplay` of these sizes allocates: frames, two id stacks, the scalars."""
+    frames = frame_capacity(capacity, frame_margin(num_envs, n_step, stack))
+    frame_bytes = int(np.prod(frame_shape)) * np.dtype(dtype).itemsize
+    return frames * frame_bytes + capacity * (2 * stack * 8 + len(SCALAR_COLUMNS) * 4)

@@ -23,7 +23,7 @@ from deepq.dqn.agent import (
 )
 from deepq.dqn.collector import Collector
 from deepq.dqn.config import DQNConfig
-from deepq.dqn.frame_replay import FrameReplay
+from deepq.dqn.frame_replay import FrameReplay, planned_nbytes
 from deepq.dqn.learner import Learner
 from deepq.dqn.networks import encoder_for
 from deepq.dqn.replay import ReplayBuffer
@@ -222,10 +222,10 @@ def run_memory_bytes(config: DQNConfig, observation_space: Any, n_actions: int) 
     obs_bytes = int(np.prod(observation_space.shape)) * np.dtype(observation_space.dtype).itemsize
     replay = config.buffer_size * (2 * obs_bytes + 5 * 4)
     stack = stacked_frames(config.env_id)
-    if stack > 1:  # each frame once, a little more frames than transitions, ids instead of pixels
-        replay = int(config.buffer_size * (1 + 1 / 64) * obs_bytes / stack) + config.buffer_size * (
-            2 * stack * 8 + 5 * 4
-        )
+    if stack > 1:  # each frame once, ids instead of pixels (make_replay's FrameReplay)
+        c, space = config, observation_space
+        replay = planned_nbytes(c.buffer_size, space.shape[:-1], stack, c.num_envs, c.n_step,
+                                space.dtype)  # fmt: skip
     shapes = params_shape(
         config, tuple(observation_space.shape), n_actions, observation_space.dtype
     )

@@ -32,16 +32,21 @@ def is_atari(env_id: str) -> bool:
     return env_id.startswith("ALE/")
 
 
-def sticky_actions_apply(env_id: str) -> bool:
-    """Games with a sticky-action protocol: Atari's and MinAtar's."""
-    return is_atari(env_id) or env_id.startswith("MinAtar/")
+def is_minatar(env_id: str) -> bool:
+    return env_id.startswith("MinAtar/")
+
+
+def is_pixel_game(env_id: str) -> bool:
+    """Atari and MinAtar: the games learned from frames through a CNN, and the games with a
+    sticky-action protocol."""
+    return is_atari(env_id) or is_minatar(env_id)
 
 
 def sticky_make_kwargs(env_id: str, sticky_actions: bool | None) -> dict[str, Any]:
     """``gym.make`` arguments for ``sticky_actions`` (null: the game's usual setting)."""
     if is_atari(env_id):
         return ale_make_kwargs(bool(sticky_actions))
-    if env_id.startswith("MinAtar/") and sticky_actions is not None:
+    if is_minatar(env_id) and sticky_actions is not None:
         return {"sticky_action_prob": MINATAR_STICKY_PROBABILITY if sticky_actions else 0.0}
     return {}
 
