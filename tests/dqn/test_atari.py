@@ -326,3 +326,13 @@ def test_a_resume_refuses_frame_ids_that_do_not_match_the_replayed_screens(tmp_p
     edit_arrays(copy / "checkpoints" / "latest", shift)
     with pytest.raises(CheckpointError, match="frames"):
         resume(copy, show_progress=False, tensorboard=False)
+
+
+def test_a_prioritized_frames_run_resumes_exactly(tmp_path):
+    """Priorities over the frame replay, with n-step returns and lost lives, through a resume."""
+    whole = tmp_path / "whole"
+    train(dict(FAKE_RUN, prioritized=True), whole, show_progress=False, tensorboard=False)
+    assert "replay/priority/priorities" in load_checkpoint(whole / "checkpoints" / "final")[0]
+    copy = rewound_copy(whole, tmp_path / "resumed", which=2)
+    resume(copy, show_progress=False, tensorboard=False)
+    assert_same_run(whole, copy)

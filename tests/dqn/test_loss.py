@@ -66,3 +66,11 @@ def test_l2_coefficient_adds_to_the_td_loss():
     penalised, metrics = dqn_loss(params, params, BATCH, apply, DQN_TARGET, "mse", 1.0, 0.01)
     np.testing.assert_allclose(penalised - plain, 0.01 * 4.0, rtol=1e-6)
     np.testing.assert_allclose(metrics["td_loss"], plain)
+
+
+def test_importance_weights_scale_each_samples_loss_and_td_abs_is_its_new_priority():
+    # td errors -0.5 and 3.0; weights 1 and 0.5: (1 * 0.25 + 0.5 * 9) / 2
+    weighted = BATCH._replace(weights=jnp.array([1.0, 0.5]))
+    loss, metrics = dqn_loss(PARAMS, PARAMS, weighted, identity_q, DQN_TARGET, "mse", 1.0, 0.0)
+    np.testing.assert_allclose(loss, (0.25 + 4.5) / 2)
+    np.testing.assert_allclose(metrics["td_abs"], [0.5, 3.0])

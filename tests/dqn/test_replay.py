@@ -139,9 +139,11 @@ def test_pack_batch_round_trips():
         terminated=np.array([True, False, False]),
         truncated=np.array([False, False, True]),
         discounts=np.array([0.99, 0.9801, 0.5], np.float32),
+        weights=np.array([1.0, 0.5, 0.25], np.float32),
     )
     packed = pack_batch(batch)
     assert packed.scalars.shape == (3, 5) and packed.obs.dtype == np.uint8
+    assert pack_batch(batch._replace(weights=None)).weights is None  # uniform: no leaf at all
     for name, expected in batch._asdict().items():
         got = getattr(unpack_batch(packed), name)
         np.testing.assert_array_equal(got, expected)

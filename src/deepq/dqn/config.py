@@ -161,6 +161,28 @@ class DQNConfig(Config):
         "buffer of 1M frames is ~7 GB on disk). false: a resume starts with an empty buffer.",
         True,
     )
+    prioritized: bool = documented(
+        "Prioritized experience replay (Schaul et al. 2016, proportional): sample transitions "
+        "in proportion to (|TD error| + priority_eps) ** priority_alpha, new ones at the "
+        "largest priority so far, and weight each sample's loss by (N * P) ** -beta / max.",
+        False,
+    )
+    priority_alpha: float = documented(
+        "Prioritized replay: how strongly priorities shape sampling (0: uniform).", 0.6, ge=0
+    )
+    priority_beta0: float = documented(
+        "Prioritized replay: the importance-weight exponent beta at the start; it rises "
+        "linearly to 1 (full correction) at priority_beta_steps.",
+        0.4,
+        ge=0,
+        le=1,
+    )
+    priority_beta_steps: int | None = documented(
+        "Prioritized replay: env steps by which beta reaches 1 (null: total_steps).", None, ge=1
+    )
+    priority_eps: float = documented(
+        "Prioritized replay: added to |TD error| so no transition's priority is 0.", 1e-6, gt=0
+    )
     batch_size: int = documented("Minibatch size per gradient step.", 64, ge=1)
     learning_starts: int = documented(
         "Env steps collected before learning starts (>= batch_size).", 1000
@@ -322,6 +344,11 @@ class DQNConfig(Config):
         require(
             c.sticky_actions is None or is_pixel_game(c.env_id),
             f"sticky_actions applies to Atari (ALE/) and MinAtar games, not {c.env_id}: set it to null",
+        )
+        require(
+            not c.prioritized or c.priority_beta_steps is not None or c.total_steps is not None,
+            "prioritized=true anneals beta to 1 over total_steps, so set total_steps or "
+            "priority_beta_steps",
         )
         require(
             c.target_update_every_episodes is None or c.target_update == "hard",

@@ -78,8 +78,11 @@ class FrameReplay(TransitionRing):
         overwritten. Transitions are added in nearly the order of their frames (out of order by
         less than ``margin``), so every transition left still has all its frames."""
         threshold = self.frames_written - self.frame_capacity + self.margin
+        tail, size = self._tail(), self.size
         while self.size and self.obs_ids[self._tail()].min() < threshold:
             self.size -= 1
+        if self.priorities is not None and self.size < size:
+            self.priorities.emptied((tail + np.arange(size - self.size)) % self.capacity)
 
     def stacks(self, ids: np.ndarray) -> np.ndarray:
         """Frames of ids [..., stack] as observations [..., height, width, stack]."""
@@ -102,6 +105,7 @@ class FrameReplay(TransitionRing):
             "obs_ids": self.obs_ids[live],
             "next_ids": self.next_ids[live],
             "scalars": self.scalars[live],
+            **self._priority_state(live),
         }
 
     def load_state_arrays(
@@ -145,6 +149,7 @@ class FrameReplay(TransitionRing):
         self.obs_ids[:size], self.next_ids[:size] = arrays["obs_ids"], arrays["next_ids"]
         self.scalars[:size] = scalars
         self.size, self.position = size, size % self.capacity
+        self._load_priority_state(arrays, np.arange(size))
 
 
 def frame_margin(num_envs: int, n_step: int, stack: int) -> int:

@@ -98,6 +98,14 @@ def make_update(
     loss_fn = jax.value_and_grad(dqn_loss, has_aux=True)
     target_fn = target_fn_for(config)
     soft = config.target_update == "soft"
+    prioritized = config.prioritized
+
+    def outputs(metrics: Metrics) -> Metrics:
+        """What the call returns of its K steps' metrics: the last step's scalars and, for
+        prioritized replay, every sample's |TD error| ([K, B], the new priorities). Only what
+        is needed leaves the call: each output costs the calling thread."""
+        last = {key: value[-1] for key, value in metrics.items() if key != "td_abs"}
+        return {**last, "td_abs": metrics["td_abs"]} if prioritized else last
 
     def gradient_step(state: LearnerState, batch: Batch) -> tuple[LearnerState, Metrics]:
         (_, metrics), grads = loss_fn(
@@ -124,11 +132,13 @@ def make_update(
         batches_ = unpack_batch(batches)
         if not unrolled:
             state, metrics = jax.lax.scan(gradient_step, state, batches_)
-            return state, jax.tree_util.tree_map(lambda m: m[-1], metrics)
+            return state, outputs(metrics)
+        steps = []
         for k in range(len(batches.scalars)):  # K is static: the batches' leading dim
             batch = jax.tree_util.tree_map(lambda b, k=k: b[k], batches_)
             state, metrics = gradient_step(state, batch)
-        return state, metrics
+            steps.append(metrics)
+        return state, outputs(jax.tree_util.tree_map(lambda *m: jnp.stack(m), *steps))
 
     return update
 

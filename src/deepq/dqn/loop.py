@@ -8,7 +8,8 @@ happens around it (evaluations, checkpoints, the end of the run) is a
 - the TD targets and the loss: ``losses.py`` (small pure functions);
 - the learner (its state, jitted update and target sync, and the parameters acting reads):
   ``learner.py``;
-- the Q-network and its encoder: ``networks.py``; replay: ``replay.py``; the envs, n-step
+- the Q-network and its encoder: ``networks.py``; replay: ``replay.py`` (by priority:
+  ``prioritized.py``); the envs, n-step
   returns and episodes: ``collector.py``; ε: ``exploration.py``; the run around the loop:
   ``training_run.py``; checkpoints: ``training_state.py``;
 - what every loop shares (clock, stop rules, records, end of run): :mod:`deepq.run.harness`.
@@ -28,6 +29,7 @@ import numpy as np
 
 from deepq.dqn.config import DQNConfig, config_from_dict, resolve_config
 from deepq.dqn.exploration import epsilon_at, select_actions
+from deepq.dqn.prioritized import priority_beta
 from deepq.dqn.training_run import DQNRun, check_memory
 from deepq.dqn.training_state import read_training_state
 from deepq.run.files import RunWriteError, write_json
@@ -114,7 +116,7 @@ def _train(run: DQNRun, clock: TrainingClock, stop_signal: StopSignal) -> str:
             0 if c.train_every_episodes else _crossed(previous_steps, p.env_steps, c.train_every)
         )
         if learning_steps and _may_learn(c, p, replay):
-            learner.update(replay.sample(rng, c.batch_size, learning_steps * c.gradient_steps))
+            _learn(run, learning_steps * c.gradient_steps)
         actions = (  # at ε = 1 every coin (< 1) picks the random action: no Q-values needed
             random_actions
             if epsilon >= 1.0
@@ -139,7 +141,7 @@ def _train(run: DQNRun, clock: TrainingClock, stop_signal: StopSignal) -> str:
             episodes_before, p.episodes, c.train_every_episodes
         )  # the Hands-On ML chapter's CartPole DQNs: once per episode
         if learning_steps and _may_learn(c, p, replay):
-            learner.update(replay.sample(rng, c.batch_size, learning_steps * c.gradient_steps))
+            _learn(run, learning_steps * c.gradient_steps)
         if c.target_update_every_episodes is not None and _crossed(
             episodes_before, p.episodes, c.target_update_every_episodes
         ):
@@ -159,6 +161,18 @@ def _train(run: DQNRun, clock: TrainingClock, stop_signal: StopSignal) -> str:
             with clock.paused():
                 run.save_periodic_checkpoint()
     return stop_reason
+
+
+def _learn(run: DQNRun, num_batches: int) -> None:
+    """One learning call: ``num_batches`` gradient steps on batches sampled now. With
+    prioritized replay, sampling follows β's schedule and the update's TD errors go back to the
+    replay as the sampled transitions' new priorities."""
+    c, replay = run.config, run.replay
+    if replay.priorities is not None:
+        replay.priorities.beta = priority_beta(c, run.progress.env_steps)
+    run.learner.update(replay.sample(run.rng, c.batch_size, num_batches))
+    if replay.priorities is not None:
+        replay.priorities.update_later(run.learner.metrics["td_abs"])
 
 
 def _may_learn(c: DQNConfig, p: Any, replay: Any) -> bool:

@@ -150,14 +150,18 @@ def dqn_loss(
     l2_coef: float,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Mean TD loss of Q(s, a) against the fixed (stop-gradient) target ``target_fn`` gives, plus
-    the L2 penalty: mean over the batch of (Q(s, a) - y)², or its Huber form."""
+    the L2 penalty: mean over the batch of (Q(s, a) - y)², or its Huber form, each sample's
+    term scaled by its importance weight when the batch comes from prioritized replay. The
+    metrics carry each sample's |TD error| (``td_abs``), its new priority."""
     q_values = apply_fn(params, batch.obs)  # [B, A]
     q_taken = jnp.take_along_axis(q_values, batch.actions[:, None], axis=-1)[:, 0]
     target = jax.lax.stop_gradient(target_fn(params, target_params, batch, apply_fn))
     td_error = q_taken - target
     if loss == "huber":
-        td_loss = jnp.mean(optax.huber_loss(td_error, delta=huber_delta))
+        per_sample = optax.huber_loss(td_error, delta=huber_delta)
     else:
-        td_loss = jnp.mean(td_error**2)
+        per_sample = td_error**2
+    td_loss = jnp.mean(per_sample if batch.weights is None else batch.weights * per_sample)
     total = td_loss + l2_coef * l2_penalty(params) if l2_coef > 0 else td_loss
-    return total, {"loss": total, "td_loss": td_loss, "q_mean": jnp.mean(q_taken)}
+    metrics = {"loss": total, "td_loss": td_loss, "q_mean": jnp.mean(q_taken)}
+    return total, {**metrics, "td_abs": jnp.abs(td_error)}

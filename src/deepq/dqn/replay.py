@@ -8,9 +8,12 @@ separately, vectorised adds and index sampling restricted to the filled region.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from deepq.dqn.prioritized import Priorities
 
 
 class Batch(NamedTuple):
@@ -23,6 +26,7 @@ class Batch(NamedTuple):
     terminated: np.ndarray
     truncated: np.ndarray
     discounts: np.ndarray  # γ^m for an m-step return: the factor in front of Q(next_obs)
+    weights: np.ndarray | None = None  # prioritized replay's importance weights; None: uniform
 
 
 # The per-transition scalars share one float32 array, in this column order. Actions are
@@ -43,13 +47,14 @@ class PackedBatch(NamedTuple):
     obs: np.ndarray
     next_obs: np.ndarray
     scalars: np.ndarray
+    weights: np.ndarray | None = None  # float32 [..., batch]; None (no pytree leaf): uniform
 
 
 def pack_batch(batch: Batch) -> PackedBatch:
     scalars = np.stack(
         [np.asarray(getattr(batch, name), dtype=np.float32) for name in SCALAR_COLUMNS], axis=-1
     )
-    return PackedBatch(np.asarray(batch.obs), np.asarray(batch.next_obs), scalars)
+    return PackedBatch(np.asarray(batch.obs), np.asarray(batch.next_obs), scalars, batch.weights)
 
 
 def unpack_batch(packed: PackedBatch) -> Batch:
@@ -63,13 +68,15 @@ def unpack_batch(packed: PackedBatch) -> Batch:
         terminated=columns["terminated"] != 0,
         truncated=columns["truncated"] != 0,
         discounts=columns["discounts"],
+        weights=packed.weights,
     )
 
 
 class TransitionRing:
     """What both replays share: a FIFO ring of ``capacity`` transitions whose scalars live in one
-    float32 array, written in batches and sampled uniformly. Subclasses say where observations
-    are kept (:meth:`_write_observations`, :meth:`gather`) and where the live region starts
+    float32 array, written in batches and sampled uniformly, or in proportion to priority once
+    :meth:`prioritize` has been called. Subclasses say where observations are kept
+    (:meth:`_write_observations`, :meth:`gather`) and where the live region starts
     (:meth:`_tail`)."""
 
     def __init__(self, capacity: int):
@@ -79,6 +86,15 @@ class TransitionRing:
         self.scalars = np.zeros((capacity, len(SCALAR_COLUMNS)), dtype=np.float32)
         self.position = 0  # next slot to write
         self.size = 0  # live transitions, ending just before position
+        self.priorities: Priorities | None = None
+
+    def prioritize(self, alpha: float, eps: float) -> None:
+        """Sample in proportion to priority from now on (the replay must be empty)."""
+        from deepq.dqn.prioritized import Priorities
+
+        if self.size:
+            raise ValueError("prioritize() an empty replay")
+        self.priorities = Priorities(self.capacity, alpha, eps)
 
     def __len__(self) -> int:
         return self.size
@@ -106,6 +122,8 @@ class TransitionRing:
             self.scalars[slots, column] = values
         self.position = int((self.position + n) % self.capacity)
         self.size = min(self.size + n, self.capacity)
+        if self.priorities is not None:
+            self.priorities.written(slots)
 
     def _write_observations(self, slots: np.ndarray, obs: np.ndarray, next_obs: np.ndarray) -> None:
         raise NotImplementedError
@@ -132,7 +150,29 @@ class TransitionRing:
                 f"the replay buffer holds {self.size} transitions, fewer than a batch of {batch_size}"
             )
         shape = (batch_size,) if num_batches is None else (num_batches, batch_size)
-        return self.gather(self.sample_indices(rng, shape))
+        if self.priorities is None:
+            return self.gather(self.sample_indices(rng, shape))
+        indices, weights = self.priorities.sample(rng, shape, self.size)
+        return self.gather(indices)._replace(weights=weights)
+
+    def _priority_state(self, slots: np.ndarray) -> dict[str, np.ndarray]:
+        """For checkpoints: the priorities of ``slots`` (in the order they are saved), if any."""
+        if self.priorities is None:
+            return {}
+        return {f"priority/{k}": v for k, v in self.priorities.state_arrays(slots).items()}
+
+    def _load_priority_state(self, arrays: dict[str, np.ndarray], slots: np.ndarray) -> None:
+        saved = {
+            k.removeprefix("priority/"): v for k, v in arrays.items() if k.startswith("priority/")
+        }
+        if self.priorities is None:
+            if saved:
+                raise ValueError("the replay holds priorities, but prioritized=false")
+            return
+        missing = {"priorities", "max_priority", "pending_at", "pending_td"} - set(saved)
+        if missing:
+            raise ValueError(f"the prioritized replay lacks priority/{sorted(missing)[0]}")
+        self.priorities.load_state_arrays(saved, slots)
 
 
 class ReplayBuffer(TransitionRing):
@@ -171,9 +211,12 @@ class ReplayBuffer(TransitionRing):
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         """The filled contents and the write position, for checkpoints."""
+        transitions = self.transitions()._asdict()
+        del transitions["weights"]
         return {
-            **self.transitions()._asdict(),
+            **transitions,
             "position": np.array(self.position, dtype=np.int64),
+            **self._priority_state(np.arange(self.size)),
         }
 
     def load_state_arrays(
@@ -190,6 +233,8 @@ class ReplayBuffer(TransitionRing):
                 f"replay state (size {size}, position {position}) does not fit capacity {self.capacity}"
             )
         for name, target in self.transitions()._asdict().items():  # typed: int32, bool, ...
+            if target is None:  # weights: sampling's, never stored
+                continue
             source = arrays[name]
             if (
                 source.shape[1:] != target.shape[1:]
@@ -211,3 +256,4 @@ class ReplayBuffer(TransitionRing):
         for column, name in enumerate(SCALAR_COLUMNS):
             self.scalars[:size, column] = arrays[name]
         self.size, self.position = size, position
+        self._load_priority_state(arrays, np.arange(size))

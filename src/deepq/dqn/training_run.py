@@ -135,9 +135,15 @@ class DQNRun:
                 f"the loss became non-finite by env step {env_steps} "
                 f"(try a lower learning_rate); {saved_checkpoints_note(self.checkpoints)}"
             )
-        self.logger.scalars(
-            env_steps, {"train/loss": loss, "train/q_mean": float(metrics["q_mean"])}
-        )
+        scalars = {"train/loss": loss, "train/q_mean": float(metrics["q_mean"])}
+        priorities = self.replay.priorities
+        if priorities is not None and self.replay.size:
+            scalars.update({
+                "replay/priority_mean": priorities.total() / self.replay.size,
+                "replay/priority_max": priorities.max_priority,
+                "replay/beta": priorities.beta,
+            })  # fmt: skip
+        self.logger.scalars(env_steps, scalars)
 
     def stopped_by_write_error(self, error: RunWriteError) -> RunWriteError:
         """A run file or checkpoint could not be written (a full disk, say): save ``latest``
@@ -189,11 +195,18 @@ class DQNRun:
 
 def make_replay(config: DQNConfig, space: Any) -> ReplayBuffer | FrameReplay:
     """Stacked frames (Atari) go to the replay that stores each frame once; anything else to the
-    plain one, which stores observations as they are."""
+    plain one, which stores observations as they are. Either samples by priority when
+    ``prioritized``."""
     c, stack = config, stacked_frames(config.env_id)
     if stack > 1 and tuple(space.shape[-1:]) == (stack,):
-        return FrameReplay(c.buffer_size, space.shape[:2], stack, c.num_envs, c.n_step, space.dtype)
-    return ReplayBuffer(c.buffer_size, space.shape, space.dtype)
+        replay: ReplayBuffer | FrameReplay = FrameReplay(
+            c.buffer_size, space.shape[:2], stack, c.num_envs, c.n_step, space.dtype
+        )
+    else:
+        replay = ReplayBuffer(c.buffer_size, space.shape, space.dtype)
+    if c.prioritized:
+        replay.prioritize(c.priority_alpha, c.priority_eps)
+    return replay
 
 
 def replay_size_note(config: DQNConfig, replay: FrameReplay) -> str:
