@@ -1,7 +1,9 @@
 """``deepq bench``: deepq's LunarLander presets against Stable-Baselines3's RL Zoo DQN.
 
 Systems: ``deepq`` (the default ``lunarlander`` preset), ``deepq-fast`` (the
-``lunarlander-fast`` preset) and ``sb3``.
+``lunarlander-fast`` preset) and ``sb3``, run by default; and the Rainbow parts each added to the
+default preset, ``deepq-prioritized``, ``deepq-c51`` and ``deepq-noisy``, and all of them,
+``deepq-rainbow`` (the ``lunarlander-rainbow`` preset), run when named.
 
 Protocol, identical for both systems:
 - LunarLander-v3, the same training seeds, the same env-step budget;
@@ -20,6 +22,7 @@ deepq itself never imports it.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -35,8 +38,21 @@ from typing import Any
 from deepq.errors import UsageError
 
 SOLVED_MEAN = 200.0
-DEEPQ_PRESETS = {"deepq": "lunarlander", "deepq-fast": "lunarlander-fast"}
-SYSTEMS = (*DEEPQ_PRESETS, "sb3")
+# deepq's systems: a preset and the overrides that make each variant. The Rainbow parts are
+# each added alone to the default preset (C51 replaces its Munchausen target, as the two are
+# different targets; its support of ±200 is "Revisiting Rainbow"'s for LunarLander), so each
+# part's gain and cost can be read against the default.
+C51_ON_LUNARLANDER = {"num_atoms": 51, "v_min": -200.0, "v_max": 200.0, "munchausen": False}
+DEEPQ_SYSTEMS: dict[str, tuple[str, dict[str, Any]]] = {
+    "deepq": ("lunarlander", {}),
+    "deepq-fast": ("lunarlander-fast", {}),
+    "deepq-prioritized": ("lunarlander", {"prioritized": True}),
+    "deepq-c51": ("lunarlander", C51_ON_LUNARLANDER),
+    "deepq-noisy": ("lunarlander", {"noisy": True}),
+    "deepq-rainbow": ("lunarlander-rainbow", {}),
+}
+SYSTEMS = (*DEEPQ_SYSTEMS, "sb3")
+DEFAULT_SYSTEMS = ("deepq", "deepq-fast", "sb3")
 SB3_ZOO_LUNARLANDER = {  # rl-baselines3-zoo hyperparams/dqn.yml, LunarLander
     "learning_rate": 6.3e-4,
     "batch_size": 128,
@@ -84,15 +100,17 @@ def peak_rss_mib() -> float:
 
 
 def run_deepq(
-    seed: int, budget_steps: int, eval_every: int, eval_episodes: int, preset: str = "lunarlander"
+    seed: int, budget_steps: int, eval_every: int, eval_episodes: int, system: str = "deepq"
 ) -> dict[str, Any]:
     from deepq.dqn.config import resolve_config
     from deepq.dqn.loop import train
 
+    preset, variant = DEEPQ_SYSTEMS[system]
     config = resolve_config(
         preset=preset,
         seed=seed,
         overrides={
+            **variant,
             "total_steps": budget_steps,
             "eval_every": eval_every,
             "eval_episodes": eval_episodes,
@@ -179,8 +197,7 @@ def run_sb3(seed: int, budget_steps: int, eval_every: int, eval_episodes: int) -
 
 
 WORKERS = {
-    "deepq": run_deepq,
-    "deepq-fast": lambda *args: run_deepq(*args, preset=DEEPQ_PRESETS["deepq-fast"]),
+    **{system: functools.partial(run_deepq, system=system) for system in DEEPQ_SYSTEMS},
     "sb3": run_sb3,
 }
 
@@ -233,7 +250,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "median_steps_per_s": statistics.median(r["steps_per_s"] for r in mine),
             "median_peak_rss_mib": statistics.median(r["peak_rss_mib"] for r in mine),
         }
-    for system in DEEPQ_PRESETS:
+    for system in DEEPQ_SYSTEMS:
         # The ratio compares the two systems on the seeds both ran, so a bench cut short (or
         # merged from runs over different seeds) never sets one system's lucky seeds against
         # the other's unlucky ones.
@@ -286,7 +303,7 @@ def markdown(rows: list[dict[str, Any]], summary: dict[str, Any], settings: dict
             f"| {s['median_steps_to_solve']:,.0f} | {s['median_best_mean']:.1f} | {s['median_final_mean']:.1f} "
             f"| {s['median_steps_per_s']:,.0f} | {s['median_peak_rss_mib']:.0f} |"
         )
-    for system in DEEPQ_PRESETS:
+    for system in DEEPQ_SYSTEMS:
         ratio = summary.get(f"ratio_sb3_over_{system}_time_to_solve")
         if ratio is None:
             continue
@@ -370,8 +387,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--systems",
-        default=",".join(SYSTEMS),
-        help=f"comma-separated, from {', '.join(SYSTEMS)} (default all)",
+        default=",".join(DEFAULT_SYSTEMS),
+        help=f"comma-separated, from {', '.join(SYSTEMS)} (default {','.join(DEFAULT_SYSTEMS)})",
     )
     parser.add_argument(
         "--eval-every",
@@ -432,7 +449,7 @@ def _worker_main(argv: list[str]) -> int:
     parser.add_argument("--eval-episodes", type=int, required=True)
     parser.add_argument("--raw-out", required=True)
     args = parser.parse_args(argv)
-    if args.worker in DEEPQ_PRESETS:  # the worker is a program of its own, timed as `deepq train`
+    if args.worker in DEEPQ_SYSTEMS:  # the worker is a program of its own, timed as `deepq train`
         from deepq.run.process import configure_process
 
         configure_process()

@@ -190,9 +190,16 @@ PRIORITIZED_RUN = {
 }  # fmt: skip
 
 
-def test_a_resumed_prioritized_run_equals_the_uninterrupted_one(tmp_path):
+RAINBOW_RUN = {**PRIORITIZED_RUN, "double": True, "dueling": True, "num_atoms": 11,
+               "v_min": -20.0, "v_max": 20.0, "noisy": True}  # fmt: skip
+
+
+@pytest.mark.parametrize("settings", [PRIORITIZED_RUN, RAINBOW_RUN], ids=["prioritized", "rainbow"])
+def test_a_resumed_prioritized_run_equals_the_uninterrupted_one(settings, tmp_path):
+    """Also with every Rainbow part at once: noisy layers draw their acting noise from the run's
+    RNG and their update noise from the gradient step, so a resume draws the same."""
     whole = tmp_path / "whole"
-    train(PRIORITIZED_RUN, whole, show_progress=False, tensorboard=False)
+    train(settings, whole, show_progress=False, tensorboard=False)
     arrays, _ = load_checkpoint(whole / "checkpoints" / "final")
     # 2 envs: two learning steps per loop step, of 2 gradient steps each: K = 4 batches of 16
     assert arrays["replay/priority/pending_td"].shape == (4 * 16,)

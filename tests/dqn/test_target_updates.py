@@ -49,7 +49,7 @@ def make_state_and_batches(config, k=3):
             discounts=np.full((k, 8), 0.99, np.float32),
         )
     )
-    update = make_update(config, QNetwork(2, config.hidden_sizes).apply, optimizer)
+    update = make_update(config, QNetwork(2, config.hidden_sizes), optimizer)
     return state, batches, update
 
 

@@ -104,6 +104,11 @@ def build_network(
         encoder,
         config.dueling_aggregation,
         input_scale,
+        config.num_atoms,
+        config.v_min,
+        config.v_max,
+        config.noisy,
+        config.noisy_sigma0,
     )
 
 

@@ -101,6 +101,15 @@ class DQNConfig(Config):
     munchausen_log_policy_floor: float = documented(
         "Munchausen clipping: tau * ln pi(a|s) is floored at this value.", -1.0, lt=0
     )
+    num_atoms: int = documented(
+        "C51 (Bellemare et al. 2017) when > 1: learn the distribution of returns on this many "
+        "atoms from v_min to v_max (51 in the paper), with a cross-entropy loss instead of "
+        "`loss`; 1 learns Q-values.",
+        1,
+        ge=1,
+    )
+    v_min: float = documented("C51: the lowest return the distribution can hold.", -10.0)
+    v_max: float = documented("C51: the highest return the distribution can hold.", 10.0)
     loss: Literal["mse", "huber"] = documented("TD error loss: mse or huber.", "mse")
     huber_delta: float = documented(
         "Huber loss threshold (quadratic inside, linear outside).", 1.0, gt=0
@@ -127,6 +136,16 @@ class DQNConfig(Config):
     )
     layer_norm: bool = documented(
         "LayerNorm after each hidden Dense layer (before the activation).", False
+    )
+    noisy: bool = documented(
+        "Noisy nets (Fortunato et al. 2018): every Dense layer after the encoder gets learned, "
+        "factorised Gaussian noise on its weights, drawn anew at each acting step and each "
+        "update; exploration comes from the noise, so epsilon is 0 after random_steps. Greedy "
+        "evaluations use the layers' mean.",
+        False,
+    )
+    noisy_sigma0: float = documented(
+        "Noisy nets: the noise scale sigma starts at noisy_sigma0 / sqrt(inputs).", 0.5, gt=0
     )
     optimizer: Literal["adam", "rmsprop"] = documented(
         "Optimiser: adam or rmsprop.", "adam", group="optimiser"
@@ -298,6 +317,13 @@ class DQNConfig(Config):
                 "n-step returns",
             )
         require(len(c.hidden_sizes) >= 1, "hidden_sizes=[] must list at least one layer width")
+        if c.num_atoms > 1:
+            require(
+                not c.munchausen,
+                "num_atoms > 1 (C51) and munchausen=true are two different targets: set "
+                "munchausen=false or num_atoms=1",
+            )
+            require(c.v_min < c.v_max, f"v_min={c.v_min} must be below v_max={c.v_max}")
         if c.learning_rate_end is not None:
             require(
                 c.train_every_episodes is None,

@@ -26,9 +26,12 @@ def episode_linear_epsilon(episodes: int, start: float, end: float, decay_episod
 
 def epsilon_at(config: DQNConfig, episodes: int, env_steps: int) -> float:
     """ε after ``episodes`` finished episodes and ``env_steps`` env steps: 1 during the first
-    ``random_steps`` (a purely random initial collection), the schedule's value after."""
+    ``random_steps`` (a purely random initial collection), the schedule's value after (0 with
+    noisy nets, which explore through their noise)."""
     if env_steps < config.random_steps:
         return 1.0
+    if config.noisy:
+        return 0.0
     if config.epsilon_schedule == "exponential":
         return exponential_epsilon(
             episodes, config.epsilon_start, config.epsilon_decay, config.epsilon_end

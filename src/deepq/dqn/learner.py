@@ -23,7 +23,7 @@ import numpy as np
 import optax
 
 from deepq.dqn.config import DQNConfig
-from deepq.dqn.losses import ApplyFn, dqn_loss, target_fn_for
+from deepq.dqn.losses import loss_fn_for
 from deepq.dqn.networks import QNetwork
 from deepq.dqn.packing import Metrics, PackedState, make_state_packing, make_unpacked, packs
 from deepq.dqn.replay import Batch, PackedBatch, unpack_batch
@@ -81,23 +81,33 @@ def make_optimizer(config: DQNConfig) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), base)
 
 
+# Noisy layers' noise in updates: the key of the run's seed, folded with this stream number and
+# then with the gradient step, so a resumed run draws the noise the uninterrupted one would.
+UPDATE_NOISE_STREAM = 1
+
+
 def make_update(
     config: DQNConfig,
-    apply_fn: ApplyFn,
+    network: QNetwork,
     optimizer: optax.GradientTransformation,
     unrolled: bool = False,
 ) -> Callable[[LearnerState, PackedBatch], tuple[LearnerState, Metrics]]:
     """A jitted ``update(state, batches)`` doing one gradient step per leading slice of ``batches``
     ([K, B, ...], as the replay buffer samples them), with a soft target update after each step
     when configured. The K steps are a ``lax.scan``, or with ``unrolled`` K copies of the step.
+    With noisy layers each step draws new noise (:data:`UPDATE_NOISE_STREAM`).
 
     Why unrolled for convolutions: XLA:CPU computes a convolution inside a loop (a scan is one)
     an order of magnitude slower than outside it: the Nature CNN's update at batch 64 took
     700 ms scanned and 44-61 ms unrolled on a 2-core CPU. An MLP's scan is as fast either way
     and compiles once for every K, so it stays a scan."""
-    loss_fn = jax.value_and_grad(dqn_loss, has_aux=True)
-    target_fn = target_fn_for(config)
+    loss_fn = jax.value_and_grad(loss_fn_for(config, network), has_aux=True)
     soft = config.target_update == "soft"
+    noise_key = (
+        jax.random.fold_in(jax.random.key(config.seed), UPDATE_NOISE_STREAM)
+        if config.noisy
+        else None
+    )
     prioritized = config.prioritized
 
     def outputs(metrics: Metrics) -> Metrics:
@@ -108,16 +118,8 @@ def make_update(
         return {**last, "td_abs": metrics["td_abs"]} if prioritized else last
 
     def gradient_step(state: LearnerState, batch: Batch) -> tuple[LearnerState, Metrics]:
-        (_, metrics), grads = loss_fn(
-            state.params,
-            state.target_params,
-            batch,
-            apply_fn,
-            target_fn,
-            config.loss,
-            config.huber_delta,
-            config.l2_coef,
-        )
+        key = None if noise_key is None else jax.random.fold_in(noise_key, state.grad_steps)
+        (_, metrics), grads = loss_fn(state.params, state.target_params, batch, key)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         target_params = (
@@ -186,7 +188,7 @@ class Learner:
         state = LearnerState(
             params, params, jax.jit(optimizer.init)(params), jnp.zeros((), jnp.int32)
         )
-        update = make_update(config, network.apply, optimizer, unrolled=network.encoder != "mlp")
+        update = make_update(config, network, optimizer, unrolled=network.encoder != "mlp")
         n_params = sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(params))
         self._packing = (
             make_state_packing(state, update, hard_target_update)
@@ -201,7 +203,13 @@ class Learner:
         self.acts_on_host = (
             acts_on_host(jax.default_backend(), n_params) if acting == "auto" else acting == "host"
         )
-        self._device_q_values = jax.jit(network.apply)
+        self._device_q_values = jax.jit(
+            lambda params, obs, key: (
+                network.apply(params, obs, rngs={"noise": key})
+                if network.noisy
+                else network.apply(params, obs)
+            )
+        )
 
     @property
     def state(self) -> LearnerState:
@@ -219,14 +227,27 @@ class Learner:
         """Hard target update: target ← online."""
         self._packed = self._packing.hard_target_update(self._packed)
 
-    def acting_q_values(self) -> Callable[[np.ndarray], np.ndarray]:
+    def acting_q_values(
+        self, noise_rng: np.random.Generator | None = None
+    ) -> Callable[[np.ndarray], np.ndarray]:
         """``q_values(obs) -> [N, A]`` in numpy with the online parameters as they are now:
-        through the network's numpy twin, or on the device (:func:`acts_on_host` picks)."""
-        source = self._packed
+        through the network's numpy twin, or on the device (:func:`acts_on_host` picks). Noisy
+        layers draw one noise sample per call from ``noise_rng`` (the run's RNG, so a resume
+        draws the same)."""
+        source, network = self._packed, self._network
         if self.acts_on_host:
-            return lambda obs: self._network.host_q_values(self._host_params_of(source), obs)
+            rng = noise_rng if network.noisy else None
+            return lambda obs: network.host_q_values(self._host_params_of(source), obs, rng)
         params = self._packing.unpack(source).params
-        return lambda obs: np.asarray(self._device_q_values(params, obs))
+
+        def device_q_values(obs: np.ndarray) -> np.ndarray:
+            key = None
+            if network.noisy:
+                assert noise_rng is not None, "a noisy network acts with noise_rng"
+                key = jax.random.key(int(noise_rng.integers(2**31)))
+            return np.asarray(self._device_q_values(params, obs, key))
+
+        return device_q_values
 
     def _host_params_of(self, source: PackedState) -> Any:
         if source is not self._host_source:  # a new update or sync since the last copy

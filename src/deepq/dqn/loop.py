@@ -106,7 +106,7 @@ def _train(run: DQNRun, clock: TrainingClock, stop_signal: StopSignal) -> str:
         #    (the random draws now; the Q-values once 2. has been dispatched)
         coins = rng.random(c.num_envs)
         random_actions = rng.integers(0, collector.n_actions, c.num_envs)
-        acting_q_values = learner.acting_q_values()
+        acting_q_values = learner.acting_q_values(noise_rng=rng)  # noisy nets: one draw per step
         previous_steps, p.env_steps = p.env_steps, p.env_steps + c.num_envs
         # 2. learn: one learning step per multiple of train_every crossed by this step (or, at
         #    6., of train_every_episodes), from learning_starts on, on the transitions stored

@@ -5,12 +5,15 @@ cut (``truncated``) is not a terminal state, so it bootstraps like any other ste
 stores both; the env collector recovers a truncated episode's real final observation.
 
 A *target function* (:data:`TargetFn`) is how the loss gets its target from the networks: the
-one for (Double) DQN, the one for Munchausen DQN, and the next for a distributional target.
-:func:`target_fn_for` picks it from the config; :func:`dqn_loss` does not know which it has.
+one for (Double) DQN and the one for Munchausen DQN. :func:`target_fn_for` picks it from the
+config; :func:`dqn_loss` does not know which it has. C51's distributional target is
+:func:`categorical_projection`, and its loss :func:`categorical_loss`. :func:`loss_fn_for` gives
+the learner the config's loss, with each network call's noise when the layers are noisy.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -130,6 +133,110 @@ def target_fn_for(config: DQNConfig) -> TargetFn:
             )
         )
     return q_learning_target_fn(config.double)
+
+
+def categorical_projection(
+    rewards: jax.Array,  # [B]
+    terminated: jax.Array,  # [B] bool
+    discounts: jax.Array | float,  # [B] or scalar: γ, or γ^m for an m-step return
+    next_probabilities: jax.Array,  # [B, N]: the target network's distribution at (s', a*)
+    support: jax.Array,  # [N]: the atoms z_1 < ... < z_N, evenly spaced
+) -> jax.Array:
+    """C51's target (Bellemare et al. 2017): the distribution of r + γ · (1 − terminated) · Z(s', a*)
+    put back on the fixed support.
+
+    Atom z_j moves to Tz_j = clip(r + γ · (1 − terminated) · z_j, z_1, z_N), and its probability
+    p_j is shared between the two atoms on either side of Tz_j, each in proportion to its
+    nearness:
+
+        m_i = Σ_j clip(1 − |Tz_j − z_i| / Δz, 0, 1) · p_j
+
+    (all of p_j goes to z_i when Tz_j falls on it; a terminal transition puts everything at r).
+    """
+    spacing = (support[-1] - support[0]) / (support.shape[-1] - 1)
+    gamma = jnp.broadcast_to(discounts, rewards.shape) * (1.0 - terminated.astype(jnp.float32))
+    moved = jnp.clip(rewards[:, None] + gamma[:, None] * support, support[0], support[-1])
+    share = jnp.clip(1.0 - jnp.abs(moved[:, None, :] - support[None, :, None]) / spacing, 0.0, 1.0)
+    return jnp.einsum("bij,bj->bi", share, next_probabilities)  # [B, N]
+
+
+def categorical_loss(
+    params: Any,
+    target_params: Any,
+    batch: Batch,
+    logits_fn: ApplyFn,  # (params, obs [B, ...]) -> logits [B, A, N]
+    support: jax.Array,
+    double: bool,
+    l2_coef: float,
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """C51's loss: the cross-entropy of Z(s, a)'s distribution against the projected target
+    (stop-gradient), each sample's term scaled by its importance weight under prioritized
+    replay. a* is the greedy action of the target network's mean, or with Double DQN the online
+    network's. ``td_abs`` is each sample's cross-entropy, its priority under prioritized replay
+    (as Dopamine's Rainbow; the paper's KL divergence is this less the target's entropy)."""
+    logits = logits_fn(params, batch.obs)  # [B, A, N]
+    taken = jnp.take_along_axis(logits, batch.actions[:, None, None], axis=1)[:, 0]  # [B, N]
+    next_target = jax.nn.softmax(logits_fn(target_params, batch.next_obs), axis=-1)
+    next_q = next_target @ support  # [B, A]
+    if double:
+        next_q = jax.nn.softmax(logits_fn(params, batch.next_obs), axis=-1) @ support
+    best = jnp.argmax(next_q, axis=-1)
+    next_probabilities = jnp.take_along_axis(next_target, best[:, None, None], axis=1)[:, 0]
+    target = jax.lax.stop_gradient(
+        categorical_projection(
+            batch.rewards, batch.terminated, batch.discounts, next_probabilities, support
+        )
+    )
+    cross_entropy = -jnp.sum(target * jax.nn.log_softmax(taken, axis=-1), axis=-1)  # [B]
+    td_loss = jnp.mean(cross_entropy if batch.weights is None else batch.weights * cross_entropy)
+    total = td_loss + l2_coef * l2_penalty(params) if l2_coef > 0 else td_loss
+    q_taken = jax.nn.softmax(taken, axis=-1) @ support
+    metrics = {"loss": total, "td_loss": td_loss, "q_mean": jnp.mean(q_taken)}
+    return total, {**metrics, "td_abs": cross_entropy}
+
+
+# (params, target params, batch, noise key or None) -> (loss, metrics)
+LossFn = Callable[[Any, Any, Batch, Any], tuple[jax.Array, dict[str, jax.Array]]]
+
+
+def loss_fn_for(config: DQNConfig, network: Any) -> LossFn:
+    """The config's loss through ``network`` (a QNetwork): C51's when ``num_atoms`` > 1, else
+    :func:`dqn_loss` with :func:`target_fn_for`'s target.
+
+    With noisy layers the loss takes a key, and every network call in it draws its own noise
+    from that key (online at s, target at s', online at s' for Double DQN: independent, as
+    Rainbow's): the calls are numbered in the order the loss makes them, which is fixed, so
+    the same key gives the same noise."""
+
+    def network_calls(noise_key: Any) -> Callable[..., jax.Array]:
+        if noise_key is None:
+            return network.apply
+        numbers = itertools.count()
+
+        def apply(params: Any, obs: jax.Array, logits: bool = False) -> jax.Array:
+            key = jax.random.fold_in(noise_key, next(numbers))
+            return network.apply(params, obs, logits, rngs={"noise": key})
+
+        return apply
+
+    if config.num_atoms > 1:
+        support = jnp.asarray(network.support)
+
+        def c51_loss(params: Any, target_params: Any, batch: Batch, noise_key: Any = None):
+            apply = network_calls(noise_key)
+            logits_fn = lambda p, obs: apply(p, obs, True)  # noqa: E731
+            return categorical_loss(
+                params, target_params, batch, logits_fn, support, config.double, config.l2_coef
+            )
+
+        return c51_loss
+    target_fn = target_fn_for(config)
+
+    def q_loss(params: Any, target_params: Any, batch: Batch, noise_key: Any = None):
+        return dqn_loss(params, target_params, batch, network_calls(noise_key), target_fn,
+                        config.loss, config.huber_delta, config.l2_coef)  # fmt: skip
+
+    return q_loss
 
 
 def l2_penalty(params: Any) -> jax.Array:

@@ -1,5 +1,6 @@
 """The Q-network: an observation encoder chosen by the observation space, then a Q head (plain or
-dueling), in Flax linen; and its numpy twin, which the learner acts with.
+dueling; one value per action, or C51's distribution over returns), with Dense or noisy layers,
+in Flax linen; and its numpy twin, which the learner acts with.
 
 Encoders (:func:`encoder_for` picks one from the observation space): an MLP for vector
 observations (a 1-D Box); for frames [H, W, C], convolutions then the MLP: ``small_cnn``, the
@@ -41,16 +42,27 @@ HOST_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
+Layer = Callable[[int, str], Callable[[jax.Array], jax.Array]]  # (width, name) -> a layer
+
+
+def dense_layer(width: int, name: str) -> nn.Dense:
+    return nn.Dense(width, name=name)
+
+
 def hidden_layers(
-    obs: jax.Array, hidden_sizes: Sequence[int], activation: str, layer_norm: bool = False
+    obs: jax.Array,
+    hidden_sizes: Sequence[int],
+    activation: str,
+    layer_norm: bool = False,
+    layer: Layer = dense_layer,
 ) -> jax.Array:
-    """The MLP trunk both networks share: Dense layers named hidden_0, hidden_1, ... (each
-    followed by a LayerNorm named norm_i when ``layer_norm``). Called inside a module's compact
-    ``__call__``, the layers become that module's parameters."""
+    """The MLP trunk both networks share: Dense (or ``layer``) layers named hidden_0, hidden_1,
+    ... (each followed by a LayerNorm named norm_i when ``layer_norm``). Called inside a module's
+    compact ``__call__``, the layers become that module's parameters."""
     act = ACTIVATIONS[activation]
     x = obs.astype(jnp.float32)
     for i, width in enumerate(hidden_sizes):
-        x = nn.Dense(width, name=f"hidden_{i}")(x)
+        x = layer(width, f"hidden_{i}")(x)
         if layer_norm:
             x = nn.LayerNorm(name=f"norm_{i}")(x)
         x = act(x)
@@ -94,6 +106,44 @@ def encoder_for(observation_space: Any) -> tuple[str, float]:
     return encoder_for_shape(tuple(shape), observation_space.dtype)
 
 
+def scale_noise(noise: Any, xp: Any = jnp) -> Any:
+    """f(ε) = sign(ε) · sqrt(|ε|), Fortunato et al.'s factorised noise (``xp``: jnp or np)."""
+    return xp.sign(noise) * xp.sqrt(xp.abs(noise))
+
+
+class NoisyDense(nn.Module):
+    """A Dense layer with learned, factorised Gaussian noise on its weights (Fortunato et al. 2018):
+
+        y = x · (μ_W + σ_W ⊙ f(ε_in) f(ε_out)ᵀ) + μ_b + σ_b ⊙ f(ε_out),   ε ~ N(0, 1)
+
+    The noise is drawn from the ``noise`` RNG stream when the call is given one (training:
+    acting and each update); without it the layer is its mean (greedy evaluation). μ starts
+    uniform in ±1/sqrt(p) and σ at σ0/sqrt(p), for p inputs; μ keeps Dense's parameter names
+    (``kernel``, ``bias``), so the L2 penalty and checkpoints read it as any layer's."""
+
+    features: int
+    sigma0: float = 0.5
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        n_in = x.shape[-1]
+        bound, sigma = n_in**-0.5, self.sigma0 * n_in**-0.5
+        uniform = nn.initializers.uniform(2 * bound)  # [0, 2·bound): shifted to ±bound below
+        kernel = self.param("kernel", lambda k, s: uniform(k, s) - bound, (n_in, self.features))
+        bias = self.param("bias", lambda k, s: uniform(k, s) - bound, (self.features,))
+        sigma_kernel = self.param(
+            "sigma_kernel", nn.initializers.constant(sigma), (n_in, self.features)
+        )
+        sigma_bias = self.param("sigma_bias", nn.initializers.constant(sigma), (self.features,))
+        if not self.has_rng("noise"):
+            return x @ kernel + bias
+        key_in, key_out = jax.random.split(self.make_rng("noise"))
+        noise_in = scale_noise(jax.random.normal(key_in, (n_in,)))
+        noise_out = scale_noise(jax.random.normal(key_out, (self.features,)))
+        weights = kernel + sigma_kernel * jnp.outer(noise_in, noise_out)
+        return x @ weights + bias + sigma_bias * noise_out
+
+
 class QNetwork(nn.Module):
     """obs [..., obs_dim], or frames [..., H, W, C] with a CNN encoder -> Q-values [..., n_actions].
 
@@ -104,6 +154,12 @@ class QNetwork(nn.Module):
 
     The encoder's layers are created inline (no submodule), so the parameter names are
     ``hidden_i``/``norm_i`` and the heads', as checkpoints since deepq's first version hold them.
+
+    C51 (``num_atoms`` > 1, Bellemare et al. 2017): the head gives, for each action, logits over
+    ``num_atoms`` returns evenly spaced from ``v_min`` to ``v_max``; Q is the mean of that
+    distribution, and ``__call__(obs, logits=True)`` gives the logits [..., n_actions, atoms]
+    the loss needs. A dueling C51 head combines V and A per atom, as Rainbow's. ``noisy`` makes
+    every Dense layer after the encoder a :class:`NoisyDense`.
     """
 
     n_actions: int
@@ -114,9 +170,24 @@ class QNetwork(nn.Module):
     encoder: str = "mlp"
     dueling_aggregation: str = "mean"
     input_scale: float = 1.0
+    num_atoms: int = 1
+    v_min: float = -10.0
+    v_max: float = 10.0
+    noisy: bool = False
+    noisy_sigma0: float = 0.5
+
+    @property
+    def support(self) -> np.ndarray:
+        """C51's atoms: the returns its distributions put probability on (float32 [atoms])."""
+        return np.linspace(self.v_min, self.v_max, self.num_atoms, dtype=np.float32)
+
+    def _layer(self, width: int, name: str) -> nn.Module:
+        if self.noisy:
+            return NoisyDense(width, self.noisy_sigma0, name=name)
+        return nn.Dense(width, name=name)
 
     @nn.compact
-    def __call__(self, obs: jax.Array) -> jax.Array:
+    def __call__(self, obs: jax.Array, logits: bool = False) -> jax.Array:
         x = obs.astype(jnp.float32)
         if self.input_scale != 1.0:
             x = x * self.input_scale
@@ -125,15 +196,30 @@ class QNetwork(nn.Module):
                 conv = nn.Conv(filters, (side, side), (stride, stride), "VALID", name=f"conv_{i}")
                 x = ACTIVATIONS[self.activation](conv(x))
             x = x.reshape((*x.shape[:-3], -1))
-        x = hidden_layers(x, self.hidden_sizes, self.activation, self.layer_norm)
+        x = hidden_layers(x, self.hidden_sizes, self.activation, self.layer_norm, self._layer)
+        if self.num_atoms == 1:
+            if not self.dueling:
+                return self._layer(self.n_actions, "q_head")(x)
+            value = self._layer(1, "value_head")(x)  # [..., 1]
+            advantage = self._layer(self.n_actions, "advantage_head")(x)  # [..., n_actions]
+            return value + advantage - _aggregate(advantage, self.dueling_aggregation)
+        shape = (*x.shape[:-1], self.n_actions, self.num_atoms)
         if not self.dueling:
-            return nn.Dense(self.n_actions, name="q_head")(x)
-        value = nn.Dense(1, name="value_head")(x)  # [..., 1]
-        advantage = nn.Dense(self.n_actions, name="advantage_head")(x)  # [..., n_actions]
-        return value + advantage - _aggregate(advantage, self.dueling_aggregation)
+            out = self._layer(self.n_actions * self.num_atoms, "q_head")(x).reshape(shape)
+        else:
+            value = self._layer(self.num_atoms, "value_head")(x)[..., None, :]  # [..., 1, atoms]
+            advantage = self._layer(self.n_actions * self.num_atoms, "advantage_head")(x)
+            advantage = advantage.reshape(shape)
+            out = value + advantage - _aggregate(advantage, self.dueling_aggregation, axis=-2)
+        if logits:
+            return out
+        return jnp.sum(jax.nn.softmax(out, axis=-1) * self.support, axis=-1)
 
-    def host_q_values(self, params: Any, obs: np.ndarray) -> np.ndarray:
-        """This network's forward pass in numpy, on a host copy of its parameters.
+    def host_q_values(
+        self, params: Any, obs: np.ndarray, noise_rng: np.random.Generator | None = None
+    ) -> np.ndarray:
+        """This network's forward pass in numpy, on a host copy of its parameters (noisy layers
+        draw their noise from ``noise_rng``, one draw per call; without it they are their mean).
 
         Why a second implementation: XLA runs the computations of a CPU device one after another
         in the order they were dispatched, so a jitted action selection has to wait for the whole
@@ -155,19 +241,44 @@ class QNetwork(nn.Module):
                 x = act(host_conv(x, conv["kernel"], stride) + conv["bias"])
             x = x.reshape(len(x), -1)
             x = x[0] if single else x
+
+        def layer(name: str, x: np.ndarray) -> np.ndarray:
+            return host_dense(p[name], x, noise_rng if self.noisy else None)
+
         for i in range(len(self.hidden_sizes)):
-            x = x @ p[f"hidden_{i}"]["kernel"] + p[f"hidden_{i}"]["bias"]
+            x = layer(f"hidden_{i}", x)
             if self.layer_norm:  # flax's LayerNorm: fast variance, epsilon 1e-6
                 mean = x.mean(axis=-1, keepdims=True)
                 variance = np.maximum((x * x).mean(axis=-1, keepdims=True) - mean * mean, 0.0)
                 x = (x - mean) / np.sqrt(variance + 1e-6) * p[f"norm_{i}"]["scale"]
                 x = x + p[f"norm_{i}"]["bias"]
             x = act(x)
+        if self.num_atoms == 1:
+            if not self.dueling:
+                return layer("q_head", x)
+            value, advantage = layer("value_head", x), layer("advantage_head", x)
+            return value + advantage - _aggregate(advantage, self.dueling_aggregation)
+        shape = (*x.shape[:-1], self.n_actions, self.num_atoms)
         if not self.dueling:
-            return x @ p["q_head"]["kernel"] + p["q_head"]["bias"]
-        value = x @ p["value_head"]["kernel"] + p["value_head"]["bias"]
-        advantage = x @ p["advantage_head"]["kernel"] + p["advantage_head"]["bias"]
-        return value + advantage - _aggregate(advantage, self.dueling_aggregation)
+            out = layer("q_head", x).reshape(shape)
+        else:
+            value = layer("value_head", x)[..., None, :]
+            advantage = layer("advantage_head", x).reshape(shape)
+            out = value + advantage - _aggregate(advantage, self.dueling_aggregation, axis=-2)
+        out = out - out.max(axis=-1, keepdims=True)  # a stable softmax
+        probabilities = np.exp(out) / np.exp(out).sum(axis=-1, keepdims=True)
+        return probabilities @ self.support
+
+
+def host_dense(p: dict[str, np.ndarray], x: np.ndarray, noise_rng: Any = None) -> np.ndarray:
+    """A Dense layer in numpy, or a :class:`NoisyDense` one with noise from ``noise_rng``."""
+    if noise_rng is None:
+        return x @ p["kernel"] + p["bias"]
+    n_in, n_out = p["kernel"].shape
+    noise_in = scale_noise(noise_rng.standard_normal(n_in).astype(np.float32), np)
+    noise_out = scale_noise(noise_rng.standard_normal(n_out).astype(np.float32), np)
+    weights = p["kernel"] + p["sigma_kernel"] * np.outer(noise_in, noise_out)
+    return x @ weights + p["bias"] + p["sigma_bias"] * noise_out
 
 
 def host_conv(x: np.ndarray, kernel: np.ndarray, stride: int) -> np.ndarray:
@@ -180,8 +291,8 @@ def host_conv(x: np.ndarray, kernel: np.ndarray, stride: int) -> np.ndarray:
     return np.tensordot(windows, np.transpose(kernel, (2, 0, 1, 3)), axes=([3, 4, 5], [0, 1, 2]))
 
 
-def _aggregate(advantage: Any, how: str) -> Any:
-    """The dueling head's baseline over actions; works on jax and numpy arrays alike."""
+def _aggregate(advantage: Any, how: str, axis: int = -1) -> Any:
+    """The dueling head's baseline over actions (``axis``); jax and numpy arrays alike."""
     if how == "max":
-        return advantage.max(axis=-1, keepdims=True)
-    return advantage.mean(axis=-1, keepdims=True)
+        return advantage.max(axis=axis, keepdims=True)
+    return advantage.mean(axis=axis, keepdims=True)

@@ -8,9 +8,8 @@ annealed to 1 by the end of the run (:func:`priority_beta`).
 
 Written here rather than taken from a library: flashbax's prioritised buffer keeps its sum tree in
 JAX arrays for loops that are jitted whole, where deepq's replay is numpy on the host (acting and
-storing never wait for the device). A numpy sum tree whose levels are walked for the whole batch
-at once costs ~25 µs to sample 64 transitions from 1M and ~15 µs to write their priorities
-(``docs/rainbow.md``), against ~10 µs for one call into a jitted function on the CPU.
+storing never wait for the device), and a jitted tree on the CPU would queue behind the update.
+Its cost per learning call is measured in ``docs/rainbow.md``.
 
 :class:`Priorities` is what a :class:`~deepq.dqn.replay.TransitionRing` holds when prioritized:
 the ring tells it which slots were written or emptied, and samples through it.

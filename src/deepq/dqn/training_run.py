@@ -143,6 +143,8 @@ class DQNRun:
                 "replay/priority_max": priorities.max_priority,
                 "replay/beta": priorities.beta,
             })  # fmt: skip
+        if self.config.noisy:  # how much noise the noisy layers have learned to keep
+            scalars["train/noise_sigma"] = noise_scale(self.learner.params())
         self.logger.scalars(env_steps, scalars)
 
     def stopped_by_write_error(self, error: RunWriteError) -> RunWriteError:
@@ -191,6 +193,13 @@ class DQNRun:
             grad_steps=int(self.learner.state.grad_steps),
         )
         return TrainResult(self.run_dir, summary, best)
+
+
+def noise_scale(params: Any) -> float:
+    """The mean |σ| of the noisy layers' weight noise (``sigma_kernel``)."""
+    leaves = jax.tree_util.tree_leaves_with_path(params)
+    sigmas = [leaf for path, leaf in leaves if getattr(path[-1], "key", None) == "sigma_kernel"]
+    return float(np.mean(np.concatenate([np.abs(np.ravel(s)) for s in sigmas])))
 
 
 def make_replay(config: DQNConfig, space: Any) -> ReplayBuffer | FrameReplay:
