@@ -1,6 +1,8 @@
 """Prioritized replay: the sum tree, sampling in proportion to priority, importance weights, the
 TD errors written back, and checkpoints that keep all of it (hand-computed where possible)."""
 
+import json
+
 import numpy as np
 import pytest
 from helpers import rewound_copy
@@ -11,6 +13,7 @@ from deepq.dqn.frame_replay import FrameReplay
 from deepq.dqn.loop import resume, train
 from deepq.dqn.prioritized import Priorities, SumTree, importance_weights, priority_beta
 from deepq.dqn.replay import ReplayBuffer
+from deepq.outputs.report import render_page
 from deepq.run.checkpoint import load_checkpoint
 
 
@@ -182,7 +185,7 @@ def test_priorities_and_pending_td_errors_round_trip_through_a_checkpoint(kind):
 
 
 PRIORITIZED_RUN = {
-    "env_id": "CartPole-v1", "num_envs": 2, "n_step": 3, "prioritized": True,
+    "env_id": "CartPole-v1", "num_envs": 2, "n_step": 3, "prioritized": True, "noisy": False,
     "total_steps": 3000, "hidden_sizes": [16], "batch_size": 16, "learning_starts": 200,
     "train_every": 1, "gradient_steps": 2, "epsilon_decay_steps": 1000, "eval_every": 1500,
     "eval_episodes": 2, "final_eval_episodes": 2, "checkpoint_every_episodes": 40,
@@ -204,6 +207,12 @@ def test_a_resumed_prioritized_run_equals_the_uninterrupted_one(settings, tmp_pa
     # 2 envs: two learning steps per loop step, of 2 gradient steps each: K = 4 batches of 16
     assert arrays["replay/priority/pending_td"].shape == (4 * 16,)
     assert len(np.unique(arrays["replay/priority/priorities"])) > 100  # learned, not all max
+    summary = json.loads((whole / "summary.json").read_text())
+    learning = summary["learning"]  # the last values logged, which the report shows
+    assert 0.4 < learning["replay/beta"] <= 1.0 and learning["replay/priority_max"] >= 1.0
+    assert ("train/noise_sigma" in learning) == settings["noisy"]
+    page = render_page("run", settings, summary, b"", None, "")
+    assert "largest priority so far" in page and ("noisy layers" in page) == settings["noisy"]
     copy = rewound_copy(whole, tmp_path / "resumed", which=1)
     resume(copy, show_progress=False, tensorboard=False)
     assert_same_run(whole, copy)

@@ -94,6 +94,7 @@ class DQNRun:
             )
         threshold = solved_threshold(c.solved_threshold, self.collector.spec)
         self.record = RunRecorder(self.progress, self.logger, threshold, c.solved_window)
+        self.last_learning: dict[str, float] = {}  # the latest learning scalars, for the summary
         self.evaluator = Evaluator(lambda: make_config_env(c))
         self._greedy_actions = make_greedy_actions(self.network.apply)
 
@@ -125,7 +126,9 @@ class DQNRun:
             keep_copy(self.checkpoints / "latest", copy, self.config.keep_checkpoints)
 
     def log_learning(self) -> None:
-        """Log the latest update's loss and mean Q; a non-finite loss ends the run."""
+        """Log the latest update's loss and mean Q (and, with prioritized replay, the priorities
+        and β; with noisy nets, the noise's mean σ) to TensorBoard; the last values logged go
+        into the summary and the report. A non-finite loss ends the run."""
         metrics = self.learner.metrics
         if metrics is None:
             return
@@ -146,6 +149,7 @@ class DQNRun:
         if self.config.noisy:  # how much noise the noisy layers have learned to keep
             scalars["train/noise_sigma"] = noise_scale(self.learner.params())
         self.logger.scalars(env_steps, scalars)
+        self.last_learning = {"env_steps": env_steps, **scalars}
 
     def stopped_by_write_error(self, error: RunWriteError) -> RunWriteError:
         """A run file or checkpoint could not be written (a full disk, say): save ``latest``
@@ -191,6 +195,7 @@ class DQNRun:
             evaluator=self.evaluator,
             final_eval_episodes=self.config.final_eval_episodes,
             grad_steps=int(self.learner.state.grad_steps),
+            **({"learning": self.last_learning} if self.last_learning else {}),
         )
         return TrainResult(self.run_dir, summary, best)
 

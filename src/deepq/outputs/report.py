@@ -155,6 +155,16 @@ def headline(summary: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
+LEARNING_NAMES = {  # TensorBoard tags, as the report names them
+    "train/loss": "loss of the latest update",
+    "train/q_mean": "mean Q(s, a) of its batch (with C51: the distributions' means)",
+    "replay/priority_mean": "mean priority in replay",
+    "replay/priority_max": "largest priority so far (what new transitions get)",
+    "replay/beta": "importance-weight exponent β",
+    "train/noise_sigma": "noisy layers' mean σ",
+}
+
+
 def render_page(
     name: str,
     config: dict[str, Any],
@@ -186,6 +196,20 @@ def render_page(
         if evals
         else '<p class="note">No greedy evaluations were run (eval_every is null).</p>'
     )
+    learning = summary.get("learning") or {}
+    learning_rows = "".join(
+        f'<tr><td class="key">{e(LEARNING_NAMES.get(key, key))}</td><td>{value:.4g}</td></tr>'
+        for key, value in learning.items()
+        if key != "env_steps" and isinstance(value, int | float)
+    )
+    learning_table = (
+        f"<h2>Learning at env step {learning.get('env_steps', 0):,}</h2>"
+        '<p class="note">The last values logged (every 1,000 env steps); their history is in '
+        "TensorBoard (<code>tensorboard --logdir tb</code> in the run directory).</p>"
+        f'<table id="learning">{learning_rows}</table>'
+        if learning_rows
+        else ""
+    )
     config_rows = "".join(
         f'<tr><td class="key">{e(key)}</td><td class="key">{e(json.dumps(value))}</td></tr>'
         for key, value in config.items()
@@ -215,6 +239,7 @@ def render_page(
 {video}
 <h2>Greedy evaluations during training</h2>
 {eval_table}
+{learning_table}
 <h2>Config</h2>
 <table id="config">{config_rows}</table>
 <h2>Software and machine</h2>
