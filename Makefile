@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: train test lint bench bench-atari pretrained pretrained-minatar clean
+.PHONY: train test lint bench bench-atari bench-minatar pretrained pretrained-minatar clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "deepq needs Python >= 3.11, found " + sys.version.split()[0]'
@@ -32,6 +32,12 @@ bench: $(VENV)/.bench-installed
 bench-atari: $(VENV)/.bench-installed
 	$(BIN)/python -m deepq.bench_atari --steps 12000 --learning-starts 4000 \
 		--out bench-results/$(shell date +%Y-%m-%d)-atari-loop $(ARGS)
+
+# The MinAtar Breakout training loop, deepq's paper preset against SB3 with the same network and
+# hyperparameters (~3 min).
+bench-minatar: $(VENV)/.bench-installed
+	$(BIN)/python -m deepq.bench_atari --game minatar-breakout --steps 25000 --learning-starts 5000 \
+		--out bench-results/$(shell date +%Y-%m-%d)-minatar-loop $(ARGS)
 
 # Re-make the pretrained LunarLander agent shipped in src/deepq/pretrained/ (see docs/pretrained.md).
 PRETRAINED_PRESET ?= lunarlander-fast

@@ -1,12 +1,17 @@
-"""``python -m deepq.bench_atari``: the Breakout training loop, deepq against Stable-Baselines3.
+"""``python -m deepq.bench_atari``: a pixel game's training loop, deepq against Stable-Baselines3.
 
 What it measures: agent steps per second of the whole training loop (acting, stepping the
-preprocessed ALE env, storing, sampling, learning every 4 steps) and each process's peak RSS,
-for the ``breakout`` preset and SB3's DQN given the same network (the Nature CNN, which is SB3's
-``CnnPolicy``), the same env (deepq's preprocessing), and the same hyperparameters: RMSprop
-2.5e-4 (decay 0.95, eps 1e-5, centered), Huber, batch 64, a gradient step every 4 agent steps,
-target copied every 8,000 agent steps. Both replays hold ``--buffer`` transitions (SB3's buffer of
-the preset's 1M would need 56 GB; its allocation is reported beside deepq's).
+env, storing, sampling, learning) and each process's peak RSS, for a deepq preset and SB3's DQN
+given the same network, the same env (deepq's) and the same hyperparameters (``--game``):
+
+- ``breakout``: the ``breakout`` preset and SB3's ``CnnPolicy`` (the Nature CNN): RMSprop
+  2.5e-4 (decay 0.95, eps 1e-5, centered), Huber, batch 64, a gradient step every 4 agent steps,
+  target copied every 8,000 agent steps. Both replays hold ``--buffer`` transitions (SB3's buffer
+  of the preset's 1M would need 56 GB; its allocation is reported beside deepq's).
+- ``minatar-breakout``: the ``minatar-breakout`` preset (the MinAtar paper's DQN) and SB3 with a
+  features extractor of the paper's shape (one 3×3 convolution of 16 filters, then 128 units):
+  centered RMSprop 2.5e-4 (ρ 0.95, eps 0.01 as PyTorch adds it), Huber, batch 32, a gradient
+  step every env step, target copied every 1,000 steps.
 
 Each system runs in a fresh subprocess, one after the other; time is the training loop's only
 (no evaluation). Steps/s are split into the random collection before learning and the learning
@@ -27,21 +32,24 @@ from typing import Any
 
 from deepq.bench import peak_rss_mib
 
-ENV_ID = "ALE/Breakout-v5"
+GAMES = {"breakout": "ALE/Breakout-v5", "minatar-breakout": "MinAtar/Breakout-v0"}  # preset: env
 
 
-def settings(steps: int, learning_starts: int, buffer: int) -> dict[str, Any]:
-    return {"env_id": ENV_ID, "steps": steps, "learning_starts": learning_starts, "buffer": buffer}
+def settings(game: str, steps: int, learning_starts: int, buffer: int) -> dict[str, Any]:
+    return {"game": game, "env_id": GAMES[game], "steps": steps,
+            "learning_starts": learning_starts, "buffer": buffer}  # fmt: skip
 
 
-def run_deepq(seed: int, steps: int, learning_starts: int, buffer: int) -> dict[str, Any]:
+def run_deepq(
+    game: str, seed: int, steps: int, learning_starts: int, buffer: int
+) -> dict[str, Any]:
     from deepq.dqn.config import resolve_config
     from deepq.dqn.loop import train
 
     overrides = {"total_steps": steps, "learning_starts": learning_starts,
                  "random_steps": learning_starts, "buffer_size": buffer, "eval_every": None,
                  "final_eval_episodes": 0, "checkpoint_every_episodes": None}  # fmt: skip
-    config = resolve_config("breakout", seed=seed, overrides=overrides)
+    config = resolve_config(game, seed=seed, overrides=overrides)
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "run"
         summary = train(config, run, show_progress=False, tensorboard=False).summary
@@ -53,37 +61,59 @@ def run_deepq(seed: int, steps: int, learning_starts: int, buffer: int) -> dict[
     return {"train_wall_s": summary["train_wall_s"], "episode_marks": marks}
 
 
-def run_sb3(seed: int, steps: int, learning_starts: int, buffer: int) -> dict[str, Any]:
+def sb3_settings(game: str) -> dict[str, Any]:
+    """SB3's DQN arguments for the same network and hyperparameters as deepq's preset."""
     import torch
+
+    if game == "breakout":
+        return {"policy": "CnnPolicy", "learning_rate": 2.5e-4, "batch_size": 64,
+                "train_freq": 4, "target_update_interval": 8000, "exploration_final_eps": 0.01,
+                "policy_kwargs": {"optimizer_class": torch.optim.RMSprop,
+                                  "optimizer_kwargs": {"alpha": 0.95, "eps": 1e-5,
+                                                       "centered": True}}}  # fmt: skip
+    from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+
+    class MinAtarConv(BaseFeaturesExtractor):
+        """The MinAtar paper's encoder: one 3×3 convolution of 16 filters, ReLU, flattened."""
+
+        def __init__(self, space: Any):
+            height, width, channels = space.shape
+            super().__init__(space, features_dim=16 * (height - 2) * (width - 2))
+            self.conv = torch.nn.Conv2d(channels, 16, 3)
+
+        def forward(self, obs: Any) -> Any:  # [N, H, W, C] booleans, as deepq's env gives them
+            x = torch.relu(self.conv(obs.float().permute(0, 3, 1, 2)))
+            return x.flatten(1)
+
+    return {"policy": "MlpPolicy", "learning_rate": 2.5e-4, "batch_size": 32, "train_freq": 1,
+            "target_update_interval": 1000, "exploration_final_eps": 0.1,
+            "policy_kwargs": {"features_extractor_class": MinAtarConv, "net_arch": [128],
+                              "optimizer_class": torch.optim.RMSprop,
+                              "optimizer_kwargs": {"alpha": 0.95, "eps": 0.01,
+                                                   "centered": True}}}  # fmt: skip
+
+
+def run_sb3(game: str, seed: int, steps: int, learning_starts: int, buffer: int) -> dict[str, Any]:
     from stable_baselines3 import DQN
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     from deepq.run.envs import make_env
 
-    env = DummyVecEnv([lambda: make_env(ENV_ID, spaces="frames")])
+    env = DummyVecEnv([lambda: make_env(GAMES[game], spaces="frames")])
     model = DQN(
-        "CnnPolicy",
-        env,
-        learning_rate=2.5e-4,
+        env=env,
         buffer_size=buffer,
         learning_starts=learning_starts,
-        batch_size=64,
         gamma=0.99,
-        train_freq=4,
         gradient_steps=1,
-        target_update_interval=8000,
         exploration_initial_eps=1.0,
-        exploration_final_eps=0.01,
         exploration_fraction=1.0,
         optimize_memory_usage=False,
-        policy_kwargs={
-            "optimizer_class": torch.optim.RMSprop,
-            "optimizer_kwargs": {"alpha": 0.95, "eps": 1e-5, "centered": True},
-        },
         seed=seed,
         device="cpu",
         verbose=0,
+        **sb3_settings(game),
     )
     marks: list[tuple[int, float]] = []
 
@@ -119,6 +149,7 @@ def rates(raw: dict[str, Any], steps: int, learning_starts: int) -> dict[str, fl
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m deepq.bench_atari")
+    parser.add_argument("--game", choices=GAMES, default="breakout")
     parser.add_argument("--systems", default="deepq,sb3")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=15_000, help="agent steps per system")
@@ -133,12 +164,14 @@ def main(argv: list[str]) -> int:
             from deepq.run.process import configure_process
 
             configure_process(spare_core=False)  # as deepq train does for pixels
-        raw = WORKERS[args.worker](args.seed, args.steps, args.learning_starts, args.buffer)
+        raw = WORKERS[args.worker](
+            args.game, args.seed, args.steps, args.learning_starts, args.buffer
+        )
         raw["peak_rss_mib"] = round(peak_rss_mib(), 1)
         Path(args.raw_out).write_text(json.dumps(raw))
         return 0
     results: dict[str, Any] = {
-        "settings": settings(args.steps, args.learning_starts, args.buffer),
+        "settings": settings(args.game, args.steps, args.learning_starts, args.buffer),
         "machine": {"cpus": __import__("os").cpu_count(), "platform": platform.platform()},
         "systems": {},
     }
@@ -146,7 +179,7 @@ def main(argv: list[str]) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             raw_out = Path(tmp) / "raw.json"
             command = [sys.executable, "-m", "deepq.bench_atari", "--worker", system,
-                       "--seed", str(args.seed), "--steps", str(args.steps),
+                       "--game", args.game, "--seed", str(args.seed), "--steps", str(args.steps),
                        "--learning-starts", str(args.learning_starts),
                        "--buffer", str(args.buffer), "--raw-out", str(raw_out)]  # fmt: skip
             subprocess.run(command, check=True)
