@@ -133,3 +133,18 @@ def test_c51_with_munchausen_or_an_empty_support_is_refused():
         DQNConfig(num_atoms=51, munchausen=True)
     with pytest.raises(ConfigError, match="v_min"):
         DQNConfig(num_atoms=51, v_min=1.0, v_max=1.0)
+
+
+@pytest.mark.parametrize(
+    ("preset", "support", "learning_rate"),
+    [("lunarlander-rainbow", 200.0, 1e-3), ("minatar-breakout-rainbow", 100.0, 1e-4),
+     ("breakout-rainbow", 10.0, 6.25e-5)],
+)  # fmt: skip
+def test_the_rainbow_presets_have_all_six_parts(preset, support, learning_rate):
+    from deepq.dqn.config import resolve_config
+
+    c = resolve_config(preset)
+    assert (c.double, c.dueling, c.n_step, c.munchausen) == (True, True, 3, False)
+    assert (c.prioritized, c.priority_alpha, c.priority_beta0) == (True, 0.5, 0.4)
+    assert (c.num_atoms, c.v_min, c.v_max) == (51, -support, support)
+    assert (c.noisy, c.noisy_sigma0, c.learning_rate) == (True, 0.5, learning_rate)
