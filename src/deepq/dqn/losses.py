@@ -239,11 +239,15 @@ def loss_fn_for(config: DQNConfig, network: Any) -> LossFn:
     return q_loss
 
 
+def leaves_named(params: Any, name: str) -> list[Any]:
+    """Every parameter array called ``name`` (``kernel``, ``sigma_kernel``, ...), in tree order."""
+    leaves = jax.tree_util.tree_leaves_with_path(params)
+    return [leaf for path, leaf in leaves if getattr(path[-1], "key", None) == name]
+
+
 def l2_penalty(params: Any) -> jax.Array:
     """Sum of squared weight matrices (biases excluded), as Keras' ``l2`` regulariser."""
-    leaves = jax.tree_util.tree_leaves_with_path(params)
-    kernels = [leaf for path, leaf in leaves if getattr(path[-1], "key", None) == "kernel"]
-    return sum((jnp.sum(k**2) for k in kernels), start=jnp.zeros(()))
+    return sum((jnp.sum(k**2) for k in leaves_named(params, "kernel")), start=jnp.zeros(()))
 
 
 def dqn_loss(

@@ -25,6 +25,7 @@ from deepq.dqn.collector import Collector
 from deepq.dqn.config import DQNConfig
 from deepq.dqn.frame_replay import FrameReplay, planned_nbytes
 from deepq.dqn.learner import Learner
+from deepq.dqn.losses import leaves_named
 from deepq.dqn.networks import encoder_for
 from deepq.dqn.replay import ReplayBuffer
 from deepq.dqn.training_state import restore_training_state, save_training_state
@@ -202,8 +203,7 @@ class DQNRun:
 
 def noise_scale(params: Any) -> float:
     """The mean |σ| of the noisy layers' weight noise (``sigma_kernel``)."""
-    leaves = jax.tree_util.tree_leaves_with_path(params)
-    sigmas = [leaf for path, leaf in leaves if getattr(path[-1], "key", None) == "sigma_kernel"]
+    sigmas = leaves_named(params, "sigma_kernel")
     return float(np.mean(np.concatenate([np.abs(np.ravel(s)) for s in sigmas])))
 
 
