@@ -8,12 +8,11 @@ separately, vectorised adds and index sampling restricted to the filled region.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from deepq.dqn.prioritized import Priorities
+from deepq.dqn.prioritized import Priorities
 
 
 class Batch(NamedTuple):
@@ -90,8 +89,6 @@ class TransitionRing:
 
     def prioritize(self, alpha: float, eps: float) -> None:
         """Sample in proportion to priority from now on (the replay must be empty)."""
-        from deepq.dqn.prioritized import Priorities
-
         if self.size:
             raise ValueError("prioritize() an empty replay")
         self.priorities = Priorities(self.capacity, alpha, eps)
