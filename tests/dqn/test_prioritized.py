@@ -178,6 +178,9 @@ def test_priorities_and_pending_td_errors_round_trip_through_a_checkpoint(kind):
     bad = dict(state, **{"priority/pending_at": state["priority/pending_at"] + 100})
     with pytest.raises(ValueError, match="pending_at"):
         make().load_state_arrays(bad)
+    zero = dict(state, **{"priority/priorities": np.zeros_like(state["priority/priorities"])})
+    with pytest.raises(ValueError, match="> 0"):  # nothing could be sampled
+        make().load_state_arrays(zero)
     with pytest.raises(ValueError, match="prioritized=false"):
         (ReplayBuffer(6, (1,)) if kind == "plain" else FrameReplay(6, (1, 1), 1)).load_state_arrays(
             state

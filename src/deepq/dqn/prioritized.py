@@ -215,8 +215,8 @@ class Priorities:
             raise ValueError(f"replay priorities must be float64[{len(slots)}]")
         if max_priority.shape != () or max_priority.dtype != np.float64:
             raise ValueError("replay max_priority must be one float64")
-        if not (np.isfinite(priorities).all() and (priorities >= 0).all()):
-            raise ValueError("replay priorities must be finite and >= 0")
+        if not (np.isfinite(priorities).all() and (priorities > 0).all()):
+            raise ValueError("replay priorities must be finite and > 0 (every one is live)")
         if not (np.isfinite(max_priority) and max_priority >= priorities.max(initial=0.0)):
             raise ValueError("replay max_priority must be finite and >= every priority")
         if pending_at.dtype != np.int64 or pending_at.ndim != 1:
