@@ -13,6 +13,7 @@ from deepq.run.signals import (
     StopSignal,
     install_program_handlers,
     restore_handlers,
+    signals_held,
     take_missed_signal,
 )
 
@@ -68,3 +69,15 @@ def test_handlers_and_the_unraisable_hook_are_restored():
     restore_handlers(install_program_handlers())
     after = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM), sys.unraisablehook)
     assert after == before
+
+
+def test_a_signal_inside_signals_held_waits_for_the_block_to_end():
+    """What the first `import jax` runs under: a Ctrl-C inside jaxlib's C++ start-up aborted."""
+    before = signal.getsignal(signal.SIGINT)
+    finished = False
+    with pytest.raises(ProgramInterrupted) as raised:
+        with signals_held():
+            os.kill(os.getpid(), signal.SIGINT)
+            finished = True  # not interrupted here
+    assert finished and raised.value.signum == signal.SIGINT
+    assert signal.getsignal(signal.SIGINT) is before

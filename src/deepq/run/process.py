@@ -25,6 +25,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from deepq.run.signals import signals_held
+
 
 def configure_process(spare_core: bool = True) -> None:
     """Make this process train as fast as ``deepq train`` does: JAX's persistent compilation
@@ -47,7 +49,8 @@ def enable_compilation_cache() -> None:
     disables it. Compiling the update, the action selection and the initialisers costs about a
     second on a 2-core CPU, a large share of a LunarLander run that trains in ~10 s.
     """
-    import jax
+    with signals_held():  # a signal inside jaxlib's C++ start-up would abort the process
+        import jax
 
     location = os.environ.get(
         "DEEPQ_COMPILATION_CACHE", str(Path.home() / ".cache" / "deepq" / "xla")

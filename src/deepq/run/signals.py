@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -66,6 +68,28 @@ def restore_handlers(previous: dict[Any, Any]) -> None:
             sys.unraisablehook = handler
         else:
             signal.signal(key, handler)
+
+
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM until the block ends, then raise :class:`ProgramInterrupted` for the
+    first that came. For the first ``import jax``: an exception raised
+    inside jaxlib's C++ module initialisation is not an exception to Python but a call to C++'s
+    ``std::terminate``, so a Ctrl-C there aborted the process (SIGABRT or SIGSEGV, no message)
+    where the program promises one line and exit 130."""
+    arrived: list[int] = []
+    try:
+        previous = {sig: signal.signal(sig, lambda signum, frame: arrived.append(signum))
+                    for sig in SIGNALS}  # fmt: skip
+    except ValueError:  # not the main thread: signals stay with whoever owns them
+        yield
+        return
+    try:
+        yield
+    finally:
+        restore_handlers(previous)
+    if arrived:
+        raise ProgramInterrupted(arrived[0])
 
 
 def take_missed_signal() -> int | None:
