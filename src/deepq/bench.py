@@ -114,7 +114,8 @@ def run_deepq(
             "total_steps": budget_steps,
             "eval_every": eval_every,
             "eval_episodes": eval_episodes,
-            "stop_when_solved": False,
+            "stop_when_solved": False,  # every system runs the whole budget
+            "stop_eval_mean": None,
             "final_eval_episodes": 0,
             "checkpoint_every_episodes": None,
         },

@@ -838,7 +838,12 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"solved at episode {summary['solved_at_episode']}, env step {summary['solved_at_step']}, "
             f"{summary['solved_at_wall_s']:.1f} s"
         )
-    else:
+    if summary["stop_reason"] == "eval_mean":
+        print(
+            f"stopped at env step {summary['best_eval_step']}: a greedy evaluation scored "
+            f"{summary['best_eval_mean']:.2f}, reaching stop_eval_mean"
+        )
+    elif not summary["solved"]:
         print(f"not solved (stopped by {summary['stop_reason']})")
     print(
         f"trained {summary['env_steps']} env steps, {summary['episodes']} episodes in "

@@ -171,3 +171,29 @@ def test_periodic_evaluations_use_the_selection_seeds_and_the_final_one_the_test
     test = [TEST_EVAL_SEED + k for k in range(2)]
     assert evaluation_seeds == sorted(selection * 2 + test)  # evaluations at steps 50 and 100
     assert not set(selection) & set(test)
+
+
+@pytest.mark.parametrize(
+    ("bar", "threshold", "reason", "played"),
+    [
+        (6.0, None, "eval_mean", [5]),  # reaches the bar: extended, still 6, stops the run
+        (7.0, None, "total_steps", [3, 3]),  # never reaches it: never extended
+        (7.0, 6.0, "total_steps", [5, 3]),  # the first best at the threshold is extended; a tie
+    ],  # with it is not a new best and is not
+)
+def test_evaluations_that_would_stop_the_run_or_become_best_are_extended(
+    tmp_path, bar, threshold, reason, played
+):
+    # Every Counting episode returns 1 + 2 + 3 = 6; evaluations (3 episodes) at steps 50 and
+    # 100; an extended one plays 5, on the next selection seeds.
+    SeedLoggingEnv.seeds.clear()
+    result = tiny_run(tmp_path, env_id="deepq-test/SeedLogging-v0", eval_every=50, eval_episodes=3,
+                      stop_eval_mean=bar, stop_eval_episodes=5, solved_threshold=threshold)  # fmt: skip
+    summary = result.summary
+    assert summary["stop_reason"] == reason and summary["env_steps"] == 50 * len(played)
+    history = summary["eval_history"]
+    assert [e["eval_episodes"] for e in history] == played
+    assert all(e["mean"] == 6.0 for e in history)
+    evaluation_seeds = sorted(s for s in SeedLoggingEnv.seeds if s is not None and s >= 2**32)
+    assert evaluation_seeds == sorted(SELECTION_EVAL_SEED + k for n in played for k in range(n))
+    assert load(tmp_path / "run").info["eval_mean"] == 6.0

@@ -87,6 +87,16 @@ def test_headline_of_an_unsolved_run_without_evaluations():
     )
 
 
+def test_headline_of_a_run_stopped_by_its_greedy_evaluation():
+    summary = {**SOLVED, "stop_reason": "eval_mean", "solved": False}
+    assert headline(summary).startswith(
+        "Stopped at env step 60,000, where a greedy evaluation reached stop_eval_mean (251.50). "
+        "Trained 62,000 env steps"
+    )
+    both = headline({**SOLVED, "stop_reason": "eval_mean"})  # solved by the average, too
+    assert both.startswith("Solved at episode 212") and "reached stop_eval_mean" in both
+
+
 def test_page_escapes_what_it_shows():
     config = {"env_id": "<script>alert(1)</script>"}
     page = render_page("run<1>", config, {**SOLVED, "env_id": "A&B"}, b"png", None, "no video: x")

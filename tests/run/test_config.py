@@ -79,6 +79,10 @@ BAD_VALUES = [
         {"learning_rate_end": 0.0, "learning_rate_decay_steps": 500},
         "the learning rate decays until env step 500, which must come after learning_starts=1000",
     ),
+    (
+        {"stop_eval_mean": 250.0, "eval_every": None},
+        "stop_eval_mean stops at a periodic greedy evaluation: set eval_every too",
+    ),
 ]
 
 

@@ -36,6 +36,18 @@ def test_unset_budgets_never_stop_and_solving_stops_only_when_asked():
     assert StopRules(False).reason(progress(10**9, 10**9, solved=True), 1e9, False) is None
 
 
+def test_a_greedy_evaluation_reaching_eval_mean_stops_the_run():
+    rules = StopRules(stop_when_solved=False, total_steps=100, eval_mean=250.0)
+    p = progress(50, 5)
+    assert rules.reason(p, 1.0, False) is None  # no evaluation yet
+    p.best_eval_mean = 249.99
+    assert rules.reason(p, 1.0, False) is None
+    p.best_eval_mean = 250.0
+    assert rules.reason(p, 1.0, False) == "eval_mean"
+    assert rules.reason(p, 1.0, True) == "interrupted"
+    assert StopRules(False).reason(p, 1.0, False) is None  # only when asked
+
+
 def test_clock_excludes_paused_time_and_carries_earlier_sessions(monkeypatch):
     now = [100.0]  # a fake perf_counter, moved by hand
     monkeypatch.setattr(harness.time, "perf_counter", lambda: now[0])

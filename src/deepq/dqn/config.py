@@ -279,6 +279,19 @@ class DQNConfig(Config):
         ge=1,
     )
     eval_episodes: int = documented("Episodes per periodic greedy evaluation.", 10, ge=1)
+    stop_eval_mean: float | None = documented(
+        "End the run at the first periodic greedy evaluation whose mean reaches this (that "
+        "agent is then the kept one, `best`): a stop rule on the agent a user keeps, where "
+        "stop_when_solved watches the ε-greedy training episodes. null: no such stop.",
+        None,
+    )
+    stop_eval_episodes: int = documented(
+        "With stop_eval_mean: an evaluation that reaches it, or that would become the best at "
+        "or above the solved threshold, is first extended to this many episodes (more "
+        "selection seeds), and counts (stops the run, becomes best) by their mean.",
+        100,
+        ge=1,
+    )
     final_eval_episodes: int = documented(
         "Episodes of the greedy evaluation at the end of the run.", 100, ge=0
     )
@@ -316,6 +329,10 @@ class DQNConfig(Config):
                 "intermediate steps of an n-step return is not stored; set munchausen=false for "
                 "n-step returns",
             )
+        require(
+            c.stop_eval_mean is None or c.eval_every is not None,
+            "stop_eval_mean stops at a periodic greedy evaluation: set eval_every too",
+        )
         require(len(c.hidden_sizes) >= 1, "hidden_sizes=[] must list at least one layer width")
         if c.num_atoms > 1:
             require(

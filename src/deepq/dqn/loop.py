@@ -98,7 +98,9 @@ def _train(run: DQNRun, clock: TrainingClock, stop_signal: StopSignal) -> str:
     """The loop, until a stop rule holds; returns why it stopped."""
     c, p, record = run.config, run.progress, run.record
     collector, learner, replay, rng = run.collector, run.learner, run.replay, run.rng
-    rules = StopRules(c.stop_when_solved, c.total_steps, c.max_episodes, c.time_budget_s)
+    rules = StopRules(
+        c.stop_when_solved, c.total_steps, c.max_episodes, c.time_budget_s, c.stop_eval_mean
+    )
     epsilon = epsilon_at(c, p.episodes, p.env_steps)
     stop_reason = None
     while stop_reason is None:

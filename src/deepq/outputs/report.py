@@ -132,7 +132,12 @@ def headline(summary: dict[str, Any]) -> str:
             f"Solved at episode {summary['solved_at_episode']}, env step "
             f"{summary['solved_at_step']:,}, after {summary['solved_at_wall_s']:.1f} s of training."
         )
-    else:
+    if summary.get("stop_reason") == "eval_mean":
+        parts.append(
+            f"Stopped at env step {summary['best_eval_step']:,}, where a greedy evaluation "
+            f"reached stop_eval_mean ({summary['best_eval_mean']:.2f})."
+        )
+    elif not summary.get("solved"):
         parts.append(f"Not solved (stopped by {summary.get('stop_reason', 'unknown')}).")
     parts.append(
         f"Trained {summary.get('env_steps', 0):,} env steps, {summary.get('episodes', 0):,} "

@@ -128,6 +128,7 @@ class StopRules:
     total_steps: int | None = None
     max_episodes: int | None = None
     time_budget_s: float | None = None
+    eval_mean: float | None = None  # stop once a periodic greedy evaluation's mean reaches this
 
     def reason(self, progress: RunProgress, elapsed: float, interrupted: bool) -> str | None:
         """Why the run stops now, or None to go on."""
@@ -135,6 +136,9 @@ class StopRules:
             return "interrupted"
         if progress.solved_at is not None and self.stop_when_solved:
             return "solved"
+        best = progress.best_eval_mean
+        if self.eval_mean is not None and best is not None and best >= self.eval_mean:
+            return "eval_mean"
         if self.total_steps is not None and progress.env_steps >= self.total_steps:
             return "total_steps"
         if self.max_episodes is not None and progress.episodes >= self.max_episodes:
