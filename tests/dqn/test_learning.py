@@ -18,11 +18,11 @@ def test_cartpole_preset_balances(tmp_path, munchausen):
 
 def test_lunarlander_default_preset_lands(tmp_path):
     # A regression test of the whole learning path, not a reliability claim (the benchmark in
-    # docs/benchmarks.md is that): `deepq train --seed 0` (what `make train` runs) stops once its training
-    # average reaches 200 (env step 124,568), and its best checkpoint scored 266.9 ± 39.7 over
-    # these 100 held-out episodes when the default's Adam rate became 1e-3 (on that change's
-    # machine: the step moves between CPUs).
-    result = train(resolve_config(seed=0), tmp_path / "run", show_progress=False)
+    # docs/benchmarks.md is that): `deepq train --seed 18` (what `make train ARGS="--seed 18"`
+    # runs) stops at its 75k evaluation, confirmed at 254.2 over 100 selection episodes, and the
+    # agent it keeps scored 253.1 over these 100 held-out episodes (the 20 seeds measured scored
+    # 236.4 or more). Seed 18 is the quickest of them to stop; the step may move between CPUs.
+    result = train(resolve_config(seed=18), tmp_path / "run", show_progress=False)
     final = result.summary["final_eval"]
     assert final["episodes"] == 100
-    assert final["mean"] >= 200.0, result.summary
+    assert final["mean"] >= 230.0, result.summary
