@@ -1,13 +1,12 @@
 """The benchmark's bookkeeping: seeds, per-seed scoring, medians and the SB3/deepq ratio."""
 
 import json
-import subprocess
-from pathlib import Path
 
 import pytest
 
 from deepq.bench import markdown, parse_seeds, run_bench, score, summarise
 from deepq.errors import UsageError
+from deepq.sweeps.executors import TrialOutcome
 
 
 @pytest.mark.parametrize(
@@ -107,27 +106,45 @@ def test_the_ratio_compares_only_the_seeds_both_systems_ran():
     assert not any(key.startswith("ratio") for key in deepq_only)
 
 
-def test_a_bench_stopped_by_a_failing_run_keeps_the_runs_before_it(tmp_path, monkeypatch):
-    def fake_worker(command, **kwargs):
-        system, seed = (
-            command[command.index("--worker") + 1],
-            int(command[command.index("--seed") + 1]),
-        )
-        if seed == 1:
-            return subprocess.CompletedProcess(command, 1, "", "RuntimeError: out of memory\n")
-        raw_out = Path(command[command.index("--raw-out") + 1])
-        raw_out.write_text(
-            json.dumps(raw([250.0], wall_per_eval=4.0 if system == "deepq" else 40.0))
-        )
-        return subprocess.CompletedProcess(command, 0, "", "")
+class FakeExecutor:
+    """Runs no process: each task's raw.json is written as a worker would, but seed 1 fails."""
 
-    monkeypatch.setattr(subprocess, "run", fake_worker)
+    description = "fake"
+
+    def __init__(self):
+        self.tasks = []
+
+    def run(self, tasks, staging):
+        for task in tasks:
+            self.tasks.append(task)
+            program = list(task.program)
+            system, seed = (
+                program[program.index("--worker") + 1],
+                int(program[program.index("--seed") + 1]),
+            )
+            if seed == 1:
+                yield TrialOutcome(task.name, 1, "RuntimeError: out of memory", "here", 1.0, None)
+                continue
+            out = staging / task.name
+            out.mkdir()
+            wall = 4.0 if system == "deepq" else 40.0
+            (out / "raw.json").write_text(json.dumps(raw([250.0], wall_per_eval=wall)))
+            yield TrialOutcome(task.name, 0, None, "here", 1.0, out)
+
+
+def test_a_failing_bench_run_is_reported_and_the_others_still_count(tmp_path):
+    executor = FakeExecutor()
     with pytest.raises(
-        UsageError, match="bench worker deepq seed 1 failed: RuntimeError: out of memory"
+        UsageError,
+        match="2 of 6 bench runs failed; first: bench worker deepq seed 1 failed: RuntimeError",
     ):
-        run_bench([0, 1], 5000, ["deepq", "sb3"], 5000, 10, tmp_path)
+        run_bench([0, 1, 2], 5000, ["deepq", "sb3"], 5000, 10, tmp_path, executor)
+    assert [t.name for t in executor.tasks] == ["deepq-0", "sb3-0", "deepq-1", "sb3-1",
+                                                "deepq-2", "sb3-2"]  # fmt: skip
+    assert all(t.cpus is None for t in executor.tasks)  # one at a time: the whole machine
     saved = json.loads((tmp_path / "results.json").read_text())
-    assert [(r["system"], r["seed"]) for r in saved["runs"]] == [("deepq", 0), ("sb3", 0)]
+    assert [(r["system"], r["seed"]) for r in saved["runs"]] == [
+        ("deepq", 0), ("sb3", 0), ("deepq", 2), ("sb3", 2)]  # fmt: skip
     assert saved["summary"]["ratio_sb3_over_deepq_time_to_solve"] == 10.0
     assert "**10.0×**" in (tmp_path / "results.md").read_text()
 
@@ -143,3 +160,10 @@ def test_deepq_worker_runs_end_to_end(tmp_path):
     assert (
         (tmp_path / "results.md").read_text().startswith("LunarLander-v3, budget 2,000 env steps")
     )
+
+
+def test_bench_parallel_must_be_positive(capsys):
+    from deepq.cli import main
+
+    assert main(["bench", "--systems", "deepq", "--parallel", "0", "--out", "unused"]) == 2
+    assert "--parallel 0 must be >= 1" in capsys.readouterr().err

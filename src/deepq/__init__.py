@@ -6,6 +6,7 @@ Python API (mirrors the CLI)::
     result = deepq.train(deepq.resolve_config(preset="lunarlander"))
     agent = deepq.load(result.run_dir)          # the run's best checkpoint
     print(deepq.evaluate(agent, episodes=100).mean)
+    table = deepq.sweep([config_a, config_b], seeds=range(10))  # configs x seeds, in processes
 
 Heavy modules (JAX, Gymnasium) load on first use, so ``import deepq`` and ``deepq --help`` are quick.
 """
@@ -31,6 +32,7 @@ _LAZY = {
     "evaluate": "deepq.api",
     "Agent": "deepq.dqn.agent",
     "configure_process": "deepq.run.process",
+    "sweep": "deepq.sweeps.sweep",
 }
 
 __all__ = [
@@ -49,6 +51,7 @@ __all__ = [
     "load",
     "resolve_config",
     "resume",
+    "sweep",
     "train",
 ]
 

@@ -11,8 +11,10 @@ Protocol, identical for both systems:
   fixed seeds ``SELECTION_EVAL_SEED + k`` (disjoint from training), run by deepq's own
   :class:`~deepq.run.evaluation.Evaluator` for both, so the numbers are comparable;
 - time counted is training wall-clock, evaluation excluded;
-- every (system, seed) runs in a fresh subprocess, one after the other, never in parallel; the
-  subprocess reports its own peak RSS.
+- every (system, seed) runs in a fresh subprocess, by default one after the other, never in
+  parallel (``--parallel N`` and ``--address`` run them through the sweep's executors,
+  :mod:`deepq.sweeps.executors`, trading timing purity for wall-clock); the subprocess reports
+  its own peak RSS.
 
 "Solved" is the first evaluation with mean ≥ 200. A seed that never solves counts as its full
 training time and budget in the medians. SB3 is an optional extra (``pip install -e .[bench]``);
@@ -27,8 +29,8 @@ import json
 import os
 import platform
 import resource
+import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from deepq.errors import UsageError
+from deepq.sweeps.grid import parse_seeds
 
 SOLVED_MEAN = 200.0
 # deepq's systems: a preset and the overrides that make each variant. The Rainbow parts are
@@ -66,28 +69,6 @@ SB3_ZOO_LUNARLANDER = {  # rl-baselines3-zoo hyperparams/dqn.yml, LunarLander
     "exploration_final_eps": 0.1,
     "policy_kwargs": {"net_arch": [256, 256]},
 }
-
-
-def parse_seeds(text: str) -> list[int]:
-    """``"0-9"``, ``"3,7,11"`` or a mix such as ``"0-2,5"``."""
-    seeds: list[int] = []
-    try:
-        for part in text.split(","):
-            part = part.strip()
-            if "-" in part:
-                low, high = (int(x) for x in part.split("-", 1))
-                if high < low:
-                    raise ValueError
-                seeds.extend(range(low, high + 1))
-            elif part:
-                seeds.append(int(part))
-    except ValueError:
-        raise UsageError(
-            f"--seeds {text!r} must be a list or range of seeds such as 0-9 or 3,7,11"
-        ) from None
-    if not seeds or min(seeds) < 0:
-        raise UsageError(f"--seeds {text!r} must name at least one seed >= 0")
-    return list(dict.fromkeys(seeds))
 
 
 def peak_rss_mib() -> float:
@@ -322,8 +303,15 @@ def run_bench(
     eval_every: int,
     eval_episodes: int,
     out_dir: Path,
+    executor: Any = None,
+    cpus_per_trial: int | None = None,
 ) -> dict[str, Any]:
+    """Every (system, seed) as a trial of ``executor`` (default: local, one at a time, each
+    with the whole machine, so no two timings share a CPU); results rewritten as each ends."""
+    from deepq.sweeps.executors import LocalExecutor, TrialTask
+
     out_dir.mkdir(parents=True, exist_ok=True)
+    executor = executor or LocalExecutor(parallel=1)
     settings = {
         "budget_steps": budget_steps,
         "eval_every": eval_every,
@@ -331,35 +319,58 @@ def run_bench(
         "seeds": seeds,
         "systems": systems,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+        "executor": executor.description,
     }
+    pairs = [(system, seed) for seed in seeds for system in systems]
+    tasks = [
+        TrialTask(
+            f"{system}-{seed}",
+            (
+                "deepq.bench",
+                "--worker",
+                system,
+                "--seed",
+                str(seed),
+                "--budget-steps",
+                str(budget_steps),
+                "--eval-every",
+                str(eval_every),
+                "--eval-episodes",
+                str(eval_episodes),
+            ),
+            cpus_per_trial,
+        )  # fmt: skip
+        for system, seed in pairs
+    ]
     rows: list[dict[str, Any]] = []
-    for seed in seeds:
-        for system in systems:
-            started = time.perf_counter()
-            raw_path = out_dir / f"raw-{system}-{seed}.json"
-            command = [sys.executable, "-m", "deepq.bench", "--worker", system, "--seed", str(seed)]
-            command += ["--budget-steps", str(budget_steps), "--eval-every", str(eval_every)]
-            command += ["--eval-episodes", str(eval_episodes), "--raw-out", str(raw_path)]
-            process = subprocess.run(
-                command,
-                capture_output=True,
-                text=True,
-                env={**os.environ, "SDL_VIDEODRIVER": "dummy"},
-            )
-            if process.returncode != 0:
-                tail = (process.stderr.strip().splitlines() or ["(no output)"])[-1]
-                raise UsageError(f"bench worker {system} seed {seed} failed: {tail}")
+    failures: list[str] = []
+    staging = Path(tempfile.mkdtemp(prefix="deepq-bench-"))
+    try:
+        for outcome in executor.run(tasks, staging):
+            system, seed = pairs[[t.name for t in tasks].index(outcome.name)]
+            raw_path = outcome.run_dir / "raw.json" if outcome.run_dir else None
+            if outcome.returncode != 0 or raw_path is None or not raw_path.is_file():
+                failures.append(f"bench worker {system} seed {seed} failed: {outcome.error}")
+                print(failures[-1], flush=True)
+                continue
             row = score(system, seed, json.loads(raw_path.read_text()))
             rows.append(row)
+            rows.sort(key=lambda r: (seeds.index(r["seed"]), systems.index(r["system"])))
             # Rewritten after every run, so a bench stopped partway keeps what it measured.
             write_results(rows, settings, out_dir)
             print(
                 f"{system:>14} seed {seed}: solved={row['solved']} time_to_solve={row['time_to_solve_s']} "
                 f"steps_to_solve={row['steps_to_solve']} best={row['best_mean']:.1f} final={row['final_mean']:.1f} "
-                f"{row['steps_per_s']:,.0f} steps/s ({time.perf_counter() - started:.0f} s with evaluation)",
+                f"{row['steps_per_s']:,.0f} steps/s ({outcome.wall_s:.0f} s with evaluation, "
+                f"on {outcome.node})",
                 flush=True,
             )
-    return write_results(rows, settings, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    results = write_results(rows, settings, out_dir)
+    if failures:
+        raise UsageError(f"{len(failures)} of {len(tasks)} bench runs failed; first: {failures[0]}")
+    return results
 
 
 def write_results(
@@ -412,6 +423,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="where to write results.json and results.md",
     )
     parser.add_argument(
+        "--parallel",
+        type=int,
+        default=1,
+        metavar="N",
+        help="runs at a time on this machine (default 1: timings never share a CPU; N > 1 "
+        "trades their purity for wall-clock, each run's pools sized to cores // N)",
+    )
+    parser.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="run on this Ray cluster, one task per (system, seed) (pip install 'deepq[ray]')",
+    )
+    parser.add_argument(
+        "--cpus-per-trial",
+        type=int,
+        default=2,
+        metavar="N",
+        help="with --address: the CPUs each run asks Ray for and sizes its pools to (default 2)",
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help="development mode: seed 0, 30k steps, 20 episodes every 10k steps",
@@ -438,25 +469,46 @@ def bench_from_args(args: argparse.Namespace) -> dict[str, Any]:
     ):
         if value < 1:
             raise UsageError(f"{name} {value} must be >= 1")
-    return run_bench(seeds, budget, systems, every, episodes, Path(args.out))
+    from deepq.sweeps.executors import LocalExecutor
+
+    if args.address is not None:
+        from deepq.sweeps.ray_executor import RayExecutor
+
+        executor, cpus = RayExecutor(args.address, args.cpus_per_trial), args.cpus_per_trial
+    else:
+        if args.parallel < 1:
+            raise UsageError(f"--parallel {args.parallel} must be >= 1")
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        executor = LocalExecutor(args.parallel)
+        cpus = None if args.parallel == 1 else max(1, (cores or 1) // args.parallel)
+    return run_bench(seeds, budget, systems, every, episodes, Path(args.out), executor, cpus)
 
 
 def _worker_main(argv: list[str]) -> int:
+    """One (system, seed), a trial program (deepq.sweeps.executors.run_trial_here): writes
+    OUT/raw.json."""
+    from deepq.sweeps.executors import add_trial_arguments, end_with_parent
+
     parser = argparse.ArgumentParser(prog="python -m deepq.bench")
     parser.add_argument("--worker", choices=SYSTEMS, required=True)
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--budget-steps", type=int, required=True)
     parser.add_argument("--eval-every", type=int, required=True)
     parser.add_argument("--eval-episodes", type=int, required=True)
-    parser.add_argument("--raw-out", required=True)
+    add_trial_arguments(parser)
     args = parser.parse_args(argv)
+    if not end_with_parent(args.parent):
+        return 143
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     if args.worker in DEEPQ_SYSTEMS:  # the worker is a program of its own, timed as `deepq train`
         from deepq.run.process import configure_process
 
-        configure_process()
+        configure_process(cores=args.cpus)
     raw = WORKERS[args.worker](args.seed, args.budget_steps, args.eval_every, args.eval_episodes)
     raw["peak_rss_mib"] = round(peak_rss_mib(), 1)
-    Path(args.raw_out).write_text(json.dumps(raw))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "raw.json").write_text(json.dumps(raw))
     return 0
 
 

@@ -555,6 +555,19 @@ def build_parser() -> argparse.ArgumentParser:
     from deepq.bench import add_arguments
 
     add_arguments(bench)
+
+    sweep = commands.add_parser(
+        "sweep",
+        help="train configs x seeds, locally or on a Ray cluster, and compare them",
+        description="Train every config (a --grid of values, --random draws, or one config) on "
+        "every seed, each trial a deepq train run under DIR/trials/, and write DIR/results.json, "
+        "results.md and sweep.png as trials finish. Local processes by default; --address runs "
+        "the trials on a Ray cluster. A stopped sweep continues with --resume DIR.",
+    )
+    from deepq.sweeps.command import add_arguments as add_sweep_arguments
+
+    add_sweep_arguments(sweep)
+    _add_env_module(sweep)
     return parser
 
 
@@ -566,6 +579,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print(result["markdown"], end="")
     print(f"\nwritten to {args.out}/results.json and {args.out}/results.md")
     return EXIT_OK
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from deepq.sweeps.command import run_from_args
+
+    return run_from_args(args)
 
 
 def cmd_play(args: argparse.Namespace) -> int:
@@ -935,6 +954,7 @@ COMMANDS = {
     "report": cmd_report,
     "export": cmd_export,
     "bench": cmd_bench,
+    "sweep": cmd_sweep,
 }
 
 

@@ -22,7 +22,7 @@ start = {start!r}
 cores = sorted(os.sched_getaffinity(0))
 if start:
     from deepq.run.process import start_jax_with_a_core_to_spare
-    first = start_jax_with_a_core_to_spare()
+    first = start_jax_with_a_core_to_spare(*{arguments!r})
     second = start_jax_with_a_core_to_spare()
 else:
     import jax
@@ -36,9 +36,9 @@ print(json.dumps({{
 """
 
 
-def fresh_interpreter(start: bool) -> dict:
+def fresh_interpreter(start: bool, arguments: tuple = ()) -> dict:
     out = subprocess.run(
-        [sys.executable, "-c", REPORT.format(start=start)],
+        [sys.executable, "-c", REPORT.format(start=start, arguments=arguments)],
         capture_output=True, text=True, check=True, timeout=120,
     )  # fmt: skip
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -51,6 +51,19 @@ def test_pools_are_one_core_smaller_and_no_thread_stays_pinned():
     assert spared["second"] is None  # the backends have started: their pools are fixed
     assert spared["threads"] < plain["threads"]  # XLA started fewer pool threads
     assert spared["affinities"] == [spared["cores"]]  # every thread may use every core
+
+
+@linux_with_two_cores
+def test_a_trial_of_one_core_gets_pools_of_one_and_no_pinned_thread():
+    """A sweep's trial given --cpus-per-trial 1 trains as deepq train on a 1-core machine."""
+    plain = fresh_interpreter(start=False)
+    for arguments in ((1,), (1, False)):  # with and without the spare core: never below one
+        trial = fresh_interpreter(start=True, arguments=arguments)
+        assert trial["first"] == 1
+        assert trial["threads"] < plain["threads"]  # XLA started fewer pool threads
+        assert trial["affinities"] == [trial["cores"]]
+    whole = fresh_interpreter(start=True, arguments=(len(plain["cores"]), False))
+    assert whole["first"] is None  # every core, no spare: JAX's own pools
 
 
 def test_leaves_jax_alone_once_its_backends_have_started():

@@ -213,3 +213,40 @@ def _nan_mean_std(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mean = np.where(present, curves, 0.0).sum(axis=0) / safe
     variance = np.where(present, (curves - mean) ** 2, 0.0).sum(axis=0) / safe
     return np.where(counts > 0, mean, np.nan), np.where(counts > 0, np.sqrt(variance), np.nan)
+
+
+def plot_eval_curves(curves: dict[str, list[list[list[float]]]], out: str | Path) -> Path:
+    """A sweep's plot: per config (a label), the greedy evaluation mean against env steps as
+    mean ± std over its runs (each run a list of [env_steps, mean]). A run that stopped early
+    leaves the later points to the runs that went on (:func:`_nan_mean_std`)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    out = Path(out)
+    require_suffix(out, IMAGE_SUFFIXES)
+    figure = Figure(figsize=FIGSIZE, dpi=DPI, facecolor="white")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    for label, runs in curves.items():
+        runs = [run for run in runs if run]
+        if not runs:
+            continue
+        steps = sorted({point[0] for run in runs for point in run})
+        column = {step: i for i, step in enumerate(steps)}
+        values = np.full((len(runs), len(steps)), np.nan)
+        for r, run in enumerate(runs):
+            for step, mean in run:
+                values[r, column[step]] = mean
+        mean, std = _nan_mean_std(values)
+        line = axes.plot(steps, mean, linewidth=2, marker="o", markersize=3,
+                         label=f"{label} ({len(runs)} runs)")[0]  # fmt: skip
+        axes.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+    axes.set_title("greedy evaluation: mean ± std across seeds")
+    axes.set_xlabel("env steps")
+    axes.set_ylabel("greedy evaluation mean return")
+    axes.grid(alpha=0.3)
+    axes.legend(loc="lower right", fontsize="small")
+    with writing(out):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(out)
+    return out

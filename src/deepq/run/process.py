@@ -28,7 +28,7 @@ from pathlib import Path
 from deepq.run.signals import signals_held
 
 
-def configure_process(spare_core: bool = True) -> None:
+def configure_process(spare_core: bool = True, cores: int | None = None) -> None:
     """Make this process train as fast as ``deepq train`` does: JAX's persistent compilation
     cache (:func:`enable_compilation_cache`) and its CPU pools a core smaller
     (:func:`start_jax_with_a_core_to_spare`). Call it before any JAX computation; later calls,
@@ -36,10 +36,14 @@ def configure_process(spare_core: bool = True) -> None:
 
     ``spare_core=False`` leaves XLA every core: right for a convolutional network learning from
     pixels, whose update (the Nature CNN's: 100 ms on one core of two, 73 ms on both, batch 64)
-    bounds the loop while stepping the game takes well under a millisecond."""
+    bounds the loop while stepping the game takes well under a millisecond.
+
+    ``cores`` trains as ``deepq train`` would on a machine of that many cores (a sweep's trial
+    given ``--cpus-per-trial``): the pools are sized from it instead of from every core this
+    process may run on."""
     enable_compilation_cache()
-    if spare_core:
-        start_jax_with_a_core_to_spare()
+    if spare_core or cores is not None:
+        start_jax_with_a_core_to_spare(cores, spare_core)
 
 
 def enable_compilation_cache() -> None:
@@ -65,12 +69,13 @@ def enable_compilation_cache() -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.05)
 
 
-def start_jax_with_a_core_to_spare() -> int | None:
-    """Start JAX's backends with CPU thread pools sized to the process's cores minus one.
+def start_jax_with_a_core_to_spare(cores: int | None = None, spare_core: bool = True) -> int | None:
+    """Start JAX's backends with CPU thread pools sized to the process's cores minus one
+    (``cores`` instead of the process's count when given; without ``spare_core``, not minus one).
 
     Returns the number of cores the pools were sized to, or None when it left JAX alone: the
-    backends had already started (their pools are fixed by then), the process may use only one
-    core, or the platform cannot set thread affinity (not Linux).
+    backends had already started (their pools are fixed by then), the pools would be no smaller
+    than JAX's own choice, or the platform cannot set thread affinity (not Linux).
     """
     if not (hasattr(os, "sched_setaffinity") and os.path.isdir("/proc/self/task")):
         return None
@@ -79,23 +84,26 @@ def start_jax_with_a_core_to_spare() -> int | None:
     except ImportError:
         return None
 
-    cores = os.sched_getaffinity(0)
-    if len(cores) < 2 or backends_are_initialized():
+    allowed = os.sched_getaffinity(0)
+    pool = min(len(allowed), cores or len(allowed)) - (1 if spare_core else 0)
+    if cores is not None:  # one core for a trial: the loop and XLA share it
+        pool = max(pool, 1)
+    if pool < 1 or pool >= len(allowed) or backends_are_initialized():
         return None
     import jax
 
     threads_before = _thread_ids()
-    os.sched_setaffinity(0, set(sorted(cores)[:-1]))
+    os.sched_setaffinity(0, set(sorted(allowed)[:pool]))
     try:
         jax.devices()  # starts every backend; their pools are sized now
     finally:
-        os.sched_setaffinity(0, cores)
+        os.sched_setaffinity(0, allowed)
         for thread_id in _thread_ids() - threads_before:
             try:
-                os.sched_setaffinity(thread_id, cores)
+                os.sched_setaffinity(thread_id, allowed)
             except OSError:  # the thread has already exited
                 pass
-    return len(cores) - 1
+    return pool
 
 
 def _thread_ids() -> set[int]:

@@ -1,0 +1,117 @@
+"""Trials as Ray tasks (``pip install 'deepq[ray]'``): one task per trial, ``num_cpus`` = the
+trial's CPUs, so Ray's scheduler places them on the cluster's nodes; no scheduler of deepq's own.
+
+Each task runs the trial exactly as the local executor does (:func:`run_trial_here`) in its
+node's temp space, then returns the run directory as a tar archive, which the driver unpacks
+under the sweep directory: the cluster needs no shared file system, and the driver's disk
+holds every run at the end. Run directories are small with the default checkpoint policy (a
+LunarLander trial ~0.4 MB: progress, TensorBoard, the best agent); ``--checkpoints all`` adds
+the training states with their replay buffers (tens of MB for LunarLander, GBs for Atari),
+which then travel through Ray's object store, one trial's at a time per node.
+
+A task whose worker process or node is lost is retried once by Ray (``max_retries=1``); a
+trial that fails on its own (bad config, divergence) returns its error, and is not retried.
+Why plain tasks rather than Ray Tune: a sweep here is a fixed list of independent trials
+whose results are files; Tune's trial runner, checkpoint syncing and search algorithms would
+add a dependency (``ray[tune]``) and a second result format without doing anything tasks do
+not. Its schedulers (ASHA) are discussed in docs/scaling.md.
+"""
+
+from __future__ import annotations
+
+import io
+import platform
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from deepq.errors import UsageError
+from deepq.sweeps.executors import TrialOutcome, TrialTask, run_trial_here
+
+
+def _trial_on_a_node(task: TrialTask) -> tuple[int, str | None, str, float, bytes]:
+    """The Ray task: run the trial here, return (exit code, error, node, seconds, run dir as tar)."""
+    scratch = Path(tempfile.mkdtemp(prefix="deepq-trial-"))
+    try:
+        run_dir = scratch / task.name
+        code, error, wall = run_trial_here(task, run_dir)
+        archive = io.BytesIO()
+        if run_dir.is_dir():
+            with tarfile.open(fileobj=archive, mode="w") as tar:
+                tar.add(run_dir, arcname=task.name)
+        return code, error, platform.node(), wall, archive.getvalue()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def unpack_run_dir(archive: bytes, name: str, staging: Path) -> Path | None:
+    """Unpack a trial's archive under ``staging``; only regular files and directories under
+    ``name`` are accepted (tarfile's "data" filter: no links, devices or paths leaving it)."""
+    if not archive:
+        return None
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r") as tar:
+        members = tar.getmembers()
+        if any(m.name != name and not m.name.startswith(f"{name}/") for m in members):
+            raise UsageError(f"trial {name}'s archive holds files outside its run directory")
+        tar.extractall(staging, members=members, filter="data")
+    return staging / name
+
+
+class RayExecutor:
+    """Trials as tasks on the Ray cluster at ``address`` (None: a new Ray instance on this
+    machine), each asking for ``cpus_per_trial`` CPUs."""
+
+    def __init__(self, address: str | None, cpus_per_trial: int):
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise UsageError(
+                "running on Ray needs the ray extra: pip install 'deepq[ray]'"
+            ) from None
+        self.address, self.cpus = address, cpus_per_trial
+        where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+        self.description = f"{where}, {cpus_per_trial} CPUs per trial"
+
+    def run(self, tasks: list[TrialTask], staging: Path) -> Iterator[TrialOutcome]:
+        import ray
+
+        if not tasks:
+            return
+        ray.init(address=self.address, logging_level="ERROR", log_to_driver=False,
+                 configure_logging=False)  # fmt: skip
+        try:
+            total = ray.cluster_resources().get("CPU", 0)
+            if total < self.cpus:
+                raise UsageError(
+                    f"--cpus-per-trial {self.cpus}: the Ray cluster has {total:g} CPUs"
+                )
+            remote = ray.remote(num_cpus=self.cpus, max_retries=1)(_trial_on_a_node)
+            running: dict[Any, TrialTask] = {remote.remote(task): task for task in tasks}
+            try:
+                while running:
+                    done, _ = ray.wait(list(running), num_returns=1)
+                    for ref in done:
+                        yield self._outcome(running.pop(ref), ref, staging)
+            finally:
+                for ref in running:  # Ctrl-C: each running trial saves what it has and stops
+                    ray.cancel(ref, force=False)
+        finally:
+            ray.shutdown()
+
+    @staticmethod
+    def _outcome(task: TrialTask, ref: Any, staging: Path) -> TrialOutcome:
+        import ray
+
+        try:
+            code, error, node, wall, archive = ray.get(ref)
+        except ray.exceptions.RayError as exc:  # lost twice, or cancelled
+            line = next((s for s in str(exc).splitlines() if s.strip()), type(exc).__name__)
+            return TrialOutcome(task.name, 1, f"lost on the Ray cluster: {line}", "?", 0.0, None)
+        run_dir = staging / task.name
+        if run_dir.exists():
+            shutil.rmtree(run_dir)
+        return TrialOutcome(task.name, code, error, node, wall,
+                            unpack_run_dir(archive, task.name, staging))  # fmt: skip

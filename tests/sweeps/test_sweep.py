@@ -1,0 +1,148 @@
+"""``deepq sweep`` end to end with local processes: each trial is the ``deepq train`` run of its
+config and seed, a failing trial is recorded while the sweep goes on, Ctrl-C keeps the finished
+trials and ``--resume`` runs only the missing ones, and bad input exits 2 before any trial."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parents[1]  # conftest.py registers the tiny test envs
+SHORT = ["--set", "total_steps=1000", "--set", "learning_starts=200", "--set", "eval_every=500",
+         "--set", "eval_episodes=2", "--set", "final_eval_episodes=0"]  # fmt: skip
+
+
+def deepq(*args, cwd, check=True, **popen):
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+    }
+    command = [sys.executable, "-m", "deepq", *map(str, args)]
+    if popen:
+        return subprocess.Popen(command, cwd=cwd, env=env, text=True, **popen)
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    if check:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
+def progress_without_clock(run_dir):
+    lines = (Path(run_dir) / "progress.csv").read_text().splitlines()
+    return [line.rsplit(",", 1)[0] for line in lines]  # wall_s is the last column
+
+
+def eval_curve(run_dir):
+    summary = json.loads((Path(run_dir) / "summary.json").read_text())
+    return [(e["env_steps"], e["mean"], e["std"]) for e in summary["eval_history"]]
+
+
+@pytest.mark.slow
+def test_a_sweeps_trials_are_the_deepq_train_runs_of_their_configs(tmp_path):
+    done = deepq("sweep", "--env", "CartPole-v1", "--seeds", "0-1", "--grid", "gamma=0.99,0.9",
+                 *SHORT, "--parallel", "2", "--cpus-per-trial", "1", "--out", "sw", cwd=tmp_path)  # fmt: skip
+    sweep = tmp_path / "sw"
+    trials = sorted(p.name for p in (sweep / "trials").iterdir())
+    assert trials == ["c00-gamma=0.99-seed0", "c00-gamma=0.99-seed1",
+                      "c01-gamma=0.9-seed0", "c01-gamma=0.9-seed1"]  # fmt: skip
+    deepq("train", "--env", "CartPole-v1", "--seed", "1", "--set", "gamma=0.9", *SHORT,
+          "--no-progress", "--no-report", "--run-dir", "alone", cwd=tmp_path)  # fmt: skip
+    trial = sweep / "trials" / "c01-gamma=0.9-seed1"
+    assert progress_without_clock(trial) == progress_without_clock(tmp_path / "alone")
+    assert eval_curve(trial) == eval_curve(tmp_path / "alone")
+    assert sorted(p.name for p in (trial / "checkpoints").iterdir()) == ["best"]  # the default
+    results = json.loads((sweep / "results.json").read_text())
+    assert [row["label"] for row in results["configs"]] == ["gamma=0.99", "gamma=0.9"]
+    assert results["finished"] == results["trials"] == 4
+    assert all(row["seeds"] == 2 and row["failed"] == [] for row in results["configs"])
+    assert (sweep / "sweep.png").stat().st_size > 10_000
+    assert "| gamma=0.9 |" in (sweep / "results.md").read_text()
+    assert "[4/4]" in done.stdout
+
+
+@pytest.mark.slow
+def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path):
+    done = deepq("sweep", "--env-module", "conftest", "--seeds", "0", "--grid",
+                 "env_id=deepq-test/NaNReward-v0,deepq-test/Counting-v0", "--set", "batch_size=4",
+                 "--set", "learning_starts=8", "--set", "total_steps=40", "--set", "eval_every=20",
+                 "--set", "final_eval_episodes=0", "--out", "sw", cwd=tmp_path, check=False)  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    results = json.loads((tmp_path / "sw" / "results.json").read_text())
+    broken, fine = results["configs"]
+    assert broken["seeds"] == 0 and len(broken["failed"]) == 1
+    assert "non-finite" in broken["failed"][0]["error"] or "NaN" in broken["failed"][0]["error"]
+    assert fine["seeds"] == 1 and fine["failed"] == []
+    assert "failed:" in done.stdout
+
+
+@pytest.mark.slow
+def test_ctrl_c_keeps_finished_trials_and_resume_runs_only_the_missing_ones(tmp_path):
+    sweep = tmp_path / "sw"
+    running = deepq("sweep", "--env", "CartPole-v1", "--seeds", "0-2", *SHORT, "--parallel", "1",
+                    "--out", sweep, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    first = sweep / "records" / "c00-base-seed0.json"
+    deadline = time.monotonic() + 300
+    while not first.exists() and time.monotonic() < deadline and running.poll() is None:
+        time.sleep(0.2)
+    assert first.exists(), running.communicate()
+    running.send_signal(signal.SIGINT)
+    _, stderr = running.communicate(timeout=120)
+    assert running.returncode == 130
+    assert f"continue with: deepq sweep --resume {sweep}" in stderr
+    finished = sorted(p.name for p in (sweep / "records").iterdir())
+    assert "c00-base-seed0.json" in finished and len(finished) < 3
+    kept = (sweep / "trials" / "c00-base-seed0" / "progress.csv").stat().st_mtime_ns
+
+    refused = deepq("sweep", "--resume", sweep, "--seeds", "4", cwd=tmp_path, check=False)
+    assert refused.returncode == 2 and "drop --seeds" in refused.stderr
+    resumed = deepq("sweep", "--resume", sweep, cwd=tmp_path)
+    ran = [line for line in resumed.stdout.splitlines() if line.startswith("[")]
+    assert len(ran) == 3 - len(finished)  # only the missing trials
+    assert (sweep / "trials" / "c00-base-seed0" / "progress.csv").stat().st_mtime_ns == kept
+    assert json.loads((sweep / "results.json").read_text())["finished"] == 3
+    assert not (sweep / ".staging").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--grid", "learning_rate"], "must look like key=value1,value2"),
+        (["--grid", "learning_rat=1,2"], "unknown config key 'learning_rat'"),
+        (["--random", "gamma=0.9:0.99"], "--random needs --samples"),
+        (["--set", "batch_size=0"], "batch_size=0 must be >= 1"),
+        (["--grid", "batch_size=32,100000"], "batch_size=100000"),
+        (["--seeds", "3-1"], "--seeds '3-1'"),
+        (["--env", "NoSuchEnv-v0"], "NoSuchEnv"),
+        (["--checkpoints", "some"], "invalid choice"),
+        (["--retry-failed"], "--retry-failed goes with --resume"),
+    ],
+)
+def test_bad_input_exits_2_before_any_trial(tmp_path, args, message):
+    done = deepq("sweep", *args, "--out", "sw", cwd=tmp_path, check=False)
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "sw").exists()
+
+
+def test_resume_needs_a_sweep_directory(tmp_path):
+    done = deepq("sweep", "--resume", tmp_path, cwd=tmp_path, check=False)
+    assert done.returncode == 2 and "is not a sweep directory" in done.stderr
+
+
+@pytest.mark.slow
+def test_the_python_api_returns_the_results_table(tmp_path):
+    import deepq
+
+    base = {"env_id": "CartPole-v1", "total_steps": 600, "learning_starts": 200,
+            "eval_every": 300, "eval_episodes": 2, "final_eval_episodes": 0}  # fmt: skip
+    results = deepq.sweep({"plain": base, "double": {**base, "double": True}}, seeds=[3],
+                          out=tmp_path / "sw", parallel=2, cpus_per_trial=1)  # fmt: skip
+    assert [row["label"] for row in results["configs"]] == ["plain", "double"]
+    assert all(row["seeds"] == 1 and row["best_mean"]["ci95"] is None for row in results["configs"])
+    assert (tmp_path / "sw" / "trials" / "c01-double-seed3" / "summary.json").is_file()
+    with pytest.raises(deepq.ConfigError, match="one deepq algorithm"):
+        deepq.sweep([base, deepq.ReinforceConfig()], seeds=[0], out=tmp_path / "mixed")
