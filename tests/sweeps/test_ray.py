@@ -114,3 +114,17 @@ def test_the_bench_runs_its_pairs_on_ray(tmp_path, ray_head):
     assert all(len(r["evals"]) == 2 and r["env_steps"] == 1000 for r in saved["runs"])
     assert "the Ray cluster at 127.0.0.1" in saved["settings"]["executor"]
     assert "on " in done.stdout
+
+
+def test_a_nodes_next_task_removes_the_scratch_of_dead_workers(tmp_path):
+    from deepq.sweeps.ray_executor import remove_stale_scratch
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    stale = tmp_path / f"deepq-trial-{gone.pid}-abc"
+    live = tmp_path / f"deepq-trial-{os.getpid()}-def"
+    other = tmp_path / "deepq-trial-notapid-x"
+    for folder in (stale, live, other):
+        (folder / "run").mkdir(parents=True)
+    remove_stale_scratch(tmp_path)
+    assert not stale.exists() and live.exists() and other.exists()

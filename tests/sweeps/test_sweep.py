@@ -119,6 +119,8 @@ def test_ctrl_c_keeps_finished_trials_and_resume_runs_only_the_missing_ones(tmp_
         (["--env", "NoSuchEnv-v0"], "NoSuchEnv"),
         (["--checkpoints", "some"], "invalid choice"),
         (["--retry-failed"], "--retry-failed goes with --resume"),
+        (["--cpus-per-trial", "0"], "--cpus-per-trial 0 must be >= 1"),
+        (["--parallel", "0"], "--parallel 0 must be >= 1"),
     ],
 )
 def test_bad_input_exits_2_before_any_trial(tmp_path, args, message):
@@ -146,3 +148,29 @@ def test_the_python_api_returns_the_results_table(tmp_path):
     assert (tmp_path / "sw" / "trials" / "c01-double-seed3" / "summary.json").is_file()
     with pytest.raises(deepq.ConfigError, match="one deepq algorithm"):
         deepq.sweep([base, deepq.ReinforceConfig()], seeds=[0], out=tmp_path / "mixed")
+
+
+def test_a_plan_names_every_trial_once_and_tells_alike_labels_apart():
+    from deepq.errors import UsageError
+    from deepq.sweeps.sweep import SweepConfig, SweepPlan
+
+    alike = [
+        SweepConfig("gamma=0.99", {}),
+        SweepConfig("gamma=0.99", {}),
+        SweepConfig("gamma=0.9", {}),
+    ]
+    plan = SweepPlan("dqn", alike, [0, 1])
+    assert [c.label for c in plan.configs] == [
+        "gamma=0.99 (config 0)", "gamma=0.99 (config 1)", "gamma=0.9"]  # fmt: skip
+    assert [t["name"] for t in plan.trials] == [
+        "c00-gamma=0.99_config_0-seed0", "c00-gamma=0.99_config_0-seed1",
+        "c01-gamma=0.99_config_1-seed0", "c01-gamma=0.99_config_1-seed1",
+        "c02-gamma=0.9-seed0", "c02-gamma=0.9-seed1",
+    ]  # fmt: skip
+    data = plan.to_dict()
+    data["trials"][1]["name"] = data["trials"][0]["name"]
+    with pytest.raises(UsageError, match="a trial name appears twice"):
+        SweepPlan.from_dict(data, "sweep.json")
+    data["trials"][1]["name"] = "../../escape"
+    with pytest.raises(UsageError, match="is not a deepq sweep plan"):
+        SweepPlan.from_dict(data, "sweep.json")

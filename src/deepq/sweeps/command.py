@@ -106,7 +106,13 @@ def plan_from_args(args: argparse.Namespace) -> Any:
 
 def run_from_args(args: argparse.Namespace) -> int:
     from deepq.run.signals import exit_code, take_missed_signal
-    from deepq.sweeps.sweep import make_executor, new_sweep_dir, read_plan, run_sweep
+    from deepq.sweeps.sweep import (
+        check_run_options,
+        make_executor,
+        new_sweep_dir,
+        read_plan,
+        run_sweep,
+    )
 
     if args.resume is not None:
         given = [f"--{name.replace('_', '-')}" for name in CONFIG_OPTIONS
@@ -128,6 +134,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         print(f"{len(plan.trials)} trials: {len(plan.configs)} configs x seeds "
               f"{', '.join(map(str, plan.seeds))}")  # fmt: skip
         return 0
+    check_run_options(args.cpus_per_trial, args.checkpoints)
     executor = make_executor(args.address, args.parallel, args.cpus_per_trial, args.ray)
     if sweep_dir is None:
         sweep_dir = new_sweep_dir(args.out)

@@ -20,6 +20,7 @@ not. Its schedulers (ASHA) are discussed in docs/scaling.md.
 from __future__ import annotations
 
 import io
+import os
 import platform
 import shutil
 import tarfile
@@ -31,10 +32,13 @@ from typing import Any
 from deepq.errors import UsageError
 from deepq.sweeps.executors import TrialOutcome, TrialTask, run_trial_here
 
+SCRATCH_PREFIX = "deepq-trial-"
+
 
 def _trial_on_a_node(task: TrialTask) -> tuple[int, str | None, str, float, bytes]:
     """The Ray task: run the trial here, return (exit code, error, node, seconds, run dir as tar)."""
-    scratch = Path(tempfile.mkdtemp(prefix="deepq-trial-"))
+    remove_stale_scratch()
+    scratch = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-"))
     try:
         run_dir = scratch / task.name
         code, error, wall = run_trial_here(task, run_dir)
@@ -42,9 +46,34 @@ def _trial_on_a_node(task: TrialTask) -> tuple[int, str | None, str, float, byte
         if run_dir.is_dir():
             with tarfile.open(fileobj=archive, mode="w") as tar:
                 tar.add(run_dir, arcname=task.name)
-        return code, error, platform.node(), wall, archive.getvalue()
+        import ray  # in the task: Ray is there
+
+        node = f"{platform.node()} ({ray.get_runtime_context().get_node_id()[:8]})"
+        return code, error, node, wall, archive.getvalue()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def remove_stale_scratch(root: Path | None = None) -> None:
+    """Remove the scratch folders of trial tasks whose Ray worker is gone. A worker killed (or
+    cancelled at a sweep's Ctrl-C) never reaches its ``finally``; the next task on the node
+    cleans up after it. A folder's name carries its worker's pid."""
+    root = Path(root or tempfile.gettempdir())
+    for folder in root.glob(f"{SCRATCH_PREFIX}*-*"):
+        pid = folder.name.removeprefix(SCRATCH_PREFIX).split("-", 1)[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def unpack_run_dir(archive: bytes, name: str, staging: Path) -> Path | None:

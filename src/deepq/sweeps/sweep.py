@@ -14,6 +14,7 @@ import json
 import re
 import shutil
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -46,7 +47,12 @@ class SweepPlan:
     trials: list[dict[str, Any]] = field(default_factory=list)  # name, config index, seed
 
     def __post_init__(self) -> None:
-        if not self.trials:
+        if not self.trials:  # a new plan: labels made unique (two random draws may print alike)
+            counts = Counter(c.label for c in self.configs)
+            self.configs = [
+                SweepConfig(f"{c.label} (config {i})", c.values) if counts[c.label] > 1 else c
+                for i, c in enumerate(self.configs)
+            ]
             self.trials = [
                 {"name": trial_name(i, c.label, seed), "config": i, "seed": seed}
                 for i, c in enumerate(self.configs)
@@ -81,6 +87,8 @@ class SweepPlan:
                     for t in data["trials"]
                 ],  # fmt: skip
             )
+            if len({t["name"] for t in plan.trials}) != len(plan.trials):
+                raise ValueError("a trial name appears twice")
             for trial in plan.trials:
                 if not 0 <= trial["config"] < len(plan.configs) or not _SAFE_NAME.match(
                     trial["name"]
@@ -146,6 +154,16 @@ def read_records(sweep_dir: Path, plan: SweepPlan) -> dict[str, dict[str, Any]]:
     return records
 
 
+def check_run_options(cpus_per_trial: int, checkpoints: str) -> None:
+    """How trials run, checked before a sweep directory is made (UsageError: exit 2)."""
+    if checkpoints not in CHECKPOINT_POLICIES:
+        raise UsageError(
+            f"--checkpoints {checkpoints!r}: choose from {', '.join(CHECKPOINT_POLICIES)}"
+        )
+    if cpus_per_trial < 1:
+        raise UsageError(f"--cpus-per-trial {cpus_per_trial} must be >= 1")
+
+
 def run_sweep(
     plan: SweepPlan,
     sweep_dir: Path,
@@ -161,12 +179,7 @@ def run_sweep(
     and return the results. ``on_trial(record, done, total)`` hears of each trial as it ends.
     KeyboardInterrupt stops the trials still running (each saves what it has); the finished
     ones stay recorded. ``env_modules`` are imported by each trial first (``--env-module``)."""
-    if checkpoints not in CHECKPOINT_POLICIES:
-        raise UsageError(
-            f"--checkpoints {checkpoints!r}: choose from {', '.join(CHECKPOINT_POLICIES)}"
-        )
-    if cpus_per_trial < 1:
-        raise UsageError(f"--cpus-per-trial {cpus_per_trial} must be >= 1")
+    check_run_options(cpus_per_trial, checkpoints)
     executor = executor or LocalExecutor()
     write_json(sweep_dir / "sweep.json", plan.to_dict())
     records = read_records(sweep_dir, plan)
@@ -342,6 +355,7 @@ def sweep(
         raise UsageError("sweep() needs at least one seed")
     plan = SweepPlan(kinds.pop(), [SweepConfig(str(lab), v) for lab, v in zip(labels, values, strict=True)],
                      seeds)  # fmt: skip
+    check_run_options(cpus_per_trial, checkpoints)
     executor = make_executor(address, parallel, cpus_per_trial)
     return run_sweep(plan, new_sweep_dir(out), executor, cpus_per_trial, checkpoints)
 
@@ -359,4 +373,4 @@ def make_executor(address: str | None, parallel: int | None, cpus_per_trial: int
     cores = (
         len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     )
-    return LocalExecutor(parallel or max(1, cores // max(1, cpus_per_trial)))
+    return LocalExecutor(parallel if parallel is not None else max(1, cores // cpus_per_trial))
