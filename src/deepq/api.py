@@ -60,6 +60,35 @@ def train(
     return _with_report(TrainResult(run_dir, summary, agent), report)
 
 
+# The algorithms a command line names, and their configs.
+ALGORITHMS = {"dqn": DQNConfig, "reinforce": ReinforceConfig, "q-learning": QLearningConfig}
+
+
+def config_from_options(
+    algo: str,
+    preset: str | None = None,
+    env_id: str | None = None,
+    seed: int | None = None,
+    overrides: list[str] | None = None,
+    **values: Any,
+) -> Any:
+    """The config ``deepq train`` and ``deepq sweep`` build from their options: for DQN the
+    preset (or the env's) with ``--set`` on top; for the others their defaults with ``--set``,
+    the env and the seed. ``values`` that are not None override keys too. ConfigError or
+    UsageError (exit 2) on a bad key, value or combination."""
+    cls = ALGORITHMS[algo]
+    chosen = cls.parse_overrides(overrides or [])
+    chosen.update({key: value for key, value in values.items() if value is not None})
+    if cls is DQNConfig:
+        return resolve_config(preset, env_id, seed, chosen)
+    if preset is not None:
+        raise UsageError(f"presets are DQN configurations; --algo {algo} takes --set")
+    for key, value in (("env_id", env_id), ("seed", seed)):
+        if value is not None:
+            chosen[key] = value
+    return cls.from_dict(chosen)
+
+
 def check_before_training(config: Any) -> None:
     """What ``train`` checks before it creates a run directory (``deepq train --dry-run``): the
     env can be made, with the spaces the algorithm needs, and a DQN run fits this machine's

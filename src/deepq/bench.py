@@ -469,18 +469,14 @@ def bench_from_args(args: argparse.Namespace) -> dict[str, Any]:
     ):
         if value < 1:
             raise UsageError(f"{name} {value} must be >= 1")
-    from deepq.sweeps.executors import LocalExecutor
+    from deepq.sweeps.executors import available_cores
+    from deepq.sweeps.sweep import make_executor
 
+    executor = make_executor(args.address, args.parallel, args.cpus_per_trial)
     if args.address is not None:
-        from deepq.sweeps.ray_executor import RayExecutor
-
-        executor, cpus = RayExecutor(args.address, args.cpus_per_trial), args.cpus_per_trial
-    else:
-        if args.parallel < 1:
-            raise UsageError(f"--parallel {args.parallel} must be >= 1")
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        executor = LocalExecutor(args.parallel)
-        cpus = None if args.parallel == 1 else max(1, (cores or 1) // args.parallel)
+        cpus = args.cpus_per_trial
+    else:  # one at a time: the whole machine, as deepq train; N at a time: cores // N each
+        cpus = None if args.parallel == 1 else max(1, available_cores() // args.parallel)
     return run_bench(seeds, budget, systems, every, episodes, Path(args.out), executor, cpus)
 
 

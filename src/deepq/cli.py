@@ -24,7 +24,6 @@ from deepq.dqn.config import (
     preset_choice,
     preset_description,
     preset_names,
-    resolve_config,
 )
 from deepq.errors import DeepQError, UsageError
 from deepq.run.config import MAX_SEED, Bounds
@@ -816,22 +815,13 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise UsageError(
                 f"--resume continues a run with its own config; drop {', '.join(given)}"
             )
-    elif args.algo == "dqn":
-        overrides = DQNConfig.parse_overrides(args.overrides)
-        if args.stop_when_solved is not None:
-            overrides["stop_when_solved"] = args.stop_when_solved
-        config = resolve_config(args.preset, args.env, args.seed, overrides)  # ConfigError: exit 2
-        preset_line = preset_choice(args.preset, args.env)
     else:
-        if args.preset is not None:
-            raise UsageError(f"presets are DQN configurations; --algo {args.algo} takes --set")
-        cls = ReinforceConfig if args.algo == "reinforce" else QLearningConfig
-        values = cls.parse_overrides(args.overrides)
-        for key, value in (("env_id", args.env), ("seed", args.seed),
-                           ("stop_when_solved", args.stop_when_solved)):  # fmt: skip
-            if value is not None:
-                values[key] = value
-        config = cls.from_dict(values)
+        from deepq.api import config_from_options
+
+        config = config_from_options(args.algo, args.preset, args.env, args.seed, args.overrides,
+                                     stop_when_solved=args.stop_when_solved)  # fmt: skip
+        if args.algo == "dqn":
+            preset_line = preset_choice(args.preset, args.env)
     if args.dry_run:
         return _dry_run(config, preset_line)
     if preset_line is not None:

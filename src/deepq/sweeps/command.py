@@ -62,30 +62,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def plan_from_args(args: argparse.Namespace) -> Any:
     """The sweep plan the options describe (ConfigError or UsageError: exit 2)."""
-    from deepq.dqn.config import resolve_config
+    from deepq.api import config_from_options
     from deepq.sweeps.grid import parse_grid, parse_random, parse_seeds, point_label, sweep_points
     from deepq.sweeps.sweep import SweepConfig, SweepPlan
     from deepq.sweeps.worker import config_for
 
     algo = args.algo or "dqn"
     seeds = parse_seeds(args.seeds or "0-9")
-    if algo == "dqn":
-        from deepq.dqn.config import DQNConfig
-
-        base = resolve_config(
-            args.preset, args.env, None, DQNConfig.parse_overrides(args.overrides)
-        )
-        config_class = DQNConfig
-    else:
-        if args.preset is not None:
-            raise UsageError(f"presets are DQN configurations; --algo {algo} takes --set")
-        from deepq.classic.configs import QLearningConfig, ReinforceConfig
-
-        config_class = ReinforceConfig if algo == "reinforce" else QLearningConfig
-        values = config_class.parse_overrides(args.overrides)
-        if args.env is not None:
-            values["env_id"] = args.env
-        base = config_class.from_dict(values)
+    base = config_from_options(algo, args.preset, args.env, None, args.overrides)
+    config_class = type(base)
     if args.samples is not None and args.samples < 1:
         raise UsageError(f"--samples {args.samples} must be >= 1")
     points = sweep_points(parse_grid(args.grid, config_class),

@@ -104,6 +104,13 @@ def run_trial_here(task: TrialTask, out: Path) -> tuple[int, str | None, float]:
     return process.returncode, error, time.perf_counter() - started
 
 
+def available_cores() -> int:
+    """The cores this process may run on (its affinity where the platform has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def add_trial_arguments(parser: Any) -> None:
     """The options every trial program takes from :func:`run_trial_here`."""
     parser.add_argument("--out", required=True, help="the directory to write (created)")

@@ -23,7 +23,13 @@ from typing import Any
 
 from deepq.errors import ConfigError, UsageError
 from deepq.run.files import read_json_file, write_json
-from deepq.sweeps.executors import LocalExecutor, TrialOutcome, TrialTask, train_task
+from deepq.sweeps.executors import (
+    LocalExecutor,
+    TrialOutcome,
+    TrialTask,
+    available_cores,
+    train_task,
+)
 from deepq.sweeps.stats import config_figures, trial_scores
 from deepq.sweeps.worker import CHECKPOINT_POLICIES, config_for
 
@@ -336,16 +342,15 @@ def sweep(
     greedy means. ``configs``: configs of one algorithm (DQNConfig, ReinforceConfig,
     QLearningConfig, or dicts read as DQN configs), or a dict of them by label. Local processes
     by default; ``address`` runs the trials on that Ray cluster."""
-    from deepq.classic.configs import QLearningConfig, ReinforceConfig
-    from deepq.dqn.config import DQNConfig, config_from_dict
+    from deepq.api import ALGORITHMS
+    from deepq.dqn.config import config_from_dict
 
     labelled = dict(configs) if isinstance(configs, dict) else None
     items = list(labelled.values()) if labelled is not None else list(configs)
     if not items:
         raise UsageError("sweep() needs at least one config")
     objects = [config_from_dict(c) if isinstance(c, dict) else c for c in items]
-    algos = {DQNConfig: "dqn", ReinforceConfig: "reinforce", QLearningConfig: "q-learning"}
-    kinds = {algos.get(type(c)) for c in objects}
+    kinds = {next((a for a, cls in ALGORITHMS.items() if type(c) is cls), None) for c in objects}
     if None in kinds or len(kinds) != 1:
         raise ConfigError("sweep() takes configs of one deepq algorithm")
     values = [{k: v for k, v in c.to_dict().items() if k != "seed"} for c in objects]
@@ -368,9 +373,5 @@ def make_executor(address: str | None, parallel: int | None, cpus_per_trial: int
         from deepq.sweeps.ray_executor import RayExecutor
 
         return RayExecutor(address, cpus_per_trial)
-    import os
-
-    cores = (
-        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    )
+    cores = available_cores()
     return LocalExecutor(parallel if parallel is not None else max(1, cores // cpus_per_trial))

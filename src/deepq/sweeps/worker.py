@@ -26,11 +26,9 @@ CHECKPOINT_POLICIES = ("none", "best", "all")
 
 def config_for(algo: str, values: dict[str, Any]) -> Any:
     """The config object of a trial's algorithm (ConfigError on a bad value)."""
-    from deepq.classic.configs import QLearningConfig, ReinforceConfig
-    from deepq.dqn.config import DQNConfig
+    from deepq.api import ALGORITHMS
 
-    classes = {"dqn": DQNConfig, "reinforce": ReinforceConfig, "q-learning": QLearningConfig}
-    return classes[algo].from_dict(values)
+    return ALGORITHMS[algo].from_dict(values)
 
 
 def keep_checkpoints(run_dir: Path, policy: str) -> None:
