@@ -16,8 +16,11 @@ $(STAMP): pyproject.toml
 train: $(STAMP)
 	$(BIN)/deepq train $(ARGS)
 
+# The suite runs on up to TEST_WORKERS processes, one test module each at a time (its fixtures
+# are set up once); TEST_WORKERS=0 runs it in this process.
+TEST_WORKERS ?= auto
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --numprocesses $(TEST_WORKERS) --maxprocesses 4 --dist loadscope $(PYTEST_ARGS)
 
 $(VENV)/.bench-installed: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'

@@ -98,10 +98,11 @@ def test_trials_on_ray_equal_local_ones_and_survive_a_killed_worker(tmp_path, ra
         assert eval_curve(remote) == eval_curve(local), name
     results = json.loads((tmp_path / "ray" / "results.json").read_text())
     assert results["finished"] == 4 and all(not row["failed"] for row in results["configs"])
-    leftover = subprocess.run(
-        ["pgrep", "-f", "deepq.sweeps.worker"], capture_output=True, text=True
-    )
-    assert leftover.stdout.strip() == ""  # the killed worker's trial did not train on
+    # The killed worker's trial did not train on (only its children: other tests' sweeps may
+    # be running beside this one).
+    its_trial = rf"deepq\.sweeps\.worker .*--parent {killed} "
+    leftover = subprocess.run(["pgrep", "-f", its_trial], capture_output=True, text=True)
+    assert leftover.stdout.strip() == ""
 
 
 @pytest.mark.slow
