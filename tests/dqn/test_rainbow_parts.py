@@ -8,7 +8,7 @@ import pytest
 from deepq.dqn.agent import build_network, init_params
 from deepq.dqn.config import DQNConfig
 from deepq.dqn.losses import categorical_loss, categorical_projection
-from deepq.dqn.networks import NoisyDense
+from deepq.dqn.networks import NoisyDense, host_dense
 from deepq.dqn.replay import Batch
 from deepq.errors import ConfigError
 
@@ -112,6 +112,40 @@ def test_noisy_layers_have_factorised_noise_and_sigma_learns():
 
     grads = jax.grad(loss)(params)["params"]
     assert np.abs(grads["sigma_kernel"]).sum() > 0 and np.abs(grads["sigma_bias"]).sum() > 0
+
+
+class QueuedNormals:
+    """Stands in for a numpy Generator: standard_normal returns the arrays it was given."""
+
+    def __init__(self, *draws):
+        self.draws = [np.asarray(d, np.float32) for d in draws]
+
+    def standard_normal(self, n):
+        draw = self.draws.pop(0)
+        assert draw.shape == (n,)
+        return draw
+
+
+def test_the_host_noisy_layer_equals_its_noisy_weights_without_forming_them():
+    p = {"kernel": np.array([[1.0, 2.0], [3.0, 4.0]], np.float32), "bias": np.zeros(2, np.float32),
+         "sigma_kernel": np.full((2, 2), 0.5, np.float32), "sigma_bias": np.ones(2, np.float32)}  # fmt: skip
+    # ε_in = [1, 4], ε_out = [9, -1] -> f(ε) = sign·sqrt: [1, 2] and [3, -1]
+    # W = μ + σ ⊙ [1, 2]ᵀ[3, -1] = [[2.5, 1.5], [6, 3]]; b = 0 + 1 ⊙ [3, -1]
+    # x = [1, 1]: x·W + b = [8.5, 4.5] + [3, -1]
+    y = host_dense(p, np.ones(2, np.float32), QueuedNormals([1.0, 4.0], [9.0, -1.0]))
+    np.testing.assert_allclose(y, [11.5, 3.5])
+    # and on the MinAtar Rainbow layer's size, against the formed weights
+    rng = np.random.default_rng(0)
+    p = {name: rng.standard_normal(shape).astype(np.float32) for name, shape in
+         (("kernel", (1024, 128)), ("bias", (128,)), ("sigma_kernel", (1024, 128)),
+          ("sigma_bias", (128,)))}  # fmt: skip
+    x = rng.standard_normal((3, 1024)).astype(np.float32)
+    eps_in, eps_out = rng.standard_normal(1024), rng.standard_normal(128)
+    f_in, f_out = (np.sign(e) * np.sqrt(np.abs(e)) for e in (eps_in, eps_out))
+    weights = p["kernel"] + p["sigma_kernel"] * np.outer(f_in, f_out)
+    expected = x @ weights + p["bias"] + p["sigma_bias"] * f_out
+    y = host_dense(p, x, QueuedNormals(eps_in, eps_out))
+    np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-3)
 
 
 def test_a_noisy_network_acts_with_noise_on_the_host_and_evaluates_with_its_mean():
