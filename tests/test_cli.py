@@ -44,10 +44,13 @@ def test_train_then_eval_then_env(tmp_path):
     evaluated = deepq("eval", str(run), "--episodes", "3", "--json")
     assert evaluated.returncode == 0, evaluated.stderr
     result = json.loads(evaluated.stdout)
-    assert set(result) == {"mean", "std", "min", "max", "episodes", "returns"}
-    assert result["episodes"] == 3 and len(result["returns"]) == 3
+    assert set(result) == {"mean", "std", "min", "max", "episodes", "returns", "epsilon"}
+    assert result["episodes"] == 3 and len(result["returns"]) == 3 and result["epsilon"] == 0
     # `deepq eval` uses the same held-out seeds as the run's final evaluation
     assert result["mean"] == pytest.approx(summary["final_eval"]["mean"])
+    at_random = deepq("eval", str(run), "--episodes", "3", "--epsilon", "1")
+    assert at_random.returncode == 0, at_random.stderr
+    assert "ε-greedy (ε 1) return" in at_random.stdout
 
     filmed = deepq("video", str(run), "--out", str(tmp_path / "clip.gif"))
     assert filmed.returncode == 0 and (tmp_path / "clip.gif").stat().st_size > 1000, filmed.stderr

@@ -71,15 +71,21 @@ def evaluate(
     episodes: int = 100,
     seed: int = TEST_EVAL_SEED,
     max_parallel: int = 32,
+    epsilon: float | None = None,
 ) -> EvalResult:
-    """Greedy returns of ``agent`` (or of the agent at a path; None: the pretrained lander) over
-    ``episodes`` episodes, episode k reset with ``seed + k``."""
+    """Returns of ``agent`` (or of the agent at a path; None: the pretrained lander) over
+    ``episodes`` episodes, episode k reset with ``seed + k``: greedy, or with a random action
+    at probability ``epsilon`` (None: the agent's own ``eval_epsilon``, 0 where it has none)."""
     if agent is None or isinstance(agent, str | Path):
         agent = load(agent)
     if episodes < 1:
         raise UsageError(f"episodes={episodes} must be >= 1")
+    if epsilon is None:
+        epsilon = float(getattr(agent.config, "eval_epsilon", 0.0))
+    if not 0.0 <= epsilon <= 1.0:
+        raise UsageError(f"epsilon={epsilon} must be in [0, 1]")
     evaluator = Evaluator(agent.make_env, max_parallel)
     try:
-        return evaluator.run(agent.policy(), episodes, seed)
+        return evaluator.run(agent.policy(), episodes, seed, epsilon)
     finally:
         evaluator.close()

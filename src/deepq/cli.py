@@ -219,9 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser(
         "eval",
-        help="evaluate a trained agent greedily",
-        description="Greedy returns of a run's best checkpoint (or of a checkpoint directory); with no "
-        "PATH, of the pretrained LunarLander agent shipped with deepq.",
+        help="evaluate a trained agent (greedily, or ε-greedily with --epsilon)",
+        description="Returns of a run's best checkpoint (or of a checkpoint directory); with no "
+        "PATH, of the pretrained LunarLander agent shipped with deepq. Greedy, unless the run's "
+        "eval_epsilon or --epsilon says otherwise.",
     )
     evaluate.add_argument(
         "path",
@@ -239,6 +240,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help="episode k is reset with seed N + k (default: the held-out eval seeds)",
+    )
+    evaluate.add_argument(
+        "--epsilon",
+        type=number(ge=0, le=1),
+        default=None,
+        metavar="E",
+        help="take a random action with probability E (default: the run's eval_epsilon, "
+        "0.05 for the Atari presets as Mnih et al. 2015 evaluated, else 0: greedy)",
     )
     evaluate.add_argument(
         "--json",
@@ -859,9 +868,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"{summary['train_wall_s']:.1f} s ({summary['steps_per_s']:,.0f} steps/s)"
     )
     if summary["final_eval"]:
+        from deepq.run.evaluation import acting
+
         final = summary["final_eval"]
         print(
-            f"greedy evaluation of the best checkpoint: {final['mean']:.2f} ± {final['std']:.2f} "
+            f"{acting(final.get('epsilon', 0.0))} evaluation of the best checkpoint: "
+            f"{final['mean']:.2f} ± {final['std']:.2f} "
             f"(min {final['min']:.2f}, max {final['max']:.2f}, {final['episodes']} episodes)"
         )
     if (result.run_dir / "report.html").is_file():
@@ -884,9 +896,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from deepq.run.evaluation import TEST_EVAL_SEED
 
     agent = load(args.path, pretrained=args.pretrained)
-    result = evaluate(agent, args.episodes, TEST_EVAL_SEED if args.seed is None else args.seed)
+    seed = TEST_EVAL_SEED if args.seed is None else args.seed
+    result = evaluate(agent, args.episodes, seed, epsilon=args.epsilon)
     if args.json:
-        keys = ("mean", "std", "min", "max", "episodes", "returns")
+        keys = ("mean", "std", "min", "max", "episodes", "returns", "epsilon")
         print(json.dumps({k: getattr(result, k) for k in keys}))
     else:
         print(f"{_agent_name(args.path, agent)}: {result.line()}")

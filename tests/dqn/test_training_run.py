@@ -197,3 +197,14 @@ def test_evaluations_that_would_stop_the_run_or_become_best_are_extended(
     evaluation_seeds = sorted(s for s in SeedLoggingEnv.seeds if s is not None and s >= 2**32)
     assert evaluation_seeds == sorted(SELECTION_EVAL_SEED + k for n in played for k in range(n))
     assert load(tmp_path / "run").info["eval_mean"] == 6.0
+
+
+def test_eval_epsilon_reaches_every_evaluation_and_is_recorded(tmp_path):
+    result = tiny_run(tmp_path, eval_every=50, eval_episodes=2, final_eval_episodes=2,
+                      eval_epsilon=1.0)  # fmt: skip
+    summary = json.loads((result.run_dir / "summary.json").read_text())
+    assert [e["epsilon"] for e in summary["eval_history"]] == [1.0, 1.0]
+    assert summary["final_eval"]["epsilon"] == 1.0
+    greedy = tiny_run(tmp_path / "greedy", eval_every=50, eval_episodes=2, final_eval_episodes=2)
+    greedy_summary = json.loads((greedy.run_dir / "summary.json").read_text())
+    assert greedy_summary["final_eval"]["epsilon"] == 0.0

@@ -279,6 +279,15 @@ class DQNConfig(Config):
         ge=1,
     )
     eval_episodes: int = documented("Episodes per periodic greedy evaluation.", 10, ge=1)
+    eval_epsilon: float = documented(
+        "Probability of a random action in evaluations (periodic, final and `deepq eval`'s "
+        "default); 0: greedy. The Atari presets take 0.05, as Mnih et al. (2015) evaluated: "
+        "a greedy Breakout agent that does not press FIRE after a lost life waits until the "
+        "episode is cut at 27,000 steps.",
+        0.0,
+        ge=0.0,
+        le=1.0,
+    )
     stop_eval_mean: float | None = documented(
         "End the run at the first periodic greedy evaluation whose mean reaches this (that "
         "agent is then the kept one, `best`): a stop rule on the agent a user keeps, where "

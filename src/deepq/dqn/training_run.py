@@ -118,13 +118,16 @@ class DQNRun:
         def greedy(obs: np.ndarray) -> np.ndarray:
             return np.asarray(self._greedy_actions(params, obs))
 
-        result = self.evaluator.run(greedy, c.eval_episodes, SELECTION_EVAL_SEED)
+        result = self.evaluator.run(greedy, c.eval_episodes, SELECTION_EVAL_SEED, c.eval_epsilon)
         if self._to_extend(result.mean):
             # episode k is reset with seed + k: these are episodes eval_episodes... of one run
             more = c.stop_eval_episodes - c.eval_episodes
-            extra = self.evaluator.run(greedy, more, SELECTION_EVAL_SEED + c.eval_episodes)
+            extra = self.evaluator.run(
+                greedy, more, SELECTION_EVAL_SEED + c.eval_episodes, c.eval_epsilon
+            )
             result = EvalResult.from_episodes(result.returns + extra.returns,
-                                              result.lengths + extra.lengths)  # fmt: skip
+                                              result.lengths + extra.lengths,
+                                              c.eval_epsilon)  # fmt: skip
         if self.record.add_evaluation(result):
             save_agent(self.checkpoints / "best", self.agent(params, eval_mean=result.mean))
 
@@ -218,6 +221,7 @@ class DQNRun:
             load_best=lambda: load_agent_checkpoint(self.checkpoints / "best"),
             evaluator=self.evaluator,
             final_eval_episodes=self.config.final_eval_episodes,
+            eval_epsilon=self.config.eval_epsilon,
             grad_steps=int(self.learner.state.grad_steps),
             **({"learning": self.last_learning} if self.last_learning else {}),
         )

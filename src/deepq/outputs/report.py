@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from deepq.errors import DeepQError, UsageError
+from deepq.run.evaluation import acting
 from deepq.run.files import UnreadableFile, read_json_file, require_suffix, writing
 
 VERSIONED_PACKAGES = ("deepq", "jax", "jaxlib", "flax", "optax", "gymnasium", "numpy")
@@ -147,14 +148,16 @@ def headline(summary: dict[str, Any]) -> str:
     if summary.get("best_eval_mean") is not None:
         best = max(history, key=lambda e: e["mean"], default=None)
         spread = f" ± {best['std']:.2f}" if best else ""
+        how = acting(best.get("epsilon", 0.0)) if best else "greedy"
         parts.append(
-            f"Best greedy evaluation {summary['best_eval_mean']:.2f}{spread} at env step "
+            f"Best {how} evaluation {summary['best_eval_mean']:.2f}{spread} at env step "
             f"{summary['best_eval_step']:,}."
         )
     final = summary.get("final_eval")
     if final:
+        how = acting(final.get("epsilon", 0.0))
         parts.append(
-            f"Final greedy evaluation of the best checkpoint: {final['mean']:.2f} ± "
+            f"Final {how} evaluation of the best checkpoint: {final['mean']:.2f} ± "
             f"{final['std']:.2f} over {final['episodes']} held-out episodes."
         )
     return " ".join(parts)

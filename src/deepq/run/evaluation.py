@@ -1,9 +1,11 @@
-"""Greedy evaluation over many seeded episodes, batched across envs.
+"""Greedy (or ε-greedy) evaluation over many seeded episodes, batched across envs.
 
 Written here rather than with Gymnasium's vector API because evaluation needs what autoreset
 does not give: exactly one episode per seed (episode k is reset with ``seed + k``, so results do
 not depend on how many envs run at once) and no wasted steps once an env's episode is done.
-Observations are padded to a fixed batch so the jitted policy compiles once.
+Observations are padded to a fixed batch so the jitted policy compiles once. With ``epsilon``,
+each episode draws its random actions from its own generator, seeded by the episode's seed, so
+those results do not depend on the batch width either.
 """
 
 from __future__ import annotations
@@ -23,6 +25,11 @@ TEST_EVAL_SEED = 2**32 + 2**20
 Policy = Callable[[np.ndarray], np.ndarray]  # obs [batch, obs_dim] -> actions [batch]
 
 
+def acting(epsilon: float) -> str:
+    """How an evaluation acted, as lines and reports say it."""
+    return f"ε-greedy (ε {epsilon:g})" if epsilon > 0 else "greedy"
+
+
 @dataclass(frozen=True)
 class EvalResult:
     mean: float
@@ -32,9 +39,12 @@ class EvalResult:
     episodes: int
     returns: list[float]
     lengths: list[int]
+    epsilon: float = 0.0  # probability of a random action; 0: greedy
 
     @classmethod
-    def from_episodes(cls, returns: list[float], lengths: list[int]) -> EvalResult:
+    def from_episodes(
+        cls, returns: list[float], lengths: list[int], epsilon: float = 0.0
+    ) -> EvalResult:
         values = np.asarray(returns, dtype=np.float64)
         return cls(
             mean=float(values.mean()),
@@ -44,6 +54,7 @@ class EvalResult:
             episodes=len(returns),
             returns=[float(r) for r in returns],
             lengths=[int(n) for n in lengths],
+            epsilon=float(epsilon),
         )
 
     def to_dict(self) -> dict:
@@ -51,21 +62,25 @@ class EvalResult:
 
     def line(self) -> str:
         return (
-            f"greedy return {self.mean:.2f} ± {self.std:.2f} "
+            f"{acting(self.epsilon)} return {self.mean:.2f} ± {self.std:.2f} "
             f"(min {self.min:.2f}, max {self.max:.2f}, {self.episodes} episodes)"
         )
 
 
 class Evaluator:
-    """Runs greedy episodes on up to ``max_parallel`` envs made once by ``make_env``."""
+    """Runs greedy or ε-greedy episodes on up to ``max_parallel`` envs made once by
+    ``make_env``."""
 
     def __init__(self, make_env: Callable[[], gym.Env], max_parallel: int = 32):
         self._make_env = make_env
         self._max_parallel = max_parallel
         self._envs: list[gym.Env] = []
 
-    def run(self, policy: Policy, episodes: int, seed: int) -> EvalResult:
-        """Episode k starts from ``reset(seed=seed + k)``."""
+    def run(self, policy: Policy, episodes: int, seed: int, epsilon: float = 0.0) -> EvalResult:
+        """Episode k starts from ``reset(seed=seed + k)``. With ``epsilon`` > 0 each step takes a
+        uniformly random action with that probability, drawn from episode k's own generator
+        (seeded with ``(seed + k, 1)``): Mnih et al. (2015) evaluated Atari agents with 0.05,
+        since a greedy agent can stall, e.g. never serve the ball again in Breakout."""
         width = min(episodes, self._max_parallel)
         while len(self._envs) < width:
             self._envs.append(self._make_env())
@@ -74,23 +89,36 @@ class Evaluator:
         lengths = np.zeros(episodes, dtype=np.int64)
         obs = np.stack([env.reset(seed=seed + slot)[0] for slot, env in enumerate(envs)])
         slot_episode = np.arange(width)  # episode index each env is running, -1 when idle
+        explore = [self._exploration(seed + slot, epsilon) for slot in range(width)]
         next_episode = width
         while (slot_episode >= 0).any():
             actions = np.asarray(policy(obs))
             for slot in np.flatnonzero(slot_episode >= 0):
                 episode = slot_episode[slot]
-                step_obs, reward, terminated, truncated, _ = envs[slot].step(int(actions[slot]))
+                action = int(actions[slot])
+                rng = explore[slot]
+                if rng is not None and rng.random() < epsilon:
+                    action = int(rng.integers(envs[slot].action_space.n))
+                step_obs, reward, terminated, truncated, _ = envs[slot].step(action)
                 returns[episode] += float(reward)
                 lengths[episode] += 1
                 if terminated or truncated:
                     if next_episode < episodes:
                         slot_episode[slot] = next_episode
                         step_obs, _ = envs[slot].reset(seed=seed + next_episode)
+                        explore[slot] = self._exploration(seed + next_episode, epsilon)
                         next_episode += 1
                     else:
                         slot_episode[slot] = -1
                 obs[slot] = step_obs
-        return EvalResult.from_episodes(returns.tolist(), lengths.tolist())
+        return EvalResult.from_episodes(returns.tolist(), lengths.tolist(), epsilon)
+
+    @staticmethod
+    def _exploration(episode_seed: int, epsilon: float) -> np.random.Generator | None:
+        if not 0.0 <= epsilon <= 1.0:
+            raise ValueError(f"epsilon={epsilon} must be in [0, 1]")
+        # (seed, 1): a stream of its own, never the env's reset(seed) stream
+        return np.random.default_rng((episode_seed, 1)) if epsilon > 0 else None
 
     def close(self) -> None:
         for env in self._envs:

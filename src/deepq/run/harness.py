@@ -274,6 +274,7 @@ def finish_run(
     load_best: Callable[[], Any],
     evaluator: Evaluator,
     final_eval_episodes: int,
+    eval_epsilon: float = 0.0,
     save_interrupted: Callable[[], None] | None = None,
     resume_hint: str | None = None,
     **extra: Any,
@@ -299,7 +300,7 @@ def finish_run(
     summary = record.summary(env_id, stop_reason, **extra)
     best = load_best()
     if final_eval_episodes > 0:
-        final = evaluator.run(best.policy(), final_eval_episodes, TEST_EVAL_SEED)
+        final = evaluator.run(best.policy(), final_eval_episodes, TEST_EVAL_SEED, eval_epsilon)
         summary["final_eval"] = final_eval_summary(final)
     write_json(run_dir / "summary.json", summary)
     return summary, best
