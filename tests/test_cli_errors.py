@@ -34,6 +34,7 @@ def assert_one_line(err):
         (("env", "CartPole-v1", "--seed", "-1"), 2, "--seed -1 must be in [0, 2147483647]"),
         (("eval", "--episodes", "99999999999999999999999"), 2, "99999999999999999999999 must be in [1, 10000000]"),
         (("eval", "--epsilon", "1.5"), 2, "--epsilon 1.5 must be in [0, 1]"),
+        (("video", "--pretrained", "lunarlander", "--epsilon", "-0.1"), 2, "--epsilon -0.1 must be in [0, 1]"),
         (("mdp", "q-learning", "--alpha0", "nan"), 2, "--alpha0 nan must be a finite number in (0, 1]"),
         (("search", "--mutation-scale", "nan"), 2, "--mutation-scale nan must be a finite number"),
         (("search", "--mutation-scale", "inf"), 2, "--mutation-scale inf must be a finite number"),

@@ -12,7 +12,7 @@ from typing import Any
 
 from deepq.errors import CheckpointError, UsageError
 from deepq.run.checkpoint import checkpoint_exists, load_checkpoint
-from deepq.run.evaluation import TEST_EVAL_SEED, EvalResult, Evaluator
+from deepq.run.evaluation import TEST_EVAL_SEED, EvalResult, Evaluator, agent_eval_epsilon
 from deepq.shipped import PRETRAINED_NAME, PRETRAINED_NAMES
 
 
@@ -81,7 +81,7 @@ def evaluate(
     if episodes < 1:
         raise UsageError(f"episodes={episodes} must be >= 1")
     if epsilon is None:
-        epsilon = float(getattr(agent.config, "eval_epsilon", 0.0))
+        epsilon = agent_eval_epsilon(agent)
     if not 0.0 <= epsilon <= 1.0:
         raise UsageError(f"epsilon={epsilon} must be in [0, 1]")
     evaluator = Evaluator(agent.make_env, max_parallel)

@@ -96,6 +96,17 @@ EPISODES = integer(ge=1, le=MAX_EPISODES)
 STEPS = integer(ge=1, le=10**12)
 
 
+def _add_epsilon(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--epsilon",
+        type=number(ge=0, le=1),
+        default=None,
+        metavar="E",
+        help="take a random action with probability E (default: the run's eval_epsilon, "
+        "0.05 for the Atari presets as Mnih et al. 2015 evaluated, else 0: greedy)",
+    )
+
+
 def _add_pretrained(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--pretrained",
@@ -241,14 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="episode k is reset with seed N + k (default: the held-out eval seeds)",
     )
-    evaluate.add_argument(
-        "--epsilon",
-        type=number(ge=0, le=1),
-        default=None,
-        metavar="E",
-        help="take a random action with probability E (default: the run's eval_epsilon, "
-        "0.05 for the Atari presets as Mnih et al. 2015 evaluated, else 0: greedy)",
-    )
+    _add_epsilon(evaluate)
     evaluate.add_argument(
         "--json",
         action="store_true",
@@ -321,9 +325,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     video = commands.add_parser(
         "video",
-        help="render greedy episodes of an agent to MP4 or GIF",
-        description="Greedy rollouts of a run's best checkpoint (or of a checkpoint directory) rendered to "
-        "MP4 or GIF, each frame showing the episode and its return so far. Needs no display.",
+        help="render episodes of an agent to MP4 or GIF",
+        description="Rollouts of a run's best checkpoint (or of a checkpoint directory) rendered to "
+        "MP4 or GIF, each frame showing the episode and its return so far. Needs no display. "
+        "Greedy, unless the run's eval_epsilon or --epsilon says otherwise.",
     )
     video.add_argument(
         "path", metavar="PATH", nargs="?", help="run directory or checkpoint directory"
@@ -359,6 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop after N frames, mid-episode if need be (default 9000: 5 minutes at 30 fps; "
         "an Atari agent that never serves plays 27,000 steps)",
     )
+    _add_epsilon(video)
     _add_env_module(video)
     video.add_argument(
         "--out",
@@ -369,9 +375,10 @@ def build_parser() -> argparse.ArgumentParser:
     play = commands.add_parser(
         "play",
         help="watch an agent play (a window, or a video where there is no display)",
-        description="Greedy episodes of a run's best checkpoint (or of a checkpoint directory; with no "
+        description="Episodes of a run's best checkpoint (or of a checkpoint directory; with no "
         "PATH, the pretrained LunarLander agent) shown in a window when a display exists. Without "
-        "one, or with --video, the episodes are written to a video file instead.",
+        "one, or with --video, the episodes are written to a video file instead. Greedy, unless "
+        "the run's eval_epsilon or --epsilon says otherwise.",
     )
     play.add_argument(
         "path",
@@ -389,6 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument(
         "--seed", type=SEED, default=0, metavar="N", help="episode k is reset with seed N + k"
     )
+    _add_epsilon(play)
     _add_env_module(play)
     play.add_argument("--policy", metavar="POLICY", help=POLICY_HELP)
     _add_pretrained(play)
@@ -614,7 +622,8 @@ def cmd_play(args: argparse.Namespace) -> int:
         if args.policy is not None
         else load(args.path, pretrained=args.pretrained)
     )
-    result = play(agent, args.episodes, args.seed, args.out, window=False if args.video else None)
+    window = False if args.video else None
+    result = play(agent, args.episodes, args.seed, args.out, window, args.epsilon)
     returns = ", ".join(f"{r:.2f}" for r in result.returns)
     if result.video is not None:
         why = f"{result.reason}: " if result.reason else ""
@@ -789,7 +798,7 @@ def cmd_video(args: argparse.Namespace) -> int:
         agent, default_dir = load(path), path if (path / "progress.csv").exists() else Path(".")
     out = Path(args.out) if args.out else default_dir / "video.mp4"
     written, returns = record_video(
-        agent, out, args.episodes, args.seed, args.fps, max_frames=args.max_frames
+        agent, out, args.episodes, args.seed, args.fps, args.max_frames, args.epsilon
     )
     played = (
         f"{len(returns)} episode{'s' if len(returns) != 1 else ''}, returns "

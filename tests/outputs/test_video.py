@@ -84,3 +84,30 @@ def test_a_video_stops_at_max_frames_and_lists_only_whole_episodes(tmp_path):
     assert len(iio.imread(written)) == int(first) + 10
     _, returns = record_video(load_policy("lean"), tmp_path / "short.gif", 1, max_frames=5)
     assert returns == []
+
+
+def test_an_epsilon_greedy_video_plays_the_episodes_its_evaluation_plays(tmp_path, agent):
+    """Episode k draws its random actions from the stream its evaluation draws from, so a video
+    shows the returns `deepq eval --epsilon` reports for the same seeds."""
+    from deepq.api import evaluate
+
+    evaluated = evaluate(agent, episodes=3, seed=11, epsilon=0.5)
+    _, returns = record_video(agent, tmp_path / "e.gif", episodes=3, seed=11, epsilon=0.5)
+    assert returns == evaluated.returns
+    _, greedy = record_video(agent, tmp_path / "g.gif", episodes=3, seed=11)
+    assert greedy == evaluate(agent, episodes=3, seed=11).returns != returns
+
+
+def test_the_agent_s_eval_epsilon_is_the_video_s_default(tmp_path):
+    config = DQNConfig(env_id="CartPole-v1", hidden_sizes=(8,), eval_epsilon=1.0)
+    uniform = Agent(config, init_params(config, 4, 2), 4, 2, {})
+    _, returns = record_video(uniform, tmp_path / "u.gif", episodes=3, seed=11)
+    assert returns == evaluate_at_random(uniform, episodes=3, seed=11)
+
+
+def evaluate_at_random(agent, episodes, seed):
+    from deepq.api import evaluate
+
+    result = evaluate(agent, episodes=episodes, seed=seed)  # the agent's own eval_epsilon: 1
+    assert result.epsilon == 1.0
+    return result.returns

@@ -1,7 +1,7 @@
 """``deepq report``: one self-contained HTML page per run.
 
 The page holds the headline (solved or not, when, best and final greedy scores), the history plot
-(PNG) and a greedy episode (MP4) both embedded as data URIs, the table of greedy evaluations, the
+(PNG) and an episode (MP4) both embedded as data URIs, the table of greedy evaluations, the
 full resolved config, and the software versions and machine. It opens from disk with no server and
 fetches nothing: no scripts, fonts or stylesheets from elsewhere. Written with the standard
 library's ``html.escape`` and f-strings: a template engine would add a dependency for one page.
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from deepq.errors import DeepQError, UsageError
-from deepq.run.evaluation import acting
+from deepq.run.evaluation import acting, agent_eval_epsilon
 from deepq.run.files import UnreadableFile, read_json_file, require_suffix, writing
 
 VERSIONED_PACKAGES = ("deepq", "jax", "jaxlib", "flax", "optax", "gymnasium", "numpy")
@@ -53,7 +53,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, video_seed:
     out = Path(out) if out is not None else run_dir / "report.html"
     require_suffix(out, (".html", ".htm"))
     plot_png = plot_history([run_dir]).read_bytes()
-    video_mp4, video_note = _greedy_video(run_dir, video_seed)
+    video_mp4, video_note = _episode_video(run_dir, video_seed)
     page = render_page(run_dir.name, config, summary, plot_png, video_mp4, video_note)
     with writing(out):
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -77,8 +77,9 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
     return value
 
 
-def _greedy_video(run_dir: Path, seed: int) -> tuple[bytes | None, str]:
-    """One greedy episode of the run's best checkpoint as MP4 bytes, or None and why not."""
+def _episode_video(run_dir: Path, seed: int) -> tuple[bytes | None, str]:
+    """One episode of the run's best checkpoint, acted as its evaluations were (greedy, or with
+    its eval_epsilon), as MP4 bytes; or None and why not."""
     from deepq.agents import load
     from deepq.outputs.video import VIDEO_FPS, rollout_frames, write_video
 
@@ -92,15 +93,16 @@ def _greedy_video(run_dir: Path, seed: int) -> tuple[bytes | None, str]:
             data = write_video(frames, Path(scratch) / "episode.mp4", VIDEO_FPS).read_bytes()
         except Exception as exc:  # an env without an rgb_array renderer, a missing encoder, ...
             return None, f"no video: {agent.config.env_id} could not be rendered ({exc})"
+    how = acting(agent_eval_epsilon(agent))
     if not returns:  # cut at REPORT_VIDEO_FRAMES: an Atari agent that never serves plays for hours
         seconds = REPORT_VIDEO_FRAMES // VIDEO_FPS
         return (
             data,
-            f"The first {seconds} s of a greedy episode of the best checkpoint, reset seed {seed}.",
+            f"The first {seconds} s of an episode of the best checkpoint ({how}), reset seed {seed}.",
         )
     return (
         data,
-        f"Greedy episode of the best checkpoint, reset seed {seed}: return {returns[0]:.2f}.",
+        f"An episode of the best checkpoint ({how}), reset seed {seed}: return {returns[0]:.2f}.",
     )
 
 

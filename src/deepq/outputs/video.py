@@ -1,5 +1,7 @@
-"""``deepq video`` and ``deepq play``: greedy rollouts of an agent rendered to MP4 or GIF with no
-display needed, or shown in a window where there is one.
+"""``deepq video`` and ``deepq play``: rollouts of an agent rendered to MP4 or GIF with no
+display needed, or shown in a window where there is one. Greedy, or ε-greedy with the agent's
+``eval_epsilon`` (the Atari presets': a greedy Breakout agent may never serve the ball again)
+or an explicit ``epsilon``; episode k's random actions are those its evaluation would draw.
 
 Frames come from the env's ``rgb_array`` renderer; the episode number and its running return are
 drawn onto each frame with Pillow. MP4 is encoded by the ffmpeg binary that the imageio-ffmpeg
@@ -20,6 +22,7 @@ import numpy as np
 
 from deepq.errors import UsageError
 from deepq.run.envs import displayable_frame
+from deepq.run.evaluation import agent_eval_epsilon, epsilon_greedy, exploration
 from deepq.run.files import require_suffix, writing
 
 VIDEO_SUFFIXES = (".mp4", ".gif")
@@ -27,11 +30,17 @@ VIDEO_FPS = 30
 
 
 def rollout_frames(
-    agent: Any, episodes: int, seed: int, max_frames: int | None = None
+    agent: Any,
+    episodes: int,
+    seed: int,
+    max_frames: int | None = None,
+    epsilon: float | None = None,
 ) -> tuple[list[np.ndarray], list[float]]:
-    """Frames [H, W, 3] of ``episodes`` greedy episodes (episode k reset with seed + k): the first
-    frame and one after every step; and each whole episode's return. With ``max_frames`` the
-    rollout stops there, mid-episode if need be (an episode cut short has no return listed)."""
+    """Frames [H, W, 3] of ``episodes`` episodes (episode k reset with seed + k) acted with
+    ``epsilon`` (None: the agent's own): the first frame and one after every step; and each whole
+    episode's return. With ``max_frames`` the rollout stops there, mid-episode if need be (an
+    episode cut short has no return listed)."""
+    epsilon = agent_eval_epsilon(agent) if epsilon is None else epsilon
     frames: list[np.ndarray] = []
     returns: list[float] = []
     env = agent.make_env(render_mode="rgb_array")
@@ -40,10 +49,12 @@ def rollout_frames(
         warnings.simplefilter("ignore", UserWarning)
         for k in range(episodes):
             obs, _ = env.reset(seed=seed + k)
+            rng = exploration(seed + k, epsilon)
             episode_return, done = 0.0, False
             frames.append(annotate(env.render(), k + 1, episode_return))
             while not done and (max_frames is None or len(frames) < max_frames):
-                obs, reward, terminated, truncated, _ = env.step(agent.act(obs))
+                action = epsilon_greedy(agent.act(obs), rng, epsilon, env)
+                obs, reward, terminated, truncated, _ = env.step(action)
                 episode_return += float(reward)
                 done = terminated or truncated
                 frames.append(annotate(env.render(), k + 1, episode_return))
@@ -102,16 +113,17 @@ def record_video(
     seed: int = 0,
     fps: int = VIDEO_FPS,
     max_frames: int | None = None,
+    epsilon: float | None = None,
 ) -> tuple[Path, list[float]]:
-    """Render ``episodes`` greedy episodes of ``agent`` into ``out`` (at most ``max_frames``
-    frames); return the path and the returns."""
+    """Render ``episodes`` episodes of ``agent`` into ``out`` (at most ``max_frames`` frames),
+    acted with ``epsilon`` (None: the agent's own); return the path and the returns."""
     if episodes < 1:
         raise UsageError(f"--episodes {episodes} must be >= 1")
     if fps < 1:
         raise UsageError(f"--fps {fps} must be >= 1")
     out = Path(out)
     require_suffix(out, VIDEO_SUFFIXES)
-    frames, returns = rollout_frames(agent, episodes, seed, max_frames)
+    frames, returns = rollout_frames(agent, episodes, seed, max_frames, epsilon)
     return write_video(frames, out, fps), returns
 
 
@@ -136,10 +148,12 @@ def play(
     seed: int = 0,
     out: str | Path = "play.mp4",
     window: bool | None = None,
+    epsilon: float | None = None,
 ) -> PlayResult:
-    """Watch ``episodes`` greedy episodes in a window (render_mode "human") when a display exists;
+    """Watch ``episodes`` episodes in a window (render_mode "human") when a display exists;
     otherwise, or when the window cannot open, write them to the video ``out`` instead.
-    ``window=False`` always writes the video."""
+    ``window=False`` always writes the video. Acted with ``epsilon`` (None: the agent's own)."""
+    epsilon = agent_eval_epsilon(agent) if epsilon is None else epsilon
     if episodes < 1:
         raise UsageError(f"--episodes {episodes} must be >= 1")
     if window is None:
@@ -147,14 +161,14 @@ def play(
     reason = "" if window else "no display found"
     if window:
         try:
-            return PlayResult(_play_in_window(agent, episodes, seed), None)
+            return PlayResult(_play_in_window(agent, episodes, seed, epsilon), None)
         except Exception as exc:  # pygame cannot open a window on this display
             reason = f"no window could be opened ({exc})"
-    written, returns = record_video(agent, out, episodes, seed)
+    written, returns = record_video(agent, out, episodes, seed, epsilon=epsilon)
     return PlayResult(returns, written, reason)
 
 
-def _play_in_window(agent: Any, episodes: int, seed: int) -> list[float]:
+def _play_in_window(agent: Any, episodes: int, seed: int, epsilon: float) -> list[float]:
     env = agent.make_env(render_mode="human")
     returns = []
     try:
@@ -162,9 +176,11 @@ def _play_in_window(agent: Any, episodes: int, seed: int) -> list[float]:
             obs, _ = env.reset(seed=seed + k)  # the first reset opens the window
             if k == 0:
                 _check_window_opened()
+            rng = exploration(seed + k, epsilon)
             episode_return, done = 0.0, False
             while not done:
-                obs, reward, terminated, truncated, _ = env.step(agent.act(obs))
+                action = epsilon_greedy(agent.act(obs), rng, epsilon, env)
+                obs, reward, terminated, truncated, _ = env.step(action)
                 episode_return += float(reward)
                 done = terminated or truncated
             returns.append(episode_return)

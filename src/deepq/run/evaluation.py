@@ -25,6 +25,31 @@ TEST_EVAL_SEED = 2**32 + 2**20
 Policy = Callable[[np.ndarray], np.ndarray]  # obs [batch, obs_dim] -> actions [batch]
 
 
+def exploration(episode_seed: int, epsilon: float) -> np.random.Generator | None:
+    """The random actions of the episode reset with ``episode_seed``, when acting ε-greedily:
+    a stream of its own, seeded ``(episode_seed, 1)`` so it is never the env's ``reset(seed)``
+    stream, and the same for an evaluation, a video and a window playing that episode. None when
+    greedy."""
+    if not 0.0 <= epsilon <= 1.0:
+        raise ValueError(f"epsilon={epsilon} must be in [0, 1]")
+    return np.random.default_rng((episode_seed, 1)) if epsilon > 0 else None
+
+
+def epsilon_greedy(
+    action: int, rng: np.random.Generator | None, epsilon: float, env: gym.Env
+) -> int:
+    """``action``, or with probability ``epsilon`` a uniformly random one of ``env``'s."""
+    if rng is not None and rng.random() < epsilon:
+        return int(rng.integers(env.action_space.n))
+    return action
+
+
+def agent_eval_epsilon(agent: object) -> float:
+    """The ε an agent is evaluated with unless told otherwise: its config's ``eval_epsilon``
+    (the Atari presets' 0.05), else 0 (greedy; hand-written and classic policies have none)."""
+    return float(getattr(getattr(agent, "config", None), "eval_epsilon", 0.0))
+
+
 def acting(epsilon: float) -> str:
     """How an evaluation acted, as lines and reports say it."""
     return f"ε-greedy (ε {epsilon:g})" if epsilon > 0 else "greedy"
@@ -89,16 +114,13 @@ class Evaluator:
         lengths = np.zeros(episodes, dtype=np.int64)
         obs = np.stack([env.reset(seed=seed + slot)[0] for slot, env in enumerate(envs)])
         slot_episode = np.arange(width)  # episode index each env is running, -1 when idle
-        explore = [self._exploration(seed + slot, epsilon) for slot in range(width)]
+        explore = [exploration(seed + slot, epsilon) for slot in range(width)]
         next_episode = width
         while (slot_episode >= 0).any():
             actions = np.asarray(policy(obs))
             for slot in np.flatnonzero(slot_episode >= 0):
                 episode = slot_episode[slot]
-                action = int(actions[slot])
-                rng = explore[slot]
-                if rng is not None and rng.random() < epsilon:
-                    action = int(rng.integers(envs[slot].action_space.n))
+                action = epsilon_greedy(int(actions[slot]), explore[slot], epsilon, envs[slot])
                 step_obs, reward, terminated, truncated, _ = envs[slot].step(action)
                 returns[episode] += float(reward)
                 lengths[episode] += 1
@@ -106,19 +128,12 @@ class Evaluator:
                     if next_episode < episodes:
                         slot_episode[slot] = next_episode
                         step_obs, _ = envs[slot].reset(seed=seed + next_episode)
-                        explore[slot] = self._exploration(seed + next_episode, epsilon)
+                        explore[slot] = exploration(seed + next_episode, epsilon)
                         next_episode += 1
                     else:
                         slot_episode[slot] = -1
                 obs[slot] = step_obs
         return EvalResult.from_episodes(returns.tolist(), lengths.tolist(), epsilon)
-
-    @staticmethod
-    def _exploration(episode_seed: int, epsilon: float) -> np.random.Generator | None:
-        if not 0.0 <= epsilon <= 1.0:
-            raise ValueError(f"epsilon={epsilon} must be in [0, 1]")
-        # (seed, 1): a stream of its own, never the env's reset(seed) stream
-        return np.random.default_rng((episode_seed, 1)) if epsilon > 0 else None
 
     def close(self) -> None:
         for env in self._envs:
