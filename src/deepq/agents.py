@@ -82,8 +82,6 @@ def evaluate(
         raise UsageError(f"episodes={episodes} must be >= 1")
     if epsilon is None:
         epsilon = agent_eval_epsilon(agent)
-    if not 0.0 <= epsilon <= 1.0:
-        raise UsageError(f"epsilon={epsilon} must be in [0, 1]")
     evaluator = Evaluator(agent.make_env, max_parallel)
     try:
         return evaluator.run(agent.policy(), episodes, seed, epsilon)

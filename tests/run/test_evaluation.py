@@ -4,6 +4,7 @@ width."""
 import numpy as np
 import pytest
 
+from deepq.errors import UsageError
 from deepq.run.envs import make_env
 from deepq.run.evaluation import EvalResult, Evaluator
 
@@ -75,5 +76,5 @@ def test_epsilon_greedy_results_do_not_depend_on_how_many_envs_run_at_once():
 
 def test_epsilon_outside_zero_one_is_refused():
     evaluator = Evaluator(lambda: make_env("deepq-test/Counting-v0"))
-    with pytest.raises(ValueError, match="epsilon=1.5 must be in"):
+    with pytest.raises(UsageError, match="epsilon=1.5 must be in"):
         evaluator.run(lambda obs: np.zeros(len(obs), np.int64), episodes=1, seed=0, epsilon=1.5)

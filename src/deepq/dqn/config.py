@@ -274,11 +274,11 @@ class DQNConfig(Config):
     solved_window: int = documented("Episodes in the solved moving average.", 100, ge=1)
     stop_when_solved: bool = documented("End the run as soon as it is solved.", False)
     eval_every: int | None = documented(
-        "Greedy evaluation every this many env steps; the best one is kept (null disables).",
+        "Evaluation every this many env steps; the best one is kept (null disables).",
         10_000,
         ge=1,
     )
-    eval_episodes: int = documented("Episodes per periodic greedy evaluation.", 10, ge=1)
+    eval_episodes: int = documented("Episodes per periodic evaluation.", 10, ge=1)
     eval_epsilon: float = documented(
         "Probability of a random action in evaluations (periodic, final and `deepq eval`'s "
         "default); 0: greedy. The Atari presets take 0.05, as Mnih et al. (2015) evaluated: "

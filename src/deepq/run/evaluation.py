@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass
 import gymnasium as gym
 import numpy as np
 
+from deepq.errors import UsageError
+
 # Seeds of evaluation episodes lie above every training seed (training uses seed + i < 2**32):
 # periodic evaluations (which pick the best checkpoint) use one fixed set, the final evaluation
 # and `deepq eval` another, so the reported score is not the one the checkpoint was chosen on.
@@ -31,7 +33,7 @@ def exploration(episode_seed: int, epsilon: float) -> np.random.Generator | None
     stream, and the same for an evaluation, a video and a window playing that episode. None when
     greedy."""
     if not 0.0 <= epsilon <= 1.0:
-        raise ValueError(f"epsilon={epsilon} must be in [0, 1]")
+        raise UsageError(f"epsilon={epsilon} must be in [0, 1]")
     return np.random.default_rng((episode_seed, 1)) if epsilon > 0 else None
 
 
