@@ -15,7 +15,10 @@ given the same network, the same env (deepq's) and the same hyperparameters (``-
 
 Each system runs in a fresh subprocess, one after the other; time is the training loop's only
 (no evaluation). Steps/s are split into the random collection before learning and the learning
-phase, where the Nature CNN's update bounds the loop on a CPU.
+phase, where the Nature CNN's update bounds the loop on a CPU. From the two rates each row
+projects the hours of a full run (1M and 10M frames with the preset's random steps first), so
+one short run on a GPU (with the ``cuda`` extra) answers "how long would 10M frames take here";
+the JAX device deepq ran on is recorded beside it.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from typing import Any
 from deepq.bench import peak_rss_mib
 
 GAMES = {"breakout": "ALE/Breakout-v5", "minatar-breakout": "MinAtar/Breakout-v0"}  # preset: env
+FRAMES_PER_STEP = {"breakout": 4, "minatar-breakout": 1}  # Atari skips 4 frames; MinAtar none
+PROJECTED_FRAMES = (1_000_000, 10_000_000)
 
 
 def settings(game: str, steps: int, learning_starts: int, buffer: int) -> dict[str, Any]:
@@ -147,6 +152,25 @@ def rates(raw: dict[str, Any], steps: int, learning_starts: int) -> dict[str, fl
     }
 
 
+def projected_hours(
+    collect_steps_per_s: float | None,
+    learning_steps_per_s: float,
+    random_steps: int,
+    frames_per_step: int,
+) -> dict[str, float]:
+    """Hours of training for each of PROJECTED_FRAMES: ``random_steps`` agent steps at the
+    collection rate (the learning rate where none was measured), the rest at the learning rate;
+    evaluations and checkpoints not counted."""
+    collect = collect_steps_per_s or learning_steps_per_s
+    hours = {}
+    for frames in PROJECTED_FRAMES:
+        steps = frames // frames_per_step
+        random = min(random_steps, steps)
+        seconds = random / collect + (steps - random) / learning_steps_per_s
+        hours[f"{frames // 1_000_000}M_frames"] = round(seconds / 3600, 2)
+    return hours
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m deepq.bench_atari")
     parser.add_argument("--game", choices=GAMES, default="breakout")
@@ -168,8 +192,14 @@ def main(argv: list[str]) -> int:
             args.game, args.seed, args.steps, args.learning_starts, args.buffer
         )
         raw["peak_rss_mib"] = round(peak_rss_mib(), 1)
+        if args.worker == "deepq":
+            import jax
+
+            raw["device"] = f"{jax.default_backend()}: {jax.devices()[0].device_kind}"
         Path(args.raw_out).write_text(json.dumps(raw))
         return 0
+    from deepq.dqn.config import resolve_config
+
     results: dict[str, Any] = {
         "settings": settings(args.game, args.steps, args.learning_starts, args.buffer),
         "machine": {"cpus": __import__("os").cpu_count(), "platform": platform.platform()},
@@ -186,6 +216,12 @@ def main(argv: list[str]) -> int:
             raw = json.loads(raw_out.read_text())
         row = {**rates(raw, args.steps, args.learning_starts), "peak_rss_mib": raw["peak_rss_mib"],
                "train_wall_s": raw["train_wall_s"]}  # fmt: skip
+        row["projected_training_hours"] = projected_hours(
+            row["collect_steps_per_s"], row["learning_steps_per_s"],
+            resolve_config(args.game).random_steps, FRAMES_PER_STEP[args.game],
+        )  # fmt: skip
+        if "device" in raw:
+            row["device"] = raw["device"]
         results["systems"][system] = row
         print(system, row, flush=True)
     out = Path(args.out)
