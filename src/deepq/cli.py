@@ -865,9 +865,12 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"solved at episode {summary['solved_at_episode']}, env step {summary['solved_at_step']}, "
             f"{summary['solved_at_wall_s']:.1f} s"
         )
+    from deepq.run.evaluation import acting
+
     if summary["stop_reason"] == "eval_mean":
+        how = acting(summary["eval_history"][-1].get("epsilon", 0.0))
         print(
-            f"stopped at env step {summary['best_eval_step']}: a greedy evaluation scored "
+            f"stopped at env step {summary['best_eval_step']}: a {how} evaluation scored "
             f"{summary['best_eval_mean']:.2f}, reaching stop_eval_mean"
         )
     elif not summary["solved"]:
@@ -877,8 +880,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"{summary['train_wall_s']:.1f} s ({summary['steps_per_s']:,.0f} steps/s)"
     )
     if summary["final_eval"]:
-        from deepq.run.evaluation import acting
-
         final = summary["final_eval"]
         print(
             f"{acting(final.get('epsilon', 0.0))} evaluation of the best checkpoint: "

@@ -135,9 +135,11 @@ def headline(summary: dict[str, Any]) -> str:
             f"Solved at episode {summary['solved_at_episode']}, env step "
             f"{summary['solved_at_step']:,}, after {summary['solved_at_wall_s']:.1f} s of training."
         )
+    history = summary.get("eval_history") or []
     if summary.get("stop_reason") == "eval_mean":
+        how = acting(history[-1].get("epsilon", 0.0)) if history else "greedy"
         parts.append(
-            f"Stopped at env step {summary['best_eval_step']:,}, where a greedy evaluation "
+            f"Stopped at env step {summary['best_eval_step']:,}, where a {how} evaluation "
             f"reached stop_eval_mean ({summary['best_eval_mean']:.2f})."
         )
     elif not summary.get("solved"):
@@ -146,7 +148,6 @@ def headline(summary: dict[str, Any]) -> str:
         f"Trained {summary.get('env_steps', 0):,} env steps, {summary.get('episodes', 0):,} "
         f"episodes in {summary.get('train_wall_s', 0.0):.1f} s."
     )
-    history = summary.get("eval_history") or []
     if summary.get("best_eval_mean") is not None:
         best = max(history, key=lambda e: e["mean"], default=None)
         spread = f" ± {best['std']:.2f}" if best else ""
