@@ -106,14 +106,18 @@ def check_before_training(config: Any) -> None:
 def resume(
     run_dir: str | Path,
     *,
+    total_steps: int | None = None,
     show_progress: bool | None = None,
     tensorboard: bool = True,
     report: bool = True,
 ) -> TrainResult:
-    """Continue an interrupted DQN run exactly (see :func:`deepq.dqn.loop.resume`)."""
+    """Continue an interrupted DQN run exactly, or with ``total_steps`` an interrupted or
+    finished one to that many env steps (see :func:`deepq.dqn.loop.resume`)."""
     from deepq.dqn import loop as dqn_loop
 
-    result = dqn_loop.resume(run_dir, show_progress=show_progress, tensorboard=tensorboard)
+    result = dqn_loop.resume(
+        run_dir, total_steps=total_steps, show_progress=show_progress, tensorboard=tensorboard
+    )
     return _with_report(result, report)
 
 

@@ -227,6 +227,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue an interrupted run from its latest checkpoint, exactly as if uninterrupted "
         "(takes no other config options: the run's own config is used)",
     )
+    train.add_argument(
+        "--total-steps",
+        type=integer(ge=1, le=10**15),
+        metavar="N",
+        help="with --resume: continue the run, interrupted or finished, to N env steps in all "
+        "(as if started with total_steps=N; a finished run's final checkpoint is kept as "
+        "step-<steps>)",
+    )
 
     evaluate = commands.add_parser(
         "eval",
@@ -833,6 +841,11 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise UsageError(
                 f"--resume continues a run with its own config; drop {', '.join(given)}"
             )
+    elif args.total_steps is not None:
+        raise UsageError(
+            "--total-steps continues a run (with --resume RUN_DIR); a new run takes "
+            "--set total_steps=N"
+        )
     else:
         from deepq.api import config_from_options
 
@@ -850,7 +863,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     try:
         if args.resume is not None:
-            result = resume(args.resume, show_progress=show_progress, report=not args.no_report)
+            result = resume(args.resume, total_steps=args.total_steps,
+                            show_progress=show_progress, report=not args.no_report)  # fmt: skip
         else:
             result = train(
                 config, args.run_dir, show_progress=show_progress, report=not args.no_report

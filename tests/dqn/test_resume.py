@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import interrupt_after_episodes
+from helpers import interrupt_after_episodes, run_deepq
 
 from deepq.run.checkpoint import load_checkpoint
 
@@ -85,10 +85,46 @@ def uninterrupted(tmp_path_factory):
     return run_dir
 
 
-def test_the_same_seed_gives_the_same_run_in_another_process(uninterrupted, tmp_path):
-    again = tmp_path / "again"
-    deepq_train(again)
-    assert_same_run(uninterrupted, again)
+def test_a_shorter_run_continued_to_the_total_equals_the_uninterrupted_run(uninterrupted, tmp_path):
+    """The same seed in another process, run to 16,000 steps and finished (a periodic evaluation
+    falls on its end, so it evaluates no more than the longer run), then continued with
+    ``--total-steps`` to 24,000: the very run that went there at once."""
+    run_dir = tmp_path / "continued"
+    deepq_train(run_dir, extra=("--set", "total_steps=16000"))
+    assert json.loads((run_dir / "summary.json").read_text())["env_steps"] == 16000
+    continued = run_deepq("train", "--resume", str(run_dir), "--total-steps", "24000",
+                          "--no-progress", "--no-report", timeout=600)  # fmt: skip
+    assert continued.returncode == 0, continued.stderr
+    assert_same_run(uninterrupted, run_dir)
+    assert json.loads((run_dir / "config.json").read_text())["total_steps"] == 24000
+    ended_before = run_dir / "checkpoints" / "step-000000016000"
+    assert load_checkpoint(ended_before)[1]["progress"]["env_steps"] == 16000
+    assert f"the run's end at env step 16000 is kept in {ended_before}" in continued.stdout
+
+
+def test_total_steps_refuses_what_cannot_continue_exactly(uninterrupted, tmp_path):
+    """Each refusal is one line and exit 2, and leaves the run as it was."""
+    before = (uninterrupted / "config.json").read_text()
+    too_few = run_deepq("train", "--resume", str(uninterrupted), "--total-steps", "24000")
+    assert too_few.returncode == 2
+    assert too_few.stderr == (
+        "deepq train: error: --total-steps 24000 must exceed the 24000 env steps the run has already taken\n"
+    )
+    new_run = run_deepq("train", "--env", "CartPole-v1", "--total-steps", "500")
+    assert new_run.returncode == 2 and "--set total_steps=N" in new_run.stderr
+    # epsilon decays over a fraction of total_steps: a new total would bend it midway
+    stretched = tmp_path / "stretched"
+    made = run_deepq("train", "--env", "CartPole-v1", "--run-dir", str(stretched), "--no-progress",
+                     "--no-report", "--set", "total_steps=300", "--set", "hidden_sizes=8",
+                     "--set", "epsilon_decay_steps=null", "--set", "eval_every=null",
+                     "--set", "final_eval_episodes=0")  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    refused = run_deepq("train", "--resume", str(stretched), "--total-steps", "600")
+    assert refused.returncode == 2
+    assert "epsilon's decay (over epsilon_fraction of total_steps)" in refused.stderr
+    assert refused.stderr.count("\n") == 1
+    assert (stretched / "checkpoints" / "final").is_dir()
+    assert (uninterrupted / "config.json").read_text() == before
 
 
 def test_another_seed_gives_another_run(uninterrupted, tmp_path):

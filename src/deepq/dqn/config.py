@@ -408,6 +408,19 @@ class DQNConfig(Config):
         )
 
 
+def schedules_over_total_steps(config: DQNConfig) -> list[str]:
+    """The schedules this config stretches over ``total_steps`` (their own length unset): a run
+    continued to another total would change them midway, so a resume refuses that."""
+    c, schedules = config, []
+    if c.epsilon_schedule == "linear" and c.epsilon_decay_steps is None and not c.noisy:
+        schedules.append("epsilon's decay (over epsilon_fraction of total_steps)")
+    if c.learning_rate_end is not None and c.learning_rate_decay_steps is None:
+        schedules.append("the learning rate's decay")
+    if c.prioritized and c.priority_beta_steps is None:
+        schedules.append("prioritized replay's beta")
+    return schedules
+
+
 def config_from_dict(values: dict[str, Any], cls: type[Config] = DQNConfig) -> Any:
     """``cls.from_dict(values)``: a DQN config unless another config class is named."""
     return cls.from_dict(values)

@@ -27,13 +27,20 @@ from typing import Any
 
 import numpy as np
 
-from deepq.dqn.config import DQNConfig, config_from_dict, resolve_config
+from deepq.dqn.config import (
+    DQNConfig,
+    config_from_dict,
+    resolve_config,
+    schedules_over_total_steps,
+)
 from deepq.dqn.exploration import epsilon_at, select_actions
 from deepq.dqn.prioritized import priority_beta
 from deepq.dqn.training_run import DQNRun, check_memory
 from deepq.dqn.training_state import read_training_state
+from deepq.errors import UsageError
 from deepq.run.files import RunWriteError, write_json
 from deepq.run.harness import (
+    RunProgress,
     StopRules,
     TrainingClock,
     TrainResult,
@@ -66,7 +73,11 @@ def train(
 
 
 def resume(
-    run_dir: str | Path, *, show_progress: bool | None = None, tensorboard: bool = True
+    run_dir: str | Path,
+    *,
+    total_steps: int | None = None,
+    show_progress: bool | None = None,
+    tensorboard: bool = True,
 ) -> TrainResult:
     """Continue an interrupted run from its latest checkpoint, exactly as if it had never stopped.
 
@@ -74,9 +85,45 @@ def resume(
     replay buffer, RNG and counters are restored, and each env's unfinished episode is rebuilt by
     resetting it with the episode's seed and replaying its actions (environments must be
     deterministic given seed and actions, as Gymnasium's are). Wall-clock columns differ.
+
+    ``total_steps`` continues the run, interrupted or finished, to that many env steps instead:
+    the same run as one started with that total, where no schedule stretches over the total
+    (:func:`~deepq.dqn.config.schedules_over_total_steps`; such a run is refused). A finished
+    run's ``final`` checkpoint is kept as ``step-<env steps>``; ``latest`` and config.json take
+    the new total at once, so a continuation interrupted early resumes with it.
     """
-    config, restored = read_training_state(Path(run_dir))
-    return _run(DQNRun(config, Path(run_dir), restored, show_progress, tensorboard))
+    run_dir = Path(run_dir)
+    config, restored = read_training_state(run_dir, finished_ok=total_steps is not None)
+    if total_steps is not None:
+        config = _continued_config(config, total_steps, RunProgress(**restored[1]["progress"]))
+    run = DQNRun(config, run_dir, restored, show_progress, tensorboard)
+    if total_steps is not None:
+        run.continue_to_new_total()
+    return _run(run)
+
+
+def _continued_config(config: DQNConfig, total_steps: int, progress: RunProgress) -> DQNConfig:
+    """``config`` with a new ``total_steps``, refused where the run could not go on exactly as
+    one started with that total."""
+    if total_steps <= progress.env_steps:
+        raise UsageError(
+            f"--total-steps {total_steps} must exceed the {progress.env_steps} env steps the run "
+            "has already taken"
+        )
+    stretched = schedules_over_total_steps(config)
+    if stretched and total_steps != config.total_steps:
+        raise UsageError(
+            f"this run stretches {' and '.join(stretched)} over its total_steps "
+            f"({config.total_steps}); a new total would change that midway: start a new run"
+        )
+    c = config
+    rules = StopRules(c.stop_when_solved, None, c.max_episodes, c.time_budget_s, c.stop_eval_mean)
+    reason = rules.reason(progress, progress.train_seconds, interrupted=False)
+    if reason is not None:
+        raise UsageError(
+            f"this run stopped by its {reason} rule, which a larger total_steps does not lift"
+        )
+    return config_from_dict({**config.to_dict(), "total_steps": total_steps})
 
 
 def _run(run: DQNRun) -> TrainResult:

@@ -39,7 +39,7 @@ from deepq.run.checkpoint import (
 )
 from deepq.run.envs import make_env
 from deepq.run.evaluation import SELECTION_EVAL_SEED, EvalResult, Evaluator
-from deepq.run.files import RunWriteError, format_bytes, memory_bytes
+from deepq.run.files import RunWriteError, format_bytes, memory_bytes, write_json
 from deepq.run.harness import (
     RunProgress,
     RunRecorder,
@@ -144,6 +144,20 @@ class DQNRun:
     def save_latest(self) -> None:
         save_training_state(self.checkpoints / "latest", self.config, self.learner, self.replay,
                             self.collector, self.rng, self.record)  # fmt: skip
+
+    def continue_to_new_total(self) -> None:
+        """The start of a run continued to a new ``total_steps``: a finished run's ``final``
+        checkpoint is kept as ``step-<env steps>``, where periodic copies go (named ``final-*``,
+        the next end's ``keep_copy`` would prune it as an older ``final``), and ``latest`` and
+        config.json take the new total now, before the first step."""
+        final, steps = self.checkpoints / "final", self.progress.env_steps
+        if final.exists():
+            kept = self.checkpoints / f"step-{steps:012d}"
+            final.rename(kept)
+            self.logger.message(f"the run's end at env step {steps} is kept in {kept}")
+        self.save_latest()
+        write_json(self.run_dir / "config.json", self.config.to_dict())
+        self.logger.message(f"continuing to total_steps={self.config.total_steps}")
 
     def save_periodic_checkpoint(self) -> None:
         """``latest``, and a ``step-<env steps>`` copy of it (hard links) when some are kept."""

@@ -117,14 +117,18 @@ def config_saves_replay(meta: dict[str, Any]) -> bool:
 
 
 def read_training_state(
-    run_dir: Path,
+    run_dir: Path, finished_ok: bool = False
 ) -> tuple[DQNConfig, tuple[dict[str, np.ndarray], dict[str, Any]]]:
-    """The config and the (arrays, meta) of an unfinished run's latest checkpoint, verified."""
+    """The config and the (arrays, meta) of a run's latest checkpoint, verified: an unfinished
+    run's, or with ``finished_ok`` (a run continued to a new total) a finished one's too."""
     checkpoints = run_dir / "checkpoints"
     if not run_dir.is_dir():
         raise UsageError(f"no such run directory: {run_dir}")
-    if (checkpoints / "final").exists():
-        raise UsageError(f"{run_dir} already finished; start a new run instead")
+    if (checkpoints / "final").exists() and not finished_ok:
+        raise UsageError(
+            f"{run_dir} already finished; continue it with --total-steps N (a larger total), "
+            "or start a new run"
+        )
     try:
         refuse_symlinks(run_dir, "checkpoints", "tb")
     except UnreadableFile as exc:
