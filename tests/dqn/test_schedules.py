@@ -5,7 +5,7 @@ import dataclasses
 import jax.numpy as jnp
 import pytest
 
-from deepq.dqn.config import DQNConfig
+from deepq.dqn.config import DQNConfig, schedules_over_total_steps
 from deepq.dqn.exploration import epsilon_at, exponential_epsilon, linear_epsilon
 from deepq.dqn.learner import learning_rate_schedule, make_optimizer
 
@@ -111,3 +111,24 @@ def test_a_run_logs_epsilon_1_until_its_random_steps_are_done(tmp_path):
     # an episode's row logs the ε its last action was taken with: 1 up to step 300, then 0.2
     assert len(rows) > 10 and rows[0][0] < 300 < rows[-1][0]
     assert [eps for _, eps in rows] == [1.0 if steps <= 300 else 0.2 for steps, _ in rows]
+
+
+def test_the_schedules_that_stretch_over_total_steps_are_named():
+    """What ``--total-steps`` would bend midway, and so refuses: a schedule whose own length is
+    unset and falls back on total_steps."""
+    base = DQNConfig(env_id="CartPole-v1", total_steps=5000, epsilon_decay_steps=100)
+    assert schedules_over_total_steps(base) == []
+    assert schedules_over_total_steps(dataclasses.replace(base, epsilon_decay_steps=None)) == [
+        "epsilon's decay (over epsilon_fraction of total_steps)"
+    ]
+    noisy = dataclasses.replace(base, epsilon_decay_steps=None, noisy=True)
+    assert schedules_over_total_steps(noisy) == []  # noisy nets explore without ε
+    episodes = dataclasses.replace(base, epsilon_schedule="linear_episodes")
+    assert schedules_over_total_steps(episodes) == []
+    learning_rate = dataclasses.replace(base, learning_rate_end=1e-5)
+    assert schedules_over_total_steps(learning_rate) == ["the learning rate's decay"]
+    own_length = dataclasses.replace(learning_rate, learning_rate_decay_steps=4000)
+    assert schedules_over_total_steps(own_length) == []
+    beta = dataclasses.replace(base, prioritized=True)
+    assert schedules_over_total_steps(beta) == ["prioritized replay's beta"]
+    assert schedules_over_total_steps(dataclasses.replace(beta, priority_beta_steps=800)) == []
