@@ -267,6 +267,16 @@ def test_the_breakout_and_pong_presets_are_the_chapters_agent():
         assert (c.random_steps, c.buffer_size, c.sticky_actions) == (20_000, 1_000_000, False)
 
 
+def test_breakout_adam_is_the_chapters_agent_with_dopamines_jax_optimiser():
+    chapter, adam = resolve_config("breakout"), resolve_config("breakout-adam")
+    assert (adam.optimizer, adam.learning_rate, adam.optimizer_eps) == ("adam", 6.25e-5, 1.5e-4)
+    assert (adam.loss, adam.batch_size) == ("mse", 32)
+    learner_keys = {"optimizer", "learning_rate", "optimizer_eps", "loss", "batch_size"}
+    learner_keys |= {key for key in chapter.to_dict() if key.startswith(("rmsprop_", "huber_"))}
+    differ = {k for k, v in chapter.to_dict().items() if adam.to_dict()[k] != v}
+    assert differ <= learner_keys  # the env, the network, replay and schedules stay the chapter's
+
+
 BREAKOUT = {"total_steps": 600, "buffer_size": 2000, "learning_starts": 200,
             "random_steps": 200, "batch_size": 8, "train_every": 8, "target_update_every": 100,
             "epsilon_decay_steps": 400, "eval_every": 300, "eval_episodes": 1,
