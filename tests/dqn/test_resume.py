@@ -169,3 +169,25 @@ def test_sigint_mid_run_then_resume_equals_the_uninterrupted_run(uninterrupted, 
         env=env,
     )
     assert again.returncode == 2 and "already finished" in again.stderr
+
+
+def test_a_finished_run_keeps_its_end_beside_a_periodic_copy_of_the_same_step(tmp_path):
+    """A periodic copy may already hold the step the run ended at (saved before the end's
+    evaluation): the end is then kept as step-<steps>-end, and the copy is left as it was."""
+    import shutil
+
+    run_dir = tmp_path / "run"
+    made = run_deepq("train", "--env", "CartPole-v1", "--run-dir", str(run_dir), "--no-progress",
+                     "--no-report", "--set", "total_steps=300", "--set", "hidden_sizes=8",
+                     "--set", "epsilon_decay_steps=200", "--set", "eval_every=null",
+                     "--set", "final_eval_episodes=0")  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    checkpoints = run_dir / "checkpoints"
+    shutil.copytree(checkpoints / "final", checkpoints / "step-000000000300")
+    (checkpoints / "step-000000000300" / "marker").write_text("the periodic copy")
+    continued = run_deepq("train", "--resume", str(run_dir), "--total-steps", "400",
+                          "--no-progress", "--no-report")  # fmt: skip
+    assert continued.returncode == 0, continued.stderr
+    assert (checkpoints / "step-000000000300" / "marker").read_text() == "the periodic copy"
+    assert load_checkpoint(checkpoints / "step-000000000300-end")[1]["progress"]["env_steps"] == 300
+    assert load_checkpoint(checkpoints / "final")[1]["progress"]["env_steps"] == 400

@@ -153,7 +153,14 @@ class DQNRun:
         final, steps = self.checkpoints / "final", self.progress.env_steps
         if final.exists():
             kept = self.checkpoints / f"step-{steps:012d}"
-            final.rename(kept)
+            if kept.exists():  # a periodic copy from the same step, before the end's evaluation
+                kept = kept.with_name(f"{kept.name}-end")
+            try:
+                final.rename(kept)
+            except OSError as exc:
+                raise CheckpointWriteError(
+                    f"could not keep {final} as {kept} ({exc.strerror or exc})"
+                ) from None
             self.logger.message(f"the run's end at env step {steps} is kept in {kept}")
         self.save_latest()
         write_json(self.run_dir / "config.json", self.config.to_dict())
