@@ -233,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="with --resume: continue the run, interrupted or finished, to N env steps in all "
         "(as if started with total_steps=N; a finished run's final checkpoint is kept as "
-        "step-<steps>)",
+        "end-<steps>)",
     )
 
     evaluate = commands.add_parser(

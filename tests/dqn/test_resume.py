@@ -97,7 +97,7 @@ def test_a_shorter_run_continued_to_the_total_equals_the_uninterrupted_run(unint
     assert continued.returncode == 0, continued.stderr
     assert_same_run(uninterrupted, run_dir)
     assert json.loads((run_dir / "config.json").read_text())["total_steps"] == 24000
-    ended_before = run_dir / "checkpoints" / "step-000000016000"
+    ended_before = run_dir / "checkpoints" / "end-000000016000"
     assert load_checkpoint(ended_before)[1]["progress"]["env_steps"] == 16000
     assert f"the run's end at env step 16000 is kept in {ended_before}" in continued.stdout
 
@@ -171,23 +171,21 @@ def test_sigint_mid_run_then_resume_equals_the_uninterrupted_run(uninterrupted, 
     assert again.returncode == 2 and "already finished" in again.stderr
 
 
-def test_a_finished_run_keeps_its_end_beside_a_periodic_copy_of_the_same_step(tmp_path):
-    """A periodic copy may already hold the step the run ended at (saved before the end's
-    evaluation): the end is then kept as step-<steps>-end, and the copy is left as it was."""
-    import shutil
-
+def test_a_continued_run_keeps_its_earlier_end_apart_from_the_periodic_copies(tmp_path):
+    """The end a finished run had reached is kept as end-<steps>, beside a periodic copy of the
+    same step, and no pruning of periodic copies (keep the newest 1 here) removes it."""
     run_dir = tmp_path / "run"
     made = run_deepq("train", "--env", "CartPole-v1", "--run-dir", str(run_dir), "--no-progress",
                      "--no-report", "--set", "total_steps=300", "--set", "hidden_sizes=8",
                      "--set", "epsilon_decay_steps=200", "--set", "eval_every=null",
-                     "--set", "final_eval_episodes=0")  # fmt: skip
+                     "--set", "final_eval_episodes=0", "--set", "checkpoint_every_episodes=1",
+                     "--set", "keep_checkpoints=1")  # fmt: skip
     assert made.returncode == 0, made.stderr
     checkpoints = run_dir / "checkpoints"
-    shutil.copytree(checkpoints / "final", checkpoints / "step-000000000300")
-    (checkpoints / "step-000000000300" / "marker").write_text("the periodic copy")
-    continued = run_deepq("train", "--resume", str(run_dir), "--total-steps", "400",
+    continued = run_deepq("train", "--resume", str(run_dir), "--total-steps", "600",
                           "--no-progress", "--no-report")  # fmt: skip
     assert continued.returncode == 0, continued.stderr
-    assert (checkpoints / "step-000000000300" / "marker").read_text() == "the periodic copy"
-    assert load_checkpoint(checkpoints / "step-000000000300-end")[1]["progress"]["env_steps"] == 300
-    assert load_checkpoint(checkpoints / "final")[1]["progress"]["env_steps"] == 400
+    assert load_checkpoint(checkpoints / "end-000000000300")[1]["progress"]["env_steps"] == 300
+    assert load_checkpoint(checkpoints / "final")[1]["progress"]["env_steps"] == 600
+    periodic = sorted(p.name for p in checkpoints.glob("step-*"))
+    assert len(periodic) == 1 and periodic[0] > "step-000000000300"

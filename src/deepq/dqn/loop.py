@@ -89,7 +89,7 @@ def resume(
     ``total_steps`` continues the run, interrupted or finished, to that many env steps instead:
     the same run as one started with that total, where no schedule stretches over the total
     (:func:`~deepq.dqn.config.schedules_over_total_steps`; such a run is refused). A finished
-    run's ``final`` checkpoint is kept as ``step-<env steps>``; ``latest`` and config.json take
+    run's ``final`` checkpoint is kept as ``end-<env steps>``; ``latest`` and config.json take
     the new total at once, so a continuation interrupted early resumes with it.
     """
     run_dir = Path(run_dir)

@@ -147,14 +147,12 @@ class DQNRun:
 
     def continue_to_new_total(self) -> None:
         """The start of a run continued to a new ``total_steps``: a finished run's ``final``
-        checkpoint is kept as ``step-<env steps>``, where periodic copies go (named ``final-*``,
-        the next end's ``keep_copy`` would prune it as an older ``final``), and ``latest`` and
-        config.json take the new total now, before the first step."""
+        checkpoint is kept as ``end-<env steps>`` (a name no pruning of ``step-*`` copies or of
+        ``final`` matches), and ``latest`` and config.json take the new total now, before the
+        first step."""
         final, steps = self.checkpoints / "final", self.progress.env_steps
         if final.exists():
-            kept = self.checkpoints / f"step-{steps:012d}"
-            if kept.exists():  # a periodic copy from the same step, before the end's evaluation
-                kept = kept.with_name(f"{kept.name}-end")
+            kept = self.checkpoints / f"end-{steps:012d}"
             try:
                 final.rename(kept)
             except OSError as exc:
