@@ -174,21 +174,27 @@ def test_periodic_evaluations_use_the_selection_seeds_and_the_final_one_the_test
 
 
 @pytest.mark.parametrize(
-    ("bar", "threshold", "reason", "played"),
+    ("bar", "threshold", "best_episodes", "reason", "played"),
     [
-        (6.0, None, "eval_mean", [5]),  # reaches the bar: extended, still 6, stops the run
-        (7.0, None, "total_steps", [3, 3]),  # never reaches it: never extended
-        (7.0, 6.0, "total_steps", [5, 3]),  # the first best at the threshold is extended; a tie
-    ],  # with it is not a new best and is not
+        (6.0, None, None, "eval_mean", [5]),  # reaches the bar: extended, still 6, stops the run
+        (7.0, None, None, "total_steps", [3, 3]),  # never reaches it: never extended
+        (7.0, 6.0, None, "total_steps", [5, 3]),  # the first best at the threshold is extended;
+        # a tie with it is not a new best and is not
+        (None, None, 4, "total_steps", [4, 3]),  # a would-be best is extended; a tie is not
+        (None, None, 3, "total_steps", [3, 3]),  # not above eval_episodes: nothing to add
+        (6.0, None, 4, "eval_mean", [5]),  # both rules: the larger count
+        (6.0, None, 7, "eval_mean", [7]),
+    ],
 )
 def test_evaluations_that_would_stop_the_run_or_become_best_are_extended(
-    tmp_path, bar, threshold, reason, played
+    tmp_path, bar, threshold, best_episodes, reason, played
 ):
     # Every Counting episode returns 1 + 2 + 3 = 6; evaluations (3 episodes) at steps 50 and
-    # 100; an extended one plays 5, on the next selection seeds.
+    # 100; an extended one plays more, on the next selection seeds.
     SeedLoggingEnv.seeds.clear()
     result = tiny_run(tmp_path, env_id="deepq-test/SeedLogging-v0", eval_every=50, eval_episodes=3,
-                      stop_eval_mean=bar, stop_eval_episodes=5, solved_threshold=threshold)  # fmt: skip
+                      stop_eval_mean=bar, stop_eval_episodes=5, solved_threshold=threshold,
+                      best_eval_episodes=best_episodes)  # fmt: skip
     summary = result.summary
     assert summary["stop_reason"] == reason and summary["env_steps"] == 50 * len(played)
     history = summary["eval_history"]

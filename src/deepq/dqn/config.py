@@ -301,6 +301,15 @@ class DQNConfig(Config):
         100,
         ge=1,
     )
+    best_eval_episodes: int | None = documented(
+        "A periodic evaluation that would become the best so far is first extended to this "
+        "many episodes (further selection seeds) and is kept, or not, by their mean: in a game "
+        "as noisy as MinAtar's, a 10-episode mean swings by +-20 and a lucky one kept as best "
+        "shuts out better agents after it. null (or not above eval_episodes): kept by its "
+        "eval_episodes.",
+        None,
+        ge=1,
+    )
     final_eval_episodes: int = documented(
         "Episodes of the greedy evaluation at the end of the run.", 100, ge=0
     )

@@ -108,38 +108,41 @@ class DQNRun:
 
     def evaluate_and_keep_best(self) -> None:
         """A greedy evaluation on the selection seeds (never the reported ones); the best so far
-        becomes ``checkpoints/best``. With ``stop_eval_mean``, one that would stop the run, or
-        become the best at or above the solved threshold, is first extended to
-        ``stop_eval_episodes``: 20 episodes reach a bar by luck too often, and a lucky one kept
-        as best shuts out the better-measured agents after it (docs/benchmarks.md, "The agent
-        make train keeps")."""
+        becomes ``checkpoints/best``. One that would become the best is first extended to
+        ``best_eval_episodes``, and with ``stop_eval_mean`` one that would stop the run, or
+        become the best at or above the solved threshold, to ``stop_eval_episodes``: 20
+        episodes reach a bar by luck too often, and a lucky one kept as best shuts out the
+        better-measured agents after it (docs/benchmarks.md, "The agent make train keeps")."""
         c, params = self.config, self.learner.params()
 
         def greedy(obs: np.ndarray) -> np.ndarray:
             return np.asarray(self._greedy_actions(params, obs))
 
         result = self.evaluator.run(greedy, c.eval_episodes, SELECTION_EVAL_SEED, c.eval_epsilon)
-        if self._to_extend(result.mean):
+        episodes = self._episodes_to_count(result.mean)
+        if episodes > c.eval_episodes:
             # episode k is reset with seed + k: these are episodes eval_episodes... of one run
-            more = c.stop_eval_episodes - c.eval_episodes
-            extra = self.evaluator.run(
-                greedy, more, SELECTION_EVAL_SEED + c.eval_episodes, c.eval_epsilon
-            )
+            extra = self.evaluator.run(greedy, episodes - c.eval_episodes,
+                                       SELECTION_EVAL_SEED + c.eval_episodes, c.eval_epsilon)  # fmt: skip
             result = EvalResult.from_episodes(result.returns + extra.returns,
                                               result.lengths + extra.lengths,
                                               c.eval_epsilon)  # fmt: skip
         if self.record.add_evaluation(result):
             save_agent(self.checkpoints / "best", self.agent(params, eval_mean=result.mean))
 
-    def _to_extend(self, mean: float) -> bool:
-        """Whether an evaluation with this mean must be measured on stop_eval_episodes."""
+    def _episodes_to_count(self, mean: float) -> int:
+        """How many episodes an evaluation whose first eval_episodes have this mean is measured
+        on before it counts: the most that any extension rule asks for, else eval_episodes."""
         c, best, threshold = self.config, self.progress.best_eval_mean, self.record.threshold
-        if c.stop_eval_mean is None or c.stop_eval_episodes <= c.eval_episodes:
-            return False
         new_best = best is None or mean > best
-        return mean >= c.stop_eval_mean or (
-            new_best and threshold is not None and mean >= threshold
-        )
+        wanted = [c.eval_episodes]
+        if new_best and c.best_eval_episodes is not None:
+            wanted.append(c.best_eval_episodes)
+        if c.stop_eval_mean is not None and (
+            mean >= c.stop_eval_mean or (new_best and threshold is not None and mean >= threshold)
+        ):
+            wanted.append(c.stop_eval_episodes)
+        return max(wanted)
 
     def save_latest(self) -> None:
         save_training_state(self.checkpoints / "latest", self.config, self.learner, self.replay,
