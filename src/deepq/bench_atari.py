@@ -4,14 +4,15 @@ What it measures: agent steps per second of the whole training loop (acting, ste
 env, storing, sampling, learning) and each process's peak RSS, for a deepq preset and SB3's DQN
 given the same network, the same env (deepq's) and the same hyperparameters (``--game``):
 
-- ``breakout``: the ``breakout`` preset and SB3's ``CnnPolicy`` (the Nature CNN): RMSprop
-  2.5e-4 (decay 0.95, eps 1e-5, centered), Huber, batch 64, a gradient step every 4 agent steps,
-  target copied every 8,000 agent steps. Both replays hold ``--buffer`` transitions (SB3's buffer
-  of the preset's 1M would need 56 GB; its allocation is reported beside deepq's).
+- ``breakout``: the ``breakout`` preset and SB3's ``CnnPolicy`` (the Nature CNN): RMSprop at
+  the preset's step size (2.5e-4, decay 0.95, eps 1e-5, centered), Huber, batch 64, a gradient
+  step every 4 agent steps, target copied every 8,000 agent steps. Both replays hold
+  ``--buffer`` transitions (SB3's buffer of the preset's 1M would need 56 GB; its allocation is
+  reported beside deepq's).
 - ``minatar-breakout``: the ``minatar-breakout`` preset (the MinAtar paper's DQN) and SB3 with a
   features extractor of the paper's shape (one 3×3 convolution of 16 filters, then 128 units):
-  centered RMSprop 2.5e-4 (ρ 0.95, eps 0.01 as PyTorch adds it), Huber, batch 32, a gradient
-  step every env step, target copied every 1,000 steps.
+  centered RMSprop at the preset's step size (ρ 0.95, eps 0.01 as PyTorch adds it), Huber,
+  batch 32, a gradient step every env step, target copied every 1,000 steps.
 
 Each system runs in a fresh subprocess, one after the other; time is the training loop's only
 (no evaluation). Steps/s are split into the random collection before learning and the learning
@@ -67,11 +68,16 @@ def run_deepq(
 
 
 def sb3_settings(game: str) -> dict[str, Any]:
-    """SB3's DQN arguments for the same network and hyperparameters as deepq's preset."""
+    """SB3's DQN arguments for the same network and hyperparameters as deepq's preset (the step
+    size is read from the preset, so the two cannot drift apart)."""
     import torch
 
+    from deepq.dqn.config import resolve_config
+
+    learning_rate = resolve_config(game).learning_rate
+
     if game == "breakout":
-        return {"policy": "CnnPolicy", "learning_rate": 2.5e-4, "batch_size": 64,
+        return {"policy": "CnnPolicy", "learning_rate": learning_rate, "batch_size": 64,
                 "train_freq": 4, "target_update_interval": 8000, "exploration_final_eps": 0.01,
                 "policy_kwargs": {"optimizer_class": torch.optim.RMSprop,
                                   "optimizer_kwargs": {"alpha": 0.95, "eps": 1e-5,
@@ -90,8 +96,8 @@ def sb3_settings(game: str) -> dict[str, Any]:
             x = torch.relu(self.conv(obs.float().permute(0, 3, 1, 2)))
             return x.flatten(1)
 
-    return {"policy": "MlpPolicy", "learning_rate": 2.5e-4, "batch_size": 32, "train_freq": 1,
-            "target_update_interval": 1000, "exploration_final_eps": 0.1,
+    return {"policy": "MlpPolicy", "learning_rate": learning_rate, "batch_size": 32,
+            "train_freq": 1, "target_update_interval": 1000, "exploration_final_eps": 0.1,
             "policy_kwargs": {"features_extractor_class": MinAtarConv, "net_arch": [128],
                               "optimizer_class": torch.optim.RMSprop,
                               "optimizer_kwargs": {"alpha": 0.95, "eps": 0.01,
