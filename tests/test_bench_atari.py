@@ -22,3 +22,20 @@ def test_projected_hours_count_the_random_steps_at_the_collection_rate():
     assert hours["10M_frames"] == round((40 + 49_600) / 3600, 2)
     # MinAtar: a frame per step; no collection rate measured: the learning rate throughout
     assert projected_hours(None, 100.0, 5_000, 1)["1M_frames"] == round(10_000 / 3600, 2)
+
+
+def test_measure_update_counts_the_minatar_networks_flops_by_hand():
+    pytest.importorskip("minatar")
+    from deepq.bench_atari import measure_update
+
+    got = measure_update("minatar-breakout", seed=0, seconds_per_round=0.05)
+    # Per sample: conv 3x3x4 -> 16 at 8x8 positions, 2*64*16*36 = 73,728; fc 1024 -> 128,
+    # 262,144; head 128 -> 6, 1,536; a forward F = 337,408. A step: online and target forwards
+    # (2F), weight gradients (F), input gradients of fc and head (the conv's input is data):
+    # 3F + 263,680 = 1,275,904 a sample, x 32. Elementwise ops and RMSprop add a few per cent.
+    by_hand = 32 * 1_275_904 / 1e6
+    assert got["batch_size"] == 32
+    assert by_hand <= got["mflop_per_gradient_step"] <= 1.1 * by_hand
+    rate = got["mflop_per_gradient_step"] / got["ms_per_gradient_step"]  # MFLOP/ms = GFLOP/s
+    assert got["gflop_per_s"] == pytest.approx(rate, rel=0.01)
+    assert got["matmul_1024_gflop_per_s"] > 0

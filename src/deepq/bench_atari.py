@@ -19,7 +19,9 @@ Each system runs in a fresh subprocess, one after the other; time is the trainin
 phase, where the Nature CNN's update bounds the loop on a CPU. From the two rates each row
 projects the hours of a full run (1M and 10M frames with the preset's random steps first), so
 one short run on a GPU (with the ``cuda`` extra) answers "how long would 10M frames take here";
-the JAX device deepq ran on is recorded beside it.
+the JAX device deepq ran on is recorded beside it, and the cost of deepq's update alone
+(:func:`measure_update`: ms and FLOPs per gradient step, against a large matmul's rate on the
+same device). ``--update-only`` measures just that, for any preset, in seconds.
 """
 
 from __future__ import annotations
@@ -65,6 +67,76 @@ def run_deepq(
     marks = [(int(r.split(",")[at["env_steps"]]), float(r.split(",")[at["wall_s"]]))
              for r in rows[1:]]  # fmt: skip
     return {"train_wall_s": summary["train_wall_s"], "episode_marks": marks}
+
+
+def measure_update(game: str, seed: int, seconds_per_round: float = 0.5) -> dict[str, Any]:
+    """The preset's update alone, as the loop calls it: a gradient step on a batch shaped as the
+    replay samples it (random pixels; the arithmetic does not depend on them). Median ms of 5
+    rounds, XLA's FLOP count of the step, and the rate they make; beside it the rate of a
+    1024³ float32 matmul on the same device, about the most that device reaches.
+
+    Why: this is what bounds the learning phase on a CPU. The update's rate against the matmul's
+    says whether it is the arithmetic (and a faster loop would need less of it) or overheads."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from deepq.dqn.agent import build_network, init_params
+    from deepq.dqn.config import resolve_config
+    from deepq.dqn.learner import Learner
+    from deepq.dqn.networks import encoder_for
+    from deepq.dqn.replay import SCALAR_COLUMNS, PackedBatch
+    from deepq.run.envs import make_env
+
+    config = resolve_config(game, seed=seed)
+    env = make_env(config.env_id, spaces="frames", sticky_actions=config.sticky_actions)
+    space, n_actions = env.observation_space, int(env.action_space.n)
+    env.close()
+    network = build_network(config, n_actions, *encoder_for(space))
+    learner = Learner(config, network, init_params(config, space.shape, n_actions, space.dtype))
+    rng = np.random.default_rng(seed)
+    shape = (config.gradient_steps, config.batch_size)
+    scalars = np.zeros((*shape, len(SCALAR_COLUMNS)), np.float32)
+    scalars[..., SCALAR_COLUMNS.index("actions")] = rng.integers(0, n_actions, shape)
+    scalars[..., SCALAR_COLUMNS.index("discounts")] = config.gamma
+    high = 256 if space.dtype == np.uint8 else 2
+    obs, next_obs = (rng.integers(0, high, (*shape, *space.shape)).astype(space.dtype)
+                     for _ in range(2))  # fmt: skip
+    batch = PackedBatch(obs, next_obs, scalars, None)
+    flops = learner.gradient_step_flops(batch)
+
+    def median_seconds(call: Any) -> float:
+        """Median seconds per call over 5 rounds of about ``seconds_per_round`` each (calls are
+        asynchronous: a round waits for its last result)."""
+        jax.block_until_ready(call())  # compiled and warm
+        started, calls = time.perf_counter(), 0
+        while time.perf_counter() - started < seconds_per_round / 5:
+            jax.block_until_ready(call())
+            calls += 1
+        per_round, times = max(1, calls * 5), []
+        for _ in range(5):
+            started = time.perf_counter()
+            for _ in range(per_round):
+                out = call()
+            jax.block_until_ready(out)
+            times.append((time.perf_counter() - started) / per_round)
+        return sorted(times)[2]
+
+    def one_update() -> Any:
+        learner.update(batch)
+        return learner.metrics
+
+    step_s = median_seconds(one_update) / config.gradient_steps
+    square = jnp.asarray(rng.random((1024, 1024), np.float32))
+    matmul = jax.jit(lambda x: x @ x)
+    matmul_s = median_seconds(lambda: matmul(square))
+    return {
+        "batch_size": config.batch_size,
+        "ms_per_gradient_step": round(step_s * 1e3, 3),
+        "mflop_per_gradient_step": None if flops is None else round(flops / 1e6, 2),
+        "gflop_per_s": None if flops is None else round(flops / step_s / 1e9, 1),
+        "matmul_1024_gflop_per_s": round(2 * 1024**3 / matmul_s / 1e9, 1),
+    }
 
 
 def sb3_settings(game: str) -> dict[str, Any]:
@@ -179,7 +251,9 @@ def projected_hours(
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m deepq.bench_atari")
-    parser.add_argument("--game", choices=GAMES, default="breakout")
+    parser.add_argument(
+        "--game", default="breakout", help=f"{', '.join(GAMES)}; with --update-only, any preset"
+    )
     parser.add_argument("--systems", default="deepq,sb3")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=15_000, help="agent steps per system")
@@ -188,12 +262,31 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--out", default="bench-results/atari")
     parser.add_argument("--worker", choices=WORKERS)
     parser.add_argument("--raw-out")
+    parser.add_argument(
+        "--update-only",
+        action="store_true",
+        help="measure only the update of deepq's preset (seconds, no loop)",
+    )
     args = parser.parse_args(argv)
-    if args.worker:
-        if args.worker == "deepq":
-            from deepq.run.process import configure_process
+    if args.update_only or args.worker == "deepq":
+        from deepq.run.process import configure_process
 
-            configure_process(spare_core=False)  # as deepq train does for pixels
+        configure_process(spare_core=False)  # as deepq train does for pixels
+    if args.update_only:
+        import jax
+
+        from deepq.errors import ConfigError, UsageError
+
+        try:
+            update = measure_update(args.game, args.seed)
+        except (ConfigError, UsageError) as exc:
+            parser.error(str(exc))
+        device = f"{jax.default_backend()}: {jax.devices()[0].device_kind}"
+        print(json.dumps({"game": args.game, "device": device, "update": update}))
+        return 0
+    if args.game not in GAMES:
+        parser.error(f"--game: one of {', '.join(GAMES)} (got {args.game!r})")
+    if args.worker:
         raw = WORKERS[args.worker](
             args.game, args.seed, args.steps, args.learning_starts, args.buffer
         )
@@ -202,6 +295,7 @@ def main(argv: list[str]) -> int:
             import jax
 
             raw["device"] = f"{jax.default_backend()}: {jax.devices()[0].device_kind}"
+            raw["update"] = measure_update(args.game, args.seed)
         Path(args.raw_out).write_text(json.dumps(raw))
         return 0
     from deepq.dqn.config import resolve_config
@@ -226,8 +320,9 @@ def main(argv: list[str]) -> int:
             row["collect_steps_per_s"], row["learning_steps_per_s"],
             resolve_config(args.game).random_steps, FRAMES_PER_STEP[args.game],
         )  # fmt: skip
-        if "device" in raw:
-            row["device"] = raw["device"]
+        for key in ("device", "update"):
+            if key in raw:
+                row[key] = raw[key]
         results["systems"][system] = row
         print(system, row, flush=True)
     out = Path(args.out)

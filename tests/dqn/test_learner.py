@@ -115,3 +115,18 @@ def test_state_arrays_round_trip_into_a_fresh_learner():
     ):
         np.testing.assert_array_equal(a, b)
     assert learner.is_finite()
+
+
+def test_gradient_step_flops_match_a_hand_count_of_the_matmuls():
+    # 3 -> 64 -> 64 -> 2 actions. Per sample, a forward's matmuls are F = 2(3*64 + 64*64 + 64*2)
+    # = 8,832 FLOPs. A DQN step makes the online forward at s, the target's at s' (no Double),
+    # and the backward: weight gradients of every layer (F) and input gradients of all but the
+    # first (F - 2*3*64), so 4F - 384 = 34,944 a sample. Bias adds, ReLUs, the loss and the
+    # optimiser add a few per cent; the batch-32 difference cancels the optimiser's part.
+    config = DQNConfig(hidden_sizes=(64, 64), double=False, batch_size=32, learning_starts=32)
+    learner, _ = make_learner(config)
+    per_sample = 4 * 2 * (3 * 64 + 64 * 64 + 64 * 2) - 2 * 3 * 64
+    at_32 = learner.gradient_step_flops(batches(k=1, batch=32))
+    at_64 = learner.gradient_step_flops(batches(k=3, batch=64))  # counts one of the 3 steps
+    assert 32 * per_sample <= at_64 - at_32 <= 1.1 * 32 * per_sample
+    assert learner.state.grad_steps == 0  # counting ran nothing

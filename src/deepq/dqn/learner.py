@@ -227,6 +227,20 @@ class Learner:
         """Hard target update: target ← online."""
         self._packed = self._packing.hard_target_update(self._packed)
 
+    def gradient_step_flops(self, batches: PackedBatch) -> float | None:
+        """XLA's count of the floating-point operations in one gradient step: an :meth:`update`
+        call on the first of ``batches``' K batches. None where the backend gives no count.
+        Compiles, runs nothing. (One step, since XLA counts a scanned loop's body once.)
+
+        Why: a step's time over its FLOPs is the rate the device reaches on it, which says
+        whether a loop is bound by arithmetic or by overheads (``deepq.bench_atari``)."""
+        first = jax.tree_util.tree_map(lambda b: b[:1], batches)
+        compiled = self._packing.update.lower(self._packed, first).compile()
+        cost = compiled.cost_analysis()
+        cost = cost[0] if isinstance(cost, list | tuple) else cost  # a list in older JAX
+        flops = (cost or {}).get("flops")
+        return float(flops) if flops is not None and flops > 0 else None
+
     def acting_q_values(
         self, noise_rng: np.random.Generator | None = None
     ) -> Callable[[np.ndarray], np.ndarray]:
