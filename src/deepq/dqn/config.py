@@ -458,8 +458,8 @@ def preset_description(name: str) -> str:
 DEFAULT_PRESET_FOR_ENV = {
     "LunarLander-v3": "lunarlander",
     "CartPole-v1": "cartpole",
-    "ALE/Breakout-v5": "breakout",
-    "ALE/Pong-v5": "pong",
+    "ALE/Breakout-v5": "breakout-adam",  # the chapter's agent with Adam: see docs/pixels.md
+    "ALE/Pong-v5": "pong-adam",
     "MinAtar/Asterix-v0": "minatar-asterix",
     "MinAtar/Breakout-v0": "minatar-breakout",
     "MinAtar/Freeway-v0": "minatar-freeway",
