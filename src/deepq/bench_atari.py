@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,6 +42,13 @@ from deepq.bench import peak_rss_mib
 GAMES = {"breakout": "ALE/Breakout-v5", "minatar-breakout": "MinAtar/Breakout-v0"}  # preset: env
 FRAMES_PER_STEP = {"breakout": 4, "minatar-breakout": 1}  # Atari skips 4 frames; MinAtar none
 PROJECTED_FRAMES = (1_000_000, 10_000_000)
+
+
+def jax_device() -> str:
+    """The JAX backend and device kind this process computes on, e.g. ``gpu: NVIDIA H100``."""
+    import jax
+
+    return f"{jax.default_backend()}: {jax.devices()[0].device_kind}"
 
 
 def settings(game: str, steps: int, learning_starts: int, buffer: int) -> dict[str, Any]:
@@ -85,24 +93,23 @@ def measure_update(game: str, seed: int, seconds_per_round: float = 0.5) -> dict
     from deepq.dqn.config import resolve_config
     from deepq.dqn.learner import Learner
     from deepq.dqn.networks import encoder_for
-    from deepq.dqn.replay import SCALAR_COLUMNS, PackedBatch
-    from deepq.run.envs import make_env
+    from deepq.dqn.replay import Batch, pack_batch
+    from deepq.dqn.training_run import make_config_env
 
     config = resolve_config(game, seed=seed)
-    env = make_env(config.env_id, spaces="frames", sticky_actions=config.sticky_actions)
+    env = make_config_env(config)
     space, n_actions = env.observation_space, int(env.action_space.n)
     env.close()
     network = build_network(config, n_actions, *encoder_for(space))
     learner = Learner(config, network, init_params(config, space.shape, n_actions, space.dtype))
     rng = np.random.default_rng(seed)
     shape = (config.gradient_steps, config.batch_size)
-    scalars = np.zeros((*shape, len(SCALAR_COLUMNS)), np.float32)
-    scalars[..., SCALAR_COLUMNS.index("actions")] = rng.integers(0, n_actions, shape)
-    scalars[..., SCALAR_COLUMNS.index("discounts")] = config.gamma
     high = 256 if space.dtype == np.uint8 else 2
     obs, next_obs = (rng.integers(0, high, (*shape, *space.shape)).astype(space.dtype)
                      for _ in range(2))  # fmt: skip
-    batch = PackedBatch(obs, next_obs, scalars, None)
+    no = np.zeros(shape, bool)
+    batch = pack_batch(Batch(obs, rng.integers(0, n_actions, shape), np.zeros(shape), next_obs,
+                             no, no, np.full(shape, config.gamma)))  # fmt: skip
     flops = learner.gradient_step_flops(batch)
 
     def median_seconds(call: Any) -> float:
@@ -120,7 +127,7 @@ def measure_update(game: str, seed: int, seconds_per_round: float = 0.5) -> dict
                 out = call()
             jax.block_until_ready(out)
             times.append((time.perf_counter() - started) / per_round)
-        return sorted(times)[2]
+        return statistics.median(times)
 
     def one_update() -> Any:
         learner.update(batch)
@@ -273,16 +280,13 @@ def main(argv: list[str]) -> int:
 
         configure_process(spare_core=False)  # as deepq train does for pixels
     if args.update_only:
-        import jax
-
         from deepq.errors import ConfigError, UsageError
 
         try:
             update = measure_update(args.game, args.seed)
         except (ConfigError, UsageError) as exc:
             parser.error(str(exc))
-        device = f"{jax.default_backend()}: {jax.devices()[0].device_kind}"
-        print(json.dumps({"game": args.game, "device": device, "update": update}))
+        print(json.dumps({"game": args.game, "device": jax_device(), "update": update}))
         return 0
     if args.game not in GAMES:
         parser.error(f"--game: one of {', '.join(GAMES)} (got {args.game!r})")
@@ -292,9 +296,7 @@ def main(argv: list[str]) -> int:
         )
         raw["peak_rss_mib"] = round(peak_rss_mib(), 1)
         if args.worker == "deepq":
-            import jax
-
-            raw["device"] = f"{jax.default_backend()}: {jax.devices()[0].device_kind}"
+            raw["device"] = jax_device()
             raw["update"] = measure_update(args.game, args.seed)
         Path(args.raw_out).write_text(json.dumps(raw))
         return 0
