@@ -164,6 +164,40 @@ def test_learning_sees_clipped_rewards_and_lost_lives_while_returns_count_whole_
     assert raw_return == rewards[game].sum() + 3 * 3
 
 
+def pending(c):
+    """Each env's pending n-step entries: (obs, action, reward) in order."""
+    return [[(obs.tobytes(), a, r) for obs, a, r in queue] for queue in c.n_step.pending]
+
+
+def test_a_resume_right_after_a_lost_life_rebuilds_the_pending_n_step_entries():
+    """Two envs, 3-step returns, lost lives terminal for learning: checkpointed mid-episode one
+    step after env 0 lost a life, the restored collector holds no n-step entry from before the
+    loss (their returns ended there) and goes on emitting what the uninterrupted one emits."""
+    running, _ = collector(n_step=3)
+    running.reset(seed=3)
+    actions = np.random.default_rng(0).integers(0, 4, (60, 2))
+    lives_before, t, since_loss = running.lives.copy(), 0, None
+    while since_loss != 1:  # step until env 0 lost a life one step ago
+        running.step(actions[t], t)
+        t += 1
+        if since_loss is not None:
+            since_loss += 1
+        elif running.lives[0] < lives_before[0]:
+            since_loss = 0
+    assert running.episode_length[0] > 3 and running.episode_length[1] > 0  # both mid-episode
+    assert len(running.n_step.pending[0]) == 1  # only the step after the loss is pending
+    restored, _ = collector(n_step=3)
+    restored.reset(seed=3)
+    restored.restore(running.state_meta(), running.state_arrays())
+    assert pending(restored) == pending(running)
+    np.testing.assert_array_equal(restored.lives, running.lives)
+    for step in range(t, t + 12):  # and the transitions that follow are the same
+        a, b = running.step(actions[step], step), restored.step(actions[step], step)
+        assert (a.transitions is None) == (b.transitions is None)
+        for x, y in zip(a.transitions or (), b.transitions or (), strict=True):
+            np.testing.assert_array_equal(x, y)
+
+
 def test_frame_replay_stores_what_the_plain_replay_stores():
     """The same env steps through two collectors: one stores pixel stacks, the other frame ids
     in a small FrameReplay (its frame ring wraps and old transitions drop out); every live

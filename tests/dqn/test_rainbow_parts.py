@@ -7,9 +7,10 @@ import pytest
 
 from deepq.dqn.agent import build_network, init_params
 from deepq.dqn.config import DQNConfig
+from deepq.dqn.learner import Learner
 from deepq.dqn.losses import categorical_loss, categorical_projection
 from deepq.dqn.networks import NoisyDense, host_dense
-from deepq.dqn.replay import Batch
+from deepq.dqn.replay import Batch, pack_batch
 from deepq.errors import ConfigError
 
 SUPPORT = jnp.array([-1.0, 0.0, 1.0])  # 3 atoms, Δz = 1
@@ -70,6 +71,42 @@ def test_the_c51_loss_is_the_cross_entropy_against_the_projection():
         {}, {}, b._replace(weights=jnp.array([1.0, 0.0])), logits_fn, SUPPORT, False, 0.0
     )
     np.testing.assert_allclose(weighted, expected[0] / 2, rtol=1e-5)
+
+
+# Two networks that disagree at s', 2 actions x 3 atoms: the online one prefers action 1 (means
+# -0.5 and 0.6), the target one action 0 (means 0.3 and -0.3).
+ONLINE_NEXT = jnp.array([[0.6, 0.3, 0.1], [0.1, 0.2, 0.7]])
+TARGET_NEXT = jnp.array([[0.2, 0.3, 0.5], [0.5, 0.3, 0.2]])
+ONLINE_AT_S = jnp.array([[0.2, 0.3, 0.5], [0.4, 0.4, 0.2]])
+TARGET_AT_S = jnp.full((2, 3), 1 / 3)  # never read: the loss is of the online network at s
+
+
+def two_networks(params, obs):
+    """Logits of the online network (params "online") or the target one, at s (obs 0) or s'."""
+    at_s, at_next = {"online": (ONLINE_AT_S, ONLINE_NEXT), "target": (TARGET_AT_S, TARGET_NEXT)}[
+        params["net"]
+    ]
+    return jnp.log(jnp.where(obs[:, :, None] > 0, at_next, at_s))
+
+
+@pytest.mark.parametrize(
+    ("double", "bootstrapped"),
+    # Double C51: a* = 1, the online network's choice, valued by the target network:
+    # [0.5, 0.3, 0.2]. Plain C51: a* = 0, the target network's choice: [0.2, 0.3, 0.5].
+    [(True, [0.5, 0.3, 0.2]), (False, [0.2, 0.3, 0.5])],
+)
+def test_c51_bootstraps_from_the_target_network_and_double_c51_picks_with_the_online_one(
+    double, bootstrapped
+):
+    online, target = {"net": "online"}, {"net": "target"}
+    b = batch([0], [0.5], [False])
+    _, metrics = categorical_loss(online, target, b, two_networks, SUPPORT, double, 0.0)
+    # r 0.5, γ 0.5: atoms -1, 0, 1 move to 0, 0.5, 1, so p = [p0, p1, p2] projects to
+    # [0, p0 + p1/2, p1/2 + p2]; the loss is its cross-entropy with Z(s, 0) = [0.2, 0.3, 0.5]
+    p0, p1, p2 = bootstrapped
+    projected = np.array([0.0, p0 + p1 / 2, p1 / 2 + p2])
+    expected = -(projected * np.log([0.2, 0.3, 0.5])).sum()
+    np.testing.assert_allclose(metrics["td_abs"], [expected], rtol=1e-5)
 
 
 @pytest.mark.parametrize("dueling", [False, True])
@@ -160,6 +197,50 @@ def test_a_noisy_network_acts_with_noise_on_the_host_and_evaluates_with_its_mean
     b = network.host_q_values(host, obs, np.random.default_rng(5))
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a, mean)
+
+
+def noisy_learner(acting="auto"):
+    config = DQNConfig(hidden_sizes=(8,), noisy=True, batch_size=4, learning_starts=4,
+                       munchausen=False)  # fmt: skip
+    network = build_network(config, n_actions=2)
+    return Learner(config, network, init_params(config, 3, n_actions=2), acting=acting), network
+
+
+@pytest.mark.parametrize("acting", ["host", "device"])
+def test_the_learner_acts_with_new_noise_at_every_step(acting):
+    """With ε = 0, noise is all of a Rainbow agent's exploration: each acting step draws its
+    own, on either acting path, and neither is the layers' mean."""
+    learner, network = noisy_learner(acting)
+    obs = np.ones((2, 3), np.float32)
+    rng = np.random.default_rng(0)
+    first = learner.acting_q_values(noise_rng=rng)(obs)
+    second = learner.acting_q_values(noise_rng=rng)(obs)
+    mean = np.asarray(network.apply(learner.params(), obs))
+    assert not np.allclose(first, second)
+    assert not np.allclose(first, mean) and not np.allclose(second, mean)
+
+
+def test_each_gradient_step_draws_its_own_noise():
+    """The same state and batch at gradient step 0 and at step 1 (only the step count differs)
+    learn different parameters: the update's noise is folded with the step number."""
+    learner, _ = noisy_learner()
+    start = learner.state
+    rng = np.random.default_rng(0)
+    batch = pack_batch(Batch(
+        obs=rng.standard_normal((1, 4, 3)).astype(np.float32),
+        actions=np.array([[0, 1, 0, 1]], np.int32), rewards=np.ones((1, 4), np.float32),
+        next_obs=rng.standard_normal((1, 4, 3)).astype(np.float32),
+        terminated=np.zeros((1, 4), bool), truncated=np.zeros((1, 4), bool),
+        discounts=np.full((1, 4), 0.99, np.float32),
+    ))  # fmt: skip
+    after = []
+    for grad_steps in (0, 1, 0):
+        learner.state = start.replace(grad_steps=jnp.asarray(grad_steps, jnp.int32))
+        learner.update(batch)
+        after.append(jax.device_get(learner.params()))
+    kernels = [a["params"]["q_head"]["kernel"] for a in after]
+    np.testing.assert_array_equal(kernels[0], kernels[2])  # the same step: the same noise
+    assert not np.allclose(kernels[0], kernels[1])
 
 
 def test_c51_with_munchausen_or_an_empty_support_is_refused():

@@ -137,6 +137,13 @@ def rehash_size_only(directory, name, size):
     edit_json(directory, "manifest.json", lambda m: set_path(m, ("files", name, "bytes"), size))
 
 
+def test_a_manifest_larger_than_64_kb_is_refused_before_it_is_read(agent_dir):
+    manifest = (agent_dir / "manifest.json").read_bytes()
+    (agent_dir / "manifest.json").write_bytes(manifest + b" " * (64 << 10))  # still valid JSON
+    with pytest.raises(CheckpointError, match=r"manifest.json is 6\d.\d KB, more than the 65.5 KB"):
+        load_checkpoint(agent_dir)
+
+
 def test_a_size_that_differs_from_the_manifest_is_refused(agent_dir):
     rehash_size_only(agent_dir, "meta.json", 10)
     with pytest.raises(
@@ -237,6 +244,8 @@ def test_resume_state_edits_are_refused_before_training(resumable):
         (("progress", "solved_at"), "yes", "progress.solved_at: Input should be"),
         (("config", "num_envs"), 3, "seeds for other than the 3 envs"),
         (("rng", "bit_generator"), "MT19937", "rng.bit_generator: Input should be 'PCG64'"),
+        # a NaN best is never beaten: the resumed run could keep no better agent
+        (("progress", "best_eval_mean"), float("nan"), "best_eval_mean: Input should be a finite"),
     ]
     original = (latest(resumable) / "meta.json").read_bytes()
     for path, value, message in cases:
