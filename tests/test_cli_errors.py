@@ -1,6 +1,7 @@
 """Bad input, damaged run directories and refused writes: each is one line and exit 1 or 2, never
 a traceback, and nothing already saved is lost."""
 
+import errno
 import json
 import os
 import signal
@@ -12,7 +13,7 @@ import pytest
 
 from deepq.cli import main
 from deepq.errors import UsageError
-from deepq.run.files import RunWriteError, write_json
+from deepq.run.files import RunWriteError, replacing, write_json
 from deepq.run.harness import new_run_dir
 
 
@@ -155,6 +156,32 @@ def test_a_file_size_limit_mid_run_stops_it_with_one_line_and_a_resumable_checkp
 
     _, meta = load_checkpoint(run_dir / "checkpoints" / "latest")
     assert meta["progress"]["episodes"] > 0
+
+
+@pytest.mark.parametrize("previous", [b"kept\n", None], ids=["replaced", "new"])
+def test_a_failed_write_keeps_the_previous_file_and_leaves_no_partial_one(tmp_path, previous):
+    out = tmp_path / "results.md"
+    if previous is not None:
+        out.write_bytes(previous)
+    with pytest.raises(RunWriteError, match="cannot write .*results.md: No space left"):
+        with replacing(out) as temporary:
+            temporary.write_bytes(b"half of it")
+            raise OSError(errno.ENOSPC, "No space left on device")
+    assert [p.name for p in tmp_path.iterdir()] == ([] if previous is None else ["results.md"])
+    assert previous is None or out.read_bytes() == previous
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".gif"])
+def test_a_video_that_cannot_be_written_is_one_line_and_leaves_no_file(tmp_path, suffix):
+    """ffmpeg's failure (or Pillow's) is read, not printed: one line, exit 1, no partial file."""
+    out = tmp_path / f"clip{suffix}"
+    args = ["video", "--pretrained", "lunarlander", "--max-frames", "300", "--out", str(out)]
+    done = subprocess.run([sys.executable, "-c", LIMITED_FILE_SIZE, *args], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "SDL_VIDEODRIVER": "dummy"})  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert_one_line(done.stderr)
+    assert f"cannot write {out}" in done.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 # Signals are honoured from the first instruction ----------------------------------------------

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from deepq.errors import UsageError
+from deepq.run.files import write_text_file
 from deepq.sweeps.grid import parse_seeds
 
 SOLVED_MEAN = 200.0
@@ -378,11 +379,12 @@ def write_results(
 ) -> dict[str, Any]:
     """Write results.json and results.md for the runs so far; return what was written."""
     summary = summarise(rows)
-    (out_dir / "results.json").write_text(
-        json.dumps({"settings": settings, "summary": summary, "runs": rows}, indent=1)
+    write_text_file(
+        out_dir / "results.json",
+        json.dumps({"settings": settings, "summary": summary, "runs": rows}, indent=1),
     )
     table = markdown(rows, summary, settings)
-    (out_dir / "results.md").write_text(table)
+    write_text_file(out_dir / "results.md", table)
     return {"settings": settings, "summary": summary, "runs": rows, "markdown": table}
 
 
@@ -504,7 +506,7 @@ def _worker_main(argv: list[str]) -> int:
     raw["peak_rss_mib"] = round(peak_rss_mib(), 1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "raw.json").write_text(json.dumps(raw))
+    write_text_file(out / "raw.json", json.dumps(raw))
     return 0
 
 

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from deepq.bench import peak_rss_mib
+from deepq.run.files import write_text_file
 
 GAMES = {"breakout": "ALE/Breakout-v5", "minatar-breakout": "MinAtar/Breakout-v0"}  # preset: env
 FRAMES_PER_STEP = {"breakout": 4, "minatar-breakout": 1}  # Atari skips 4 frames; MinAtar none
@@ -298,7 +299,7 @@ def main(argv: list[str]) -> int:
         if args.worker == "deepq":
             raw["device"] = jax_device()
             raw["update"] = measure_update(args.game, args.seed)
-        Path(args.raw_out).write_text(json.dumps(raw))
+        write_text_file(args.raw_out, json.dumps(raw))
         return 0
     from deepq.dqn.config import resolve_config
 
@@ -329,7 +330,7 @@ def main(argv: list[str]) -> int:
         print(system, row, flush=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+    write_text_file(out.with_suffix(".json"), json.dumps(results, indent=2) + "\n")
     print(f"wrote {out.with_suffix('.json')}")
     return 0
 

@@ -367,3 +367,12 @@ def test_outputs_are_never_written_through_a_symlink(finished_run, tmp_path, cap
     assert main(["plot", str(run_dir)]) == 1
     assert "history.png: it is a symlink" in capsys.readouterr().err
     assert victim.read_text() == "precious\n"
+    # temporary files are new files under new names: none planted beside an output is used
+    (run_dir / "history.png").unlink()
+    for planted in (".report.html.tmp", ".history.png.tmp", ".summary.json.tmp"):
+        (run_dir / planted).symlink_to(victim)
+    assert main(["report", str(run_dir)]) == 0, capsys.readouterr().err
+    assert victim.read_text() == "precious\n"
+    assert (run_dir / "report.html").stat().st_size > 10_000
+    planted_only = [".history.png.tmp", ".report.html.tmp", ".summary.json.tmp"]
+    assert sorted(p.name for p in run_dir.glob(".*")) == planted_only  # no temporary left

@@ -26,8 +26,8 @@ from deepq.run.files import (
     UnreadableFile,
     parse_json,
     read_text_file,
+    replacing,
     require_suffix,
-    writing,
 )
 
 # The Hands-On ML chapter's 3-state MDP: in s0, a0 mostly stays with +10; s1's a2 goes "through the fire" (-50)
@@ -390,9 +390,8 @@ def plot_convergence(
     axes[1].legend(loc="lower right")
     out = Path(out)
     require_suffix(out, IMAGE_SUFFIXES)
-    with writing(out):
-        out.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(out)
+    with replacing(out) as temporary:
+        figure.savefig(temporary, format=out.suffix.lstrip(".").lower())
     return out
 
 

@@ -11,6 +11,7 @@ each env acting with its own candidate's weights.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ import numpy as np
 
 from deepq.classic.policies import EpisodeStats, episode_returns, linear_policy
 from deepq.errors import UsageError
-from deepq.run.files import writing
+from deepq.run.files import replacing, write_text_file, writing
 
 Method = Literal["grid", "random", "ga-asexual", "ga-sexual", "cem"]
 METHODS = ("grid", "random", "ga-asexual", "ga-sexual", "cem")
@@ -175,10 +176,11 @@ def _write_search_outputs(result: SearchResult, out_dir: Path) -> dict[str, Path
 
     paths = {"csv": out_dir / "history.csv", "png": out_dir / "history.png",
              "json": out_dir / "result.json"}  # fmt: skip
-    with open(paths["csv"], "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["generation", "best", "mean", "best_so_far"])
-        writer.writeheader()
-        writer.writerows(result.history)
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=["generation", "best", "mean", "best_so_far"])
+    writer.writeheader()
+    writer.writerows(result.history)
+    write_text_file(paths["csv"], table.getvalue())
     figure = Figure(figsize=(8, 5), dpi=100, facecolor="white")
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
@@ -197,6 +199,7 @@ def _write_search_outputs(result: SearchResult, out_dir: Path) -> dict[str, Path
     axes.set_title(f"linear CartPole policy search: {result.method}")
     axes.grid(alpha=0.3)
     axes.legend(loc="lower right")
-    figure.savefig(paths["png"])
-    paths["json"].write_text(json.dumps(asdict(result), indent=2) + "\n")
+    with replacing(paths["png"]) as temporary:
+        figure.savefig(temporary, format="png")
+    write_text_file(paths["json"], json.dumps(asdict(result), indent=2) + "\n")
     return paths

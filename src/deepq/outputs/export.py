@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from deepq.errors import UsageError
-from deepq.run.files import writing
+from deepq.run.files import write_text_file
 from deepq.run.logs import read_progress
 
 # format name -> field separator; both write the post's four columns
@@ -45,6 +45,5 @@ def export_episode_log(run_dir: str | Path, out: str | Path | None, fmt: str) ->
         sys.stdout.write(text)
         return None
     out = Path(out)
-    with writing(out):
-        out.write_text(text)
+    write_text_file(out, text)
     return out

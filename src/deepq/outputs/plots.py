@@ -15,7 +15,13 @@ from typing import Any
 import numpy as np
 
 from deepq.errors import UsageError
-from deepq.run.files import IMAGE_SUFFIXES, UnreadableFile, read_json_file, require_suffix, writing
+from deepq.run.files import (
+    IMAGE_SUFFIXES,
+    UnreadableFile,
+    read_json_file,
+    replacing,
+    require_suffix,
+)
 from deepq.run.logs import read_progress
 
 FIGSIZE = (10, 7)  # inches
@@ -135,9 +141,14 @@ def plot_history(
     axes.set_ylabel("return")
     axes.grid(alpha=0.3)
     axes.legend(loc="lower right")
-    with writing(out):
-        out.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(out)
+    return save_figure(figure, out)
+
+
+def save_figure(figure: Any, out: Path) -> Path:
+    """Save a matplotlib figure to ``out`` atomically (:func:`~deepq.run.files.replacing`), in
+    the format its suffix names."""
+    with replacing(out) as temporary:
+        figure.savefig(temporary, format=out.suffix.lstrip(".").lower())
     return out
 
 
@@ -246,7 +257,4 @@ def plot_eval_curves(curves: dict[str, list[list[list[float]]]], out: str | Path
     axes.set_ylabel("greedy evaluation mean return")
     axes.grid(alpha=0.3)
     axes.legend(loc="lower right", fontsize="small")
-    with writing(out):
-        out.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(out)
-    return out
+    return save_figure(figure, out)

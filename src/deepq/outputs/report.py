@@ -23,7 +23,7 @@ from typing import Any
 
 from deepq.errors import DeepQError, UsageError
 from deepq.run.evaluation import acting, agent_eval_epsilon
-from deepq.run.files import UnreadableFile, read_json_file, require_suffix, writing
+from deepq.run.files import UnreadableFile, read_json_file, require_suffix, write_text_file
 
 VERSIONED_PACKAGES = ("deepq", "jax", "jaxlib", "flax", "optax", "gymnasium", "numpy")
 
@@ -55,11 +55,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, video_seed:
     plot_png = plot_history([run_dir]).read_bytes()
     video_mp4, video_note = _episode_video(run_dir, video_seed)
     page = render_page(run_dir.name, config, summary, plot_png, video_mp4, video_note)
-    with writing(out):
-        out.parent.mkdir(parents=True, exist_ok=True)
-        temporary = out.with_name(f".{out.name}.tmp")
-        temporary.write_text(page, encoding="utf-8")
-        os.replace(temporary, out)
+    write_text_file(out, page)
     return out
 
 

@@ -5,14 +5,18 @@ or an explicit ``epsilon``; episode k's random actions are those its evaluation 
 
 Frames come from the env's ``rgb_array`` renderer; the episode number and its running return are
 drawn onto each frame with Pillow. MP4 is encoded by the ffmpeg binary that the imageio-ffmpeg
-wheel ships, GIF by Pillow.
+wheel ships, GIF by Pillow; both write a temporary file that replaces the output only when
+complete (:func:`~deepq.run.files.replacing`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import subprocess
 import sys
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +27,7 @@ import numpy as np
 from deepq.errors import UsageError
 from deepq.run.envs import displayable_frame
 from deepq.run.evaluation import agent_eval_epsilon, epsilon_greedy, exploration
-from deepq.run.files import require_suffix, writing
+from deepq.run.files import replacing, require_suffix
 
 VIDEO_SUFFIXES = (".mp4", ".gif")
 VIDEO_FPS = 30
@@ -80,30 +84,69 @@ def annotate(frame: np.ndarray, episode: int, episode_return: float) -> np.ndarr
 def write_video(frames: list[np.ndarray], out: Path, fps: int) -> Path:
     """Encode ``frames`` to ``out`` (.mp4 with H.264, or .gif)."""
     require_suffix(out, VIDEO_SUFFIXES)
-    with writing(out):
-        _encode(frames, out, fps)
+    with replacing(out) as temporary:
+        _encode(frames, temporary, fps)
     return out
 
 
 def _encode(frames: list[np.ndarray], out: Path, fps: int) -> None:
-    import imageio.v2 as imageio
-
-    out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".gif":
-        imageio.mimsave(out, frames, duration=1000 / fps, loop=0)
+        _encode_gif(frames, out, fps)
     else:
-        # macro_block_size=1: keep the env's frame size (x264 needs only even sides, which
-        # Gymnasium's renderers give) instead of resizing to multiples of 16. JAX warns on any
-        # fork; starting ffmpeg forks and at once execs, which is safe.
-        with warnings.catch_warnings():
-            warnings.filterwarnings(
-                "ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning
-            )
-            with imageio.get_writer(
-                out, fps=fps, codec="libx264", macro_block_size=1, quality=7
-            ) as writer:
-                for frame in frames:
-                    writer.append_data(frame)
+        _encode_mp4(frames, out, fps)
+
+
+def _encode_gif(frames: list[np.ndarray], out: Path, fps: int) -> None:
+    """A looping GIF by Pillow (its adaptive palette per frame). Pillow directly, not through
+    imageio: imageio's writer saves when it is garbage-collected, so a failed write (a full disk)
+    surfaced again there as an "Exception ignored" traceback after deepq's one-line error."""
+    from PIL import Image
+
+    images = [Image.fromarray(np.asarray(frame, dtype=np.uint8)) for frame in frames]
+    images[0].save(out, format="GIF", save_all=True, append_images=images[1:],
+                   duration=1000 / fps, loop=0)  # fmt: skip
+
+
+# H.264 at constant quality 15 (imageio's quality 7 of 10, what deepq wrote before), in the
+# yuv420p pixels every player decodes.
+FFMPEG_OUTPUT = ("-an", "-vcodec", "libx264", "-pix_fmt", "yuv420p", "-crf", "15")
+
+
+def _encode_mp4(frames: list[np.ndarray], out: Path, fps: int) -> None:
+    """H.264 by the ffmpeg binary that the imageio-ffmpeg wheel ships, fed raw RGB frames at
+    the env's own size (x264 needs even sides, which Gymnasium's renderers give).
+
+    Called here rather than through imageio's writer, which lets ffmpeg print to the terminal
+    and never reads its exit status: a full disk gave a truncated video and "wrote clip.mp4".
+    Here ffmpeg's messages are kept, and a failure is one OSError with its last line."""
+    import imageio_ffmpeg
+
+    height, width = frames[0].shape[:2]
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "rawvideo",
+               "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(fps), "-i", "-",
+               *FFMPEG_OUTPUT, str(out)]  # fmt: skip
+    with tempfile.TemporaryFile() as messages, warnings.catch_warnings():
+        # JAX warns on any fork; starting ffmpeg forks and at once execs, which is safe
+        warnings.filterwarnings(
+            "ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning
+        )
+        process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                   stderr=messages)  # fmt: skip
+        try:
+            for frame in frames:
+                process.stdin.write(np.ascontiguousarray(frame, dtype=np.uint8).tobytes())
+            process.stdin.close()
+        except BrokenPipeError:  # ffmpeg stopped early: its exit status and message say why
+            pass
+        finally:
+            returncode = process.wait()
+        if returncode != 0:
+            messages.seek(0)
+            lines = messages.read().decode(errors="replace").strip().splitlines()
+            why = lines[-1] if lines else f"exit status {returncode}"
+            if returncode < 0:  # killed: e.g. SIGXFSZ, "File size limit exceeded"
+                why = signal.strsignal(-returncode) or f"signal {-returncode}"
+            raise OSError(f"ffmpeg failed ({why})")
 
 
 def record_video(

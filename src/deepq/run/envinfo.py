@@ -29,7 +29,7 @@ from deepq.run.envs import (
     register_deepq_envs,
     space_names,
 )
-from deepq.run.files import require_suffix, writing
+from deepq.run.files import replacing, require_suffix
 
 # Spaces of at most this many values are listed one value per line.
 MAX_LISTED = 32
@@ -185,8 +185,8 @@ def save_frame(env_id: str, out: str | Path, seed: int = 0) -> tuple[Path, tuple
     if stacked_frames(env_id) > 1:
         image = side_by_side(image, np.asarray(obs)[..., -1])
     out = Path(out)
-    with writing(out):
-        Image.fromarray(np.ascontiguousarray(image)).save(out, format="PNG")
+    with replacing(out) as temporary:
+        Image.fromarray(np.ascontiguousarray(image)).save(temporary, format="PNG")
     return out, image.shape
 
 

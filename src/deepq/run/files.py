@@ -6,14 +6,19 @@ symlink, never a FIFO or device; its size is checked against a bound *before* an
 and it is read in bounded chunks, so ``/dev/zero``, a 200 GB sparse file or a FIFO is one clear
 error instead of exhausted memory or a hang. JSON nested too deep to parse is an error too.
 
-Writing (:func:`writing`, :func:`write_json`): any OSError (a full disk, a read-only file system,
-a name too long, a path through a file) becomes one :class:`RunWriteError` naming the file.
+Writing (:func:`writing`, :func:`replacing`, :func:`write_json`, :func:`write_text_file`): any
+OSError (a full disk, a read-only file system, a name too long, a path through a file) becomes
+one :class:`RunWriteError` naming the file. A file is never written through a symlink, and never
+in place: its bytes go to a temporary file created exclusively beside it (a new name, so nothing
+planted there can redirect the write) and renamed over it only once complete, so a failure
+leaves the previous file, or none, never a half-written or empty one.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -78,20 +83,59 @@ def require_suffix(path: str | Path, suffixes: tuple[str, ...], flag: str = "--o
         raise UsageError(f"{flag} {path} must end in {names}")
 
 
+@contextmanager
+def replacing(path: str | Path) -> Iterator[Path]:
+    """Write ``path`` atomically: the block writes the temporary file it is given (a new file
+    beside ``path``, created with O_EXCL under a random name, with ``path``'s suffix so that
+    writers that pick a format by it still do), which then replaces ``path`` in one rename. On
+    any failure the temporary file is removed and ``path`` is as it was. Errors are
+    :func:`writing`'s: one RunWriteError naming ``path``; a symlink at ``path`` is refused."""
+    path = Path(path)
+    with writing(path):
+        if not path.parent.exists():  # (a file there: the open below says "Not a directory")
+            path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = _new_file_beside(path)
+        try:
+            yield temporary
+            os.replace(temporary, path)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+
+
+def _new_file_beside(path: Path) -> Path:
+    """An empty file created exclusively next to ``path``, under a name nobody could plant (not
+    tempfile.mkstemp: its files are private, 0600, where an output should get the user's umask,
+    as any file a program writes)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    flags |= getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        temporary = path.with_name(f".{path.name[:100]}.{secrets.token_hex(6)}.tmp{path.suffix}")
+        try:
+            os.close(os.open(temporary, flags, 0o666))
+            return temporary
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {path}")
+
+
+def write_bytes_file(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through :func:`replacing` (atomic, never through a link)."""
+    with replacing(path) as temporary:
+        temporary.write_bytes(data)
+
+
+def write_text_file(path: str | Path, text: str) -> None:
+    """Write UTF-8 ``text`` to ``path`` through :func:`replacing`."""
+    write_bytes_file(path, text.encode("utf-8"))
+
+
 def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (temp file + rename), so a reader never sees half a file.
+    """Write JSON atomically (:func:`replacing`), so a reader never sees half a file.
 
     Non-finite floats are refused (``NaN`` is not JSON): callers pass finite numbers or None.
     """
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    text = json.dumps(data, indent=2, allow_nan=False) + "\n"
-    with writing(path):
-        try:
-            tmp.write_text(text)
-            os.replace(tmp, path)
-        except OSError:
-            tmp.unlink(missing_ok=True)
-            raise
+    write_text_file(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
 def memory_bytes() -> int:
