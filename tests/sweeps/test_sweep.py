@@ -4,13 +4,18 @@ trials and ``--resume`` runs only the missing ones, and bad input exits 2 before
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
+
+from deepq.dqn.config import DQNConfig
+from deepq.errors import UsageError
 
 TESTS = Path(__file__).resolve().parents[1]  # conftest.py registers the tiny test envs
 SHORT = ["--set", "total_steps=1000", "--set", "learning_starts=200", "--set", "eval_every=500",
@@ -151,7 +156,7 @@ def test_the_python_api_returns_the_results_table(tmp_path):
 
 
 def test_a_plan_names_every_trial_once_and_tells_alike_labels_apart():
-    from deepq.errors import UsageError
+    from deepq.run.files import UnreadableFile
     from deepq.sweeps.sweep import SweepConfig, SweepPlan
 
     alike = [
@@ -169,8 +174,156 @@ def test_a_plan_names_every_trial_once_and_tells_alike_labels_apart():
     ]  # fmt: skip
     data = plan.to_dict()
     data["trials"][1]["name"] = data["trials"][0]["name"]
-    with pytest.raises(UsageError, match="a trial name appears twice"):
-        SweepPlan.from_dict(data, "sweep.json")
+    path = Path(tempfile.mkdtemp()) / "sweep.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(UnreadableFile, match="a trial name appears twice"):
+        SweepPlan.read(path)
     data["trials"][1]["name"] = "../../escape"
-    with pytest.raises(UsageError, match="is not a deepq sweep plan"):
-        SweepPlan.from_dict(data, "sweep.json")
+    path.write_text(json.dumps(data))
+    with pytest.raises(UnreadableFile, match="trials.1.name: String should match pattern"):
+        SweepPlan.read(path)
+
+
+# A sweep directory from someone else ---------------------------------------------------------
+
+
+def planted_sweep(root):
+    """A stopped sweep as deepq writes it (one trial finished, one not), made by hand."""
+    from deepq.run.files import write_json
+    from deepq.sweeps.sweep import SweepConfig, SweepPlan
+
+    values = {k: v for k, v in DQNConfig(env_id="CartPole-v1").to_dict().items() if k != "seed"}
+    plan = SweepPlan("dqn", [SweepConfig("base", values)], [0, 1])
+    sweep = root / "sw"
+    for folder in ("records", "trials/c00-base-seed0", ".staging"):
+        (sweep / folder).mkdir(parents=True)
+    write_json(sweep / "sweep.json", plan.to_dict())
+    write_json(sweep / "records" / "c00-base-seed0.json", dict(RECORD))
+    return sweep
+
+
+RECORD = {"name": "c00-base-seed0", "config": 0, "seed": 0, "node": "here", "wall_s": 1.5,
+          "status": "ok", "scores": {"solved": False, "steps_to_solve": None,
+          "time_to_solve_s": None, "best_mean": 20.0, "final_mean": 20.0, "env_steps": 1000,
+          "train_wall_s": 1.0, "curve": [[500, 10.0], [1000, 20.0]]}}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "link",
+    [".staging", "trials", "trials/c00-base-seed0", "results.md", "records/c00-base-seed1.json",
+     "trials/c00-base-seed0/progress.csv", "sweep.json"],
+)  # fmt: skip
+def test_resume_refuses_a_sweep_directory_with_a_symlink_anywhere(tmp_path, capsys, link):
+    """A link would let the resumed sweep remove (.staging, trials: a trial's name under them)
+    or overwrite (results.md: ~/.ssh/authorized_keys) anything of yours."""
+    from deepq.cli import main
+
+    sweep = planted_sweep(tmp_path)
+    victim = tmp_path / "victim"
+    (victim / "c00-base-seed1").mkdir(parents=True)
+    (victim / "c00-base-seed1" / "precious").write_text("keep me\n")
+    place = sweep / link
+    if place.is_dir():
+        shutil.rmtree(place)
+    place.unlink(missing_ok=True)
+    place.symlink_to(victim if link in (".staging", "trials", "trials/c00-base-seed0") else
+                     victim / "c00-base-seed1" / "precious")  # fmt: skip
+    assert main(["sweep", "--resume", str(sweep)]) == 1
+    out, err = capsys.readouterr()
+    assert f"{place} is a symlink" in err and len(err.splitlines()) == 1, err
+    assert sorted(p.name for p in victim.rglob("*")) == ["c00-base-seed1", "precious"]
+    assert (victim / "c00-base-seed1" / "precious").read_text() == "keep me\n"
+    assert out == ""  # no trial ran
+
+
+@pytest.mark.parametrize(
+    ("member", "edit", "message"),
+    [
+        ("sweep.json", {"algo": "evil"}, "algo: Input should be"),
+        ("sweep.json", {"algo": ["dqn"]}, "algo: Input should be"),
+        ("sweep.json", {"configs": [{"label": "x" * 5_000_000, "values": {}}]}, "configs.0.label"),
+        ("sweep.json", {"configs": [{"label": "a\nb", "values": {}}]}, "not printable"),
+        ("sweep.json", {"seeds": [0, 2**40]}, "seeds.1: Input should be less than or equal"),
+        ("sweep.json", {"trials": [{"name": "../../x", "config": 0, "seed": 0}]}, "trials.0.name"),
+        ("sweep.json", {"version": 2}, "version: Input should be 1"),
+        ("record", {"scores": None}, "a finished trial has scores"),
+        ("record", {"status": {"ok": 1}}, "status: Input should be"),
+        ("record", {"scores": dict(RECORD["scores"], best_mean=float("nan"))}, "finite number"),
+        ("record", {"scores": dict(RECORD["scores"], curve="garbage")}, "scores.curve"),
+        ("record", {"seed": 1}, "is the record of another trial"),
+        ("record", {"wall_s": -1}, "wall_s: Input should be greater than or equal to 0"),
+    ],
+)  # fmt: skip
+def test_a_tampered_sweep_file_is_one_line_and_exit_1(tmp_path, capsys, member, edit, message):
+    from deepq.cli import main
+
+    sweep = planted_sweep(tmp_path)
+    path = sweep / ("sweep.json" if member == "sweep.json" else "records/c00-base-seed0.json")
+    path.write_text(json.dumps({**json.loads(path.read_text()), **edit}))
+    assert main(["sweep", "--resume", str(sweep)]) == 1
+    err = capsys.readouterr().err
+    assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert not (sweep / "trials" / "c00-base-seed1").exists()
+
+
+def test_labels_are_escaped_in_results_and_drawn_as_written(tmp_path):
+    from deepq.sweeps.sweep import SweepConfig, SweepPlan, SweepResults
+
+    label = r"lr=$\frac$ | <b>[x](y)</b> _z"
+    plan = SweepPlan("dqn", [SweepConfig(label, {})], [0])
+    record = dict(RECORD, name=plan.trials[0]["name"])
+    SweepResults(plan, {record["name"]: record}).write(tmp_path)
+    table = (tmp_path / "results.md").read_text()
+    assert r"| lr=\$\\frac\$ \| \<b\>\[x\](y)\</b\> _z |" in table
+    assert (tmp_path / "sweep.png").stat().st_size > 10_000  # mathtext would have raised
+    for bad in ("", "x" * 201, "tab\there"):
+        with pytest.raises(UsageError, match="label"):
+            SweepPlan("dqn", [SweepConfig(bad, {})], [0])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--seeds", "0-9999999"], "names 10,000,000 seeds; a sweep takes at most 10,000"),
+        (["--seeds", "4294967296"], "must name seeds in [0, 2147483647]"),
+        (["--random", "gamma=0.9:0.99", "--samples", "1000000000"], "a sweep takes at most"),
+        (["--random", "learning_rate=1e-4:1e400", "--samples", "2"], "must be finite numbers"),
+        (["--seeds", "0-999", "--grid", "gamma=0.9,0.91,0.92,0.93,0.94,0.95,0.96,0.97,0.98,0.99",
+          "--grid", "batch_size=16,32,64,128,256,512,1024,2048,4096,8192", "--grid",
+          "learning_starts=10000,10001,10002"], "300 configs x 1,000 seeds = 300,000 trials"),
+        (["--address", "127.0.0.1:99999"], "must be HOST:PORT"),
+        (["--address", ""], "must be HOST:PORT"),
+        (["--address", "127.0.0.1:abc"], "must be HOST:PORT"),
+        (["--address", "ray://127.0.0.1:10001"], "Ray Client addresses (ray://) are not supported"),
+    ],
+)  # fmt: skip
+def test_oversized_plans_and_bad_addresses_exit_2_in_one_line(tmp_path, capsys, args, message):
+    from deepq.cli import main
+
+    assert main(["sweep", "--env", "CartPole-v1", *args, "--out", str(tmp_path / "sw")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "sw").exists()
+
+
+def test_an_address_where_no_ray_cluster_answers_is_one_line_and_makes_nothing(tmp_path, capsys):
+    import socket
+
+    from deepq.cli import main
+    from deepq.sweeps.ray_executor import ClusterUnreachable, check_cluster
+
+    pytest.importorskip("ray")
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # bound, never listening: the connection is refused
+        args = ["sweep", "--env", "CartPole-v1", "--address", f"127.0.0.1:{port}"]
+        assert main([*args, "--out", str(tmp_path / "sw")]) == 1
+    err = capsys.readouterr().err
+    assert f"no Ray cluster at 127.0.0.1:{port}: Connection refused" in err, err
+    assert not (tmp_path / "sw").exists()
+    with socket.socket() as silent:  # listens, and never speaks Ray's protocol
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        address = f"127.0.0.1:{silent.getsockname()[1]}"
+        with pytest.raises(ClusterUnreachable, match="no Ray cluster connected there within 3 s"):
+            check_cluster(address, cpus_per_trial=1, timeout_s=3)

@@ -56,6 +56,27 @@ def refuse_symlinks(directory: Path, *subdirectories: str) -> None:
                     raise UnreadableFile(f"{entry} is a symlink; deepq resumes only real files")
 
 
+def refuse_symlinks_within(directory: Path) -> None:
+    """A directory deepq will write into and remove things from (a sweep to resume) holds no
+    symlink at any depth, itself included: any one could point a write or a removal anywhere.
+    Walked without following links; one UnreadableFile names the first link found."""
+    if directory.is_symlink():
+        raise UnreadableFile(f"{directory} is a symlink; deepq resumes only real directories")
+    folders = [directory]
+    while folders:
+        try:
+            with os.scandir(folders.pop()) as entries:
+                for entry in entries:
+                    if entry.is_symlink():
+                        raise UnreadableFile(
+                            f"{entry.path} is a symlink; deepq resumes only directories without one"
+                        )
+                    if entry.is_dir(follow_symlinks=False):
+                        folders.append(Path(entry.path))
+        except OSError as exc:
+            raise UnreadableFile(f"{directory} cannot be read ({describe_os_error(exc)})") from None
+
+
 def describe_os_error(exc: OSError) -> str:
     return exc.strerror or str(exc) or type(exc).__name__
 

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, model_validator
 
-from deepq.errors import CheckpointError
+from deepq.errors import CheckpointError, DeepQError
 from deepq.run.config import MAX_SEED
 
 SCHEMA_VERSION = 1
@@ -36,23 +36,25 @@ Scalar = bool | int | float | str | None
 Text = Annotated[str, Field(max_length=1000)]
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
+    """Exact types, no unknown keys, finite floats: what every file deepq reads is checked by."""
+
     model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, frozen=True)
 
 
-class FileEntry(_Strict):
+class FileEntry(StrictModel):
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
     bytes: Count
 
 
-class Manifest(_Strict):
+class Manifest(StrictModel):
     """``manifest.json``: exactly the two files of a checkpoint, each with its hash and size."""
 
     schema_version: int
     files: dict[Literal["arrays.safetensors", "meta.json"], FileEntry]
 
 
-class CheckpointMeta(_Strict):
+class CheckpointMeta(StrictModel):
     """What every ``meta.json`` holds; ``config`` is checked by the kind's config class."""
 
     schema_version: Literal[1]
@@ -86,13 +88,13 @@ class NetworkAgentMeta(CheckpointMeta):
         return self
 
 
-class SolvedAt(_Strict):
+class SolvedAt(StrictModel):
     episode: Annotated[int, Field(ge=1, le=MAX_COUNT)]
     env_steps: Count
     wall_s: Annotated[float, Field(ge=0)]
 
 
-class ProgressState(_Strict):
+class ProgressState(StrictModel):
     """:class:`deepq.run.harness.RunProgress` as a checkpoint keeps it."""
 
     env_steps: Count
@@ -108,12 +110,12 @@ class ProgressState(_Strict):
     train_seconds: Annotated[float, Field(ge=0)]
 
 
-class PCG64Words(_Strict):
+class PCG64Words(StrictModel):
     state: Annotated[int, Field(ge=0, lt=1 << 128)]
     inc: Annotated[int, Field(ge=0, lt=1 << 128)]
 
 
-class RNGState(_Strict):
+class RNGState(StrictModel):
     """numpy's ``default_rng`` (PCG64) ``bit_generator.state``."""
 
     bit_generator: Literal["PCG64"]
@@ -122,7 +124,7 @@ class RNGState(_Strict):
     uinteger: Annotated[int, Field(ge=0, lt=1 << 32)]
 
 
-class EnvSeeds(_Strict):
+class EnvSeeds(StrictModel):
     """Each env's base seed and how many episodes it has started (its current one included)."""
 
     base_seeds: Annotated[list[Annotated[int, Field(ge=0, le=MAX_SEED + MAX_LIST)]],
@@ -145,14 +147,20 @@ Model = TypeVar("Model", bound=BaseModel)
 
 def validated(model: type[Model], data: Any, source: str) -> Model:
     """``data`` checked against ``model``; the first violation is one CheckpointError line."""
+    return validated_or(CheckpointError, model, data, source)
+
+
+def validated_or(error: type[DeepQError], model: type[Model], data: Any, source: str) -> Model:
+    """``data`` checked against ``model``; the first violation is one ``error`` line naming
+    the field: ``sweep.json: configs.0.label: ...``."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        error = exc.errors(include_url=False, include_input=False)[0]
-        where = ".".join(_printable(part) for part in error["loc"]) or "the top level"
-        raise CheckpointError(f"{source}: {where}: {error['msg']}") from None
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(_printable(part) for part in first["loc"]) or "the top level"
+        raise error(f"{source}: {where}: {first['msg']}") from None
     except RecursionError:
-        raise CheckpointError(f"{source}: nested too deeply") from None
+        raise error(f"{source}: nested too deeply") from None
 
 
 def _printable(part: Any) -> str:

@@ -149,8 +149,10 @@ def run_from_args(args: argparse.Namespace) -> int:
         print(f"deepq sweep: interrupted with {finished} of {len(plan.trials)} trials finished; "
               f"continue with: deepq sweep --resume {sweep_dir}", file=sys.stderr)  # fmt: skip
         return exit_code(getattr(exc, "signum", signal.SIGINT))
+    from deepq.sweeps.sweep import results_markdown
+
     print()
-    print((sweep_dir / "results.md").read_text(), end="")
+    print(results_markdown(results), end="")
     written = ["results.json", "results.md"] + (
         ["sweep.png"] if (sweep_dir / "sweep.png").exists() else []
     )

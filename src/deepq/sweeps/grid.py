@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from deepq.errors import ConfigError, UsageError
-from deepq.run.config import field_types, parse_value
+from deepq.run.config import MAX_SEED, field_types, parse_value
+from deepq.sweeps.files import MAX_CONFIGS, MAX_SEEDS
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,8 @@ def parse_random(specs: list[str], config_class: type) -> list[RandomAxis]:
         if match is None:
             raise ConfigError(f"--random {spec!r} must look like key=low:high or key=low:high:log")
         low, high, scale = float(match[1]), float(match[2]), match[3]
+        if not (math.isfinite(low) and math.isfinite(high)):
+            raise ConfigError(f"--random {spec!r}: low and high must be finite numbers")
         tp = types_[key]
         args = set(typing.get_args(tp)) if typing.get_origin(tp) is not None else {tp}
         numeric = args & {int, float}
@@ -127,6 +130,10 @@ def sweep_points(
         raise ConfigError("--random needs --samples N (how many configs to draw)")
     if samples and not random_axes:
         raise ConfigError("--samples draws --random keys; name at least one")
+    points = math.prod(len(values) for _, values in grid) * (samples or 1)
+    if points > MAX_CONFIGS:
+        raise UsageError(f"the --grid and --samples make {points:,} configs; a sweep takes at "
+                         f"most {MAX_CONFIGS:,}")  # fmt: skip
     keys = [key for key, _ in grid]
     grid_points = [dict(zip(keys, values, strict=True)) for values in
                    itertools.product(*(values for _, values in grid))]  # fmt: skip
@@ -138,8 +145,9 @@ def sweep_points(
 
 
 def parse_seeds(text: str) -> list[int]:
-    """``"0-9"``, ``"3,7,11"`` or a mix such as ``"0-2,5"``."""
-    seeds: list[int] = []
+    """``"0-9"``, ``"3,7,11"`` or a mix such as ``"0-2,5"``: at most MAX_SEEDS seeds, each in
+    [0, MAX_SEED], counted before any list is made (``0-9999999`` is one line, not 4 GB)."""
+    ranges: list[range] = []
     try:
         for part in text.split(","):
             part = part.strip()
@@ -147,16 +155,21 @@ def parse_seeds(text: str) -> list[int]:
                 low, high = (int(x) for x in part.split("-", 1))
                 if high < low:
                     raise ValueError
-                seeds.extend(range(low, high + 1))
+                ranges.append(range(low, high + 1))
             elif part:
-                seeds.append(int(part))
+                ranges.append(range(int(part), int(part) + 1))
     except ValueError:
         raise UsageError(
-            f"--seeds {text!r} must be a list or range of seeds such as 0-9 or 3,7,11"
+            f"--seeds {text[:80]!r} must be a list or range of seeds such as 0-9 or 3,7,11"
         ) from None
-    if not seeds or min(seeds) < 0:
-        raise UsageError(f"--seeds {text!r} must name at least one seed >= 0")
-    return list(dict.fromkeys(seeds))
+    if not ranges or min(r.start for r in ranges) < 0 or max(r.stop for r in ranges) > MAX_SEED + 1:
+        raise UsageError(f"--seeds {text[:80]!r} must name seeds in [0, {MAX_SEED}]")
+    if sum(len(r) for r in ranges) > MAX_SEEDS:
+        raise UsageError(
+            f"--seeds {text[:80]!r} names {sum(len(r) for r in ranges):,} seeds; a sweep takes "
+            f"at most {MAX_SEEDS:,}"
+        )
+    return list(dict.fromkeys(seed for r in ranges for seed in r))
 
 
 def point_label(overrides: dict[str, Any]) -> str:

@@ -22,17 +22,92 @@ from __future__ import annotations
 import io
 import os
 import platform
+import re
 import shutil
+import socket
+import subprocess
+import sys
 import tarfile
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from deepq.errors import UsageError
+from deepq.errors import DeepQError, UsageError
+from deepq.run.files import describe_os_error
 from deepq.sweeps.executors import TrialOutcome, TrialTask, run_trial_here
 
 SCRATCH_PREFIX = "deepq-trial-"
+
+
+class ClusterUnreachable(DeepQError):
+    """No Ray cluster answered at the address given (exit 1: nothing was started)."""
+
+
+# HOST:PORT of the head node (a name or IPv4 address, or an IPv6 address in brackets).
+RAY_ADDRESS = re.compile(r"^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9][A-Za-z0-9.-]{0,252})):(\d{1,5})$")
+CONNECT_TIMEOUT_S = 30.0  # Ray itself waits ~2 minutes on an address where no cluster answers
+
+
+def check_address(address: str) -> tuple[str, int] | None:
+    """The (host, port) of a Ray head's ``--address``, or None for ``auto`` (a cluster started on
+    this machine with ``ray start``). Anything else is one UsageError."""
+    if address == "auto":
+        return None
+    if address.startswith("ray://"):
+        raise UsageError(
+            f"--address {address}: Ray Client addresses (ray://) are not supported; give the "
+            "head node's HOST:PORT (its GCS port, 6379 by default) from a machine of the cluster"
+        )
+    match = RAY_ADDRESS.match(address)
+    if match is None or not 1 <= int(match[3]) <= 65535:
+        raise UsageError(
+            f"--address {address[:80]!r} must be HOST:PORT of a Ray cluster's head (e.g. "
+            "10.0.0.5:6379, port in [1, 65535]) or auto"
+        )
+    return match[1] or match[2], int(match[3])
+
+
+# Run in a child process, so that a connection that never completes can be abandoned: Ray's
+# own connect waits ~2 minutes, then exits the process that called it.
+_PROBE = """
+import sys, ray
+ray.init(address=sys.argv[1], logging_level="ERROR", log_to_driver=False, configure_logging=False)
+print(ray.cluster_resources().get("CPU", 0))
+"""
+
+
+def check_cluster(address: str, cpus_per_trial: int, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """Before anything is created for a sweep: the address is well formed, something listens
+    there, a Ray cluster connects within ``timeout_s``, and it has ``cpus_per_trial`` CPUs."""
+    endpoint = check_address(address)
+    if endpoint is not None:
+        try:
+            socket.create_connection(endpoint, timeout=min(timeout_s, 10.0)).close()
+        except OSError as exc:
+            raise ClusterUnreachable(
+                f"no Ray cluster at {address}: {describe_os_error(exc)}"
+            ) from None
+    probe = subprocess.Popen([sys.executable, "-c", _PROBE, address], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)  # fmt: skip
+    try:
+        out, err = probe.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise ClusterUnreachable(
+            f"{address} answers, but no Ray cluster connected there within {timeout_s:g} s"
+        ) from None
+    finally:
+        if probe.poll() is None:
+            probe.kill()
+            probe.wait()
+    if probe.returncode != 0:
+        lines = [line for line in err.splitlines() if line.strip()]
+        why = lines[-1].strip() if lines else f"exit status {probe.returncode}"
+        raise ClusterUnreachable(f"cannot connect to the Ray cluster at {address}: {why[:300]}")
+    cpus = float(out.strip().splitlines()[-1])
+    if cpus < cpus_per_trial:
+        raise UsageError(f"--cpus-per-trial {cpus_per_trial}: the Ray cluster has {cpus:g} CPUs")
 
 
 def _trial_on_a_node(task: TrialTask) -> tuple[int, str | None, str, float, bytes]:
@@ -100,9 +175,17 @@ class RayExecutor:
             raise UsageError(
                 "running on Ray needs the ray extra: pip install 'deepq[ray]'"
             ) from None
+        if address is not None:
+            check_address(address)
         self.address, self.cpus = address, cpus_per_trial
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
         self.description = f"{where}, {cpus_per_trial} CPUs per trial"
+
+    def check(self) -> None:
+        """The cluster at the address answers and is large enough (:func:`check_cluster`); a new
+        local instance (no address) is started by :meth:`run`."""
+        if self.address is not None:
+            check_cluster(self.address, self.cpus)
 
     def run(self, tasks: list[TrialTask], staging: Path) -> Iterator[TrialOutcome]:
         import ray

@@ -5,7 +5,8 @@ kept under ``DIR/trials/`` and its figures folded into ``DIR/results.{json,md}``
 ``DIR/sweep.json`` is the plan (every config, seed and trial name), written before the first
 trial; ``DIR/records/<trial>.json`` says how each trial ended. Resuming reads the plan and runs
 the trials without a record (with ``retry_failed``, the failed ones too): the same configs,
-the same seeds, the same names.
+the same seeds, the same names. What those files may hold, and why a sweep directory with a
+symlink in it is never resumed: :mod:`deepq.sweeps.files`.
 """
 
 from __future__ import annotations
@@ -21,14 +22,31 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from deepq.errors import ConfigError, UsageError
-from deepq.run.files import read_json_file, write_json
+from deepq.errors import ConfigError, DeepQError, UsageError
+from deepq.run.config import MAX_SEED
+from deepq.run.files import (
+    UnreadableFile,
+    read_json_file,
+    refuse_symlinks_within,
+    write_json,
+    write_text_file,
+)
 from deepq.sweeps.executors import (
     LocalExecutor,
     TrialOutcome,
     TrialTask,
     available_cores,
     train_task,
+)
+from deepq.sweeps.files import (
+    MAX_SEEDS,
+    TrialScores,
+    check_label,
+    check_plan_size,
+    markdown_text,
+    plot_text,
+    read_plan_file,
+    read_record_file,
 )
 from deepq.sweeps.stats import config_figures, trial_scores
 from deepq.sweeps.worker import CHECKPOINT_POLICIES, config_for
@@ -54,6 +72,12 @@ class SweepPlan:
 
     def __post_init__(self) -> None:
         if not self.trials:  # a new plan: labels made unique (two random draws may print alike)
+            check_plan_size(len(self.configs), len(self.seeds))
+            for config in self.configs:
+                try:
+                    check_label(config.label)
+                except ValueError as exc:
+                    raise UsageError(str(exc)) from None
             counts = Counter(c.label for c in self.configs)
             self.configs = [
                 SweepConfig(f"{c.label} (config {i})", c.values) if counts[c.label] > 1 else c
@@ -80,34 +104,19 @@ class SweepPlan:
         }
 
     @classmethod
-    def from_dict(cls, data: Any, source: str) -> SweepPlan:
-        try:
-            if data["version"] != PLAN_VERSION:
-                raise ValueError(f"version {data['version']!r}")
-            plan = cls(
-                str(data["algo"]),
-                [SweepConfig(str(c["label"]), dict(c["values"])) for c in data["configs"]],
-                [int(s) for s in data["seeds"]],
-                [
-                    {"name": str(t["name"]), "config": int(t["config"]), "seed": int(t["seed"])}
-                    for t in data["trials"]
-                ],  # fmt: skip
-            )
-            if len({t["name"] for t in plan.trials}) != len(plan.trials):
-                raise ValueError("a trial name appears twice")
-            for trial in plan.trials:
-                if not 0 <= trial["config"] < len(plan.configs) or not _SAFE_NAME.match(
-                    trial["name"]
-                ):
-                    raise ValueError(f"trial {trial['name']!r}")
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise UsageError(f"{source} is not a deepq sweep plan ({exc})") from None
-        for c in plan.configs:  # every value through the config's own checks
-            config_for(plan.algo, {**c.values, "seed": 0})
+    def read(cls, path: Path) -> SweepPlan:
+        """The plan in ``path`` (a sweep.json, checked by :class:`~deepq.sweeps.files.PlanFile`);
+        every config's values also pass their config class's checks."""
+        data = read_plan_file(path)
+        plan = cls(data["algo"],
+                   [SweepConfig(c["label"], dict(c["values"])) for c in data["configs"]],
+                   list(data["seeds"]), [dict(t) for t in data["trials"]])  # fmt: skip
+        for i, c in enumerate(plan.configs):
+            try:
+                config_for(plan.algo, {**c.values, "seed": 0})
+            except DeepQError as exc:
+                raise UnreadableFile(f"{path}: config {i} is not a valid config ({exc})") from None
         return plan
-
-
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=,+-]{0,120}$")
 
 
 def trial_name(index: int, label: str, seed: int) -> str:
@@ -142,21 +151,26 @@ def new_sweep_dir(out: str | Path | None) -> Path:
 
 
 def read_plan(sweep_dir: Path) -> SweepPlan:
+    """The plan of a sweep directory to resume, which must hold no symlink (UnreadableFile)."""
     path = sweep_dir / "sweep.json"
-    if not path.is_file():
+    if not sweep_dir.is_dir() or not (path.is_file() or path.is_symlink()):
         raise UsageError(f"{sweep_dir} is not a sweep directory (no sweep.json)")
-    return SweepPlan.from_dict(read_json_file(path), str(path))
+    refuse_symlinks_within(sweep_dir)
+    return SweepPlan.read(path)
 
 
 def read_records(sweep_dir: Path, plan: SweepPlan) -> dict[str, dict[str, Any]]:
-    """The records of the plan's trials that have one (a record names its own trial)."""
+    """The records of the plan's trials that have one; each is checked, and must be of its own
+    trial's config and seed (UnreadableFile)."""
     records = {}
     for trial in plan.trials:
         path = sweep_dir / "records" / f"{trial['name']}.json"
-        if path.is_file():
-            record = read_json_file(path)
-            if isinstance(record, dict) and record.get("name") == trial["name"]:
-                records[trial["name"]] = record
+        if path.exists() or path.is_symlink():
+            record = read_record_file(path)
+            if (record["name"], record["config"], record["seed"]) != (
+                trial["name"], trial["config"], trial["seed"]):  # fmt: skip
+                raise UnreadableFile(f"{path} is the record of another trial")
+            records[trial["name"]] = record
     return records
 
 
@@ -224,23 +238,45 @@ def _keep(
     if outcome.returncode in (EXIT_INTERRUPTED, 143, -2, -15):
         return None
     destination = trials_dir / outcome.name
-    if destination.exists():
-        shutil.rmtree(destination)
+    remove_path(destination)
     if outcome.run_dir is not None:
         outcome.run_dir.rename(destination)
     record: dict[str, Any] = {"name": outcome.name, "config": trial["config"], "seed": trial["seed"],
-                              "node": outcome.node, "wall_s": round(outcome.wall_s, 2)}  # fmt: skip
-    summary_path = destination / "summary.json"
-    if outcome.returncode == 0 and summary_path.is_file():
-        record.update(status="ok", scores=trial_scores(read_json_file(summary_path)))
+                              "node": outcome.node[:1000], "wall_s": round(outcome.wall_s, 2)}  # fmt: skip
+    scores, error = None, outcome.error
+    if outcome.returncode == 0:
+        try:
+            scores = _scores_of(destination / "summary.json")
+        except (DeepQError, ValueError) as exc:
+            error = str(exc)
+    if scores is not None:
+        record.update(status="ok", scores=scores)
     else:
-        error = outcome.error or (
+        error = error or (
             f"killed by signal {-outcome.returncode}" if outcome.returncode < 0
             else f"exit code {outcome.returncode}"
         )  # fmt: skip
-        record.update(status="failed", returncode=outcome.returncode, error=error)
+        record.update(status="failed", returncode=outcome.returncode, error=error[:1000])
     write_json(sweep_dir / "records" / f"{outcome.name}.json", record)
     return record
+
+
+def _scores_of(summary_path: Path) -> dict[str, Any]:
+    """A finished trial's scores from its summary.json, as a record holds them (checked)."""
+    try:
+        scores = trial_scores(read_json_file(summary_path))
+        return TrialScores.model_validate(scores).model_dump()
+    except (KeyError, TypeError, AttributeError) as exc:  # and pydantic's, a ValueError
+        raise ValueError(f"{summary_path} is not a deepq run summary ({exc!r})") from None
+
+
+def remove_path(path: Path) -> None:
+    """Remove whatever is at ``path``: a symlink itself (never what it points to), a file, or a
+    directory tree."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
 
 
 # sweep.png is redrawn at most this often while trials finish (and at the end): drawing it takes
@@ -280,11 +316,11 @@ class SweepResults:
         """results.json, results.md and (with ``plot``) sweep.png."""
         results = self.table()
         write_json(sweep_dir / "results.json", results)
-        (sweep_dir / "results.md").write_text(results_markdown(results))
+        write_text_file(sweep_dir / "results.md", results_markdown(results))
         if plot:
             ok = {name for name, r in self.records.items() if r["status"] == "ok"}
             curves = {
-                config.label: [self.records[n]["scores"]["curve"] for n in self.trials_of[i] if n in ok]
+                plot_text(config.label): [self.records[n]["scores"]["curve"] for n in self.trials_of[i] if n in ok]
                 for i, config in enumerate(self.plan.configs)
             }  # fmt: skip
             if any(run for runs in curves.values() for run in runs):
@@ -315,7 +351,7 @@ def results_markdown(results: dict[str, Any]) -> str:
     ]
     for row in results["configs"]:
         lines.append(
-            f"| {row['label']} | {row['solved']}/{row['seeds']} "
+            f"| {markdown_text(row['label'])} | {row['solved']}/{row['seeds']} "
             f"| {quartiles(row.get('steps_to_solve'), ',.0f')} "
             f"| {quartiles(row.get('time_to_solve_s'), '.1f')} "
             f"| {ci(row.get('best_mean'))} | {ci(row.get('final_mean'))} | {len(row['failed'])} |"
@@ -323,7 +359,8 @@ def results_markdown(results: dict[str, Any]) -> str:
     lines += ["", "A seed that never solved counts as its whole run in the steps and seconds."]
     for row in results["configs"]:
         for failure in row["failed"]:
-            lines.append(f"- {row['label']}, seed {failure['seed']} failed: {failure['error']}")
+            lines.append(f"- {markdown_text(row['label'])}, seed {failure['seed']} failed: "
+                         f"{markdown_text(failure['error'])}")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -355,9 +392,13 @@ def sweep(
         raise ConfigError("sweep() takes configs of one deepq algorithm")
     values = [{k: v for k, v in c.to_dict().items() if k != "seed"} for c in objects]
     labels = list(labelled) if labelled is not None else labels_for(values)
-    seeds = list(seeds)
+    if len(seeds) > MAX_SEEDS:  # counted before a list is made
+        raise UsageError(f"{len(seeds):,} seeds: a sweep takes at most {MAX_SEEDS:,}")
+    seeds = list(dict.fromkeys(seeds))
     if not seeds:
         raise UsageError("sweep() needs at least one seed")
+    if not all(isinstance(s, int) and 0 <= s <= MAX_SEED for s in seeds):
+        raise UsageError(f"sweep() seeds must be integers in [0, {MAX_SEED}]")
     plan = SweepPlan(kinds.pop(), [SweepConfig(str(lab), v) for lab, v in zip(labels, values, strict=True)],
                      seeds)  # fmt: skip
     check_run_options(cpus_per_trial, checkpoints)
@@ -367,11 +408,13 @@ def sweep(
 
 def make_executor(address: str | None, parallel: int | None, cpus_per_trial: int,
                   use_ray: bool = False) -> Any:  # fmt: skip
-    """Ray when an address is given (or ``use_ray``), else local processes: by default as many
-    at a time as this machine's cores hold trials of ``cpus_per_trial``."""
+    """Ray when an address is given (or ``use_ray``), checked to answer, else local processes:
+    by default as many at a time as this machine's cores hold trials of ``cpus_per_trial``."""
     if address is not None or use_ray:
         from deepq.sweeps.ray_executor import RayExecutor
 
-        return RayExecutor(address, cpus_per_trial)
+        executor = RayExecutor(address, cpus_per_trial)
+        executor.check()  # before anything is made: a cluster answers at the address
+        return executor
     cores = available_cores()
     return LocalExecutor(parallel if parallel is not None else max(1, cores // cpus_per_trial))
