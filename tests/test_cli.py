@@ -73,7 +73,7 @@ def test_train_then_eval_then_env(tmp_path):
 
 BAD_CALLS = [
     (["train", "--set", "gamma=2"], "gamma=2.0 must be in [0, 1]"),
-    (["train", "--set", "batch_size=0"], "batch_size=0 must be >= 1"),
+    (["train", "--set", "batch_size=0"], "batch_size=0 must be in [1, 65536]"),
     (["train", "--set", "nope=1"], "unknown config key 'nope'"),
     (["train", "--set", "gamma"], "must look like key=value"),
     (["train", "--preset", "nope"], "unknown preset 'nope'"),

@@ -39,9 +39,14 @@ def assert_one_line(err):
         (("mdp", "q-learning", "--alpha0", "nan"), 2, "--alpha0 nan must be a finite number in (0, 1]"),
         (("search", "--mutation-scale", "nan"), 2, "--mutation-scale nan must be a finite number"),
         (("search", "--mutation-scale", "inf"), 2, "--mutation-scale inf must be a finite number"),
-        (("train", "--env", "CartPole-v1", "--set", "buffer_size=1e12", "--dry-run"), 2,
-         "this config needs about"),
-        (("train", "--env", "CartPole-v1", "--set", "hidden_sizes=100000,100000", "--dry-run"), 2,
+        (("train", "--env", "CartPole-v1", "--set", "buffer_size=1e9", "--dry-run"), 2,
+         "this config needs about 52.0 GB"),
+        (("train", "--env", "CartPole-v1", "--set", "hidden_sizes=65536,65536,65536", "--dry-run"),
+         2, "this config needs about"),
+        (("train", "--env", "CartPole-v1", "--set", "num_atoms=1000000000", "--dry-run"), 2,
+         "num_atoms=1000000000 must be in [1, 1000]"),
+        (("train", "--env", "ALE/Breakout-v5", "--set", "batch_size=16384", "--set",
+          "gradient_steps=1000", "--set", "buffer_size=100000", "--dry-run"), 2,
          "this config needs about"),
         (("train", "--env", "this:CartPole-v1"), 2, "names a module to import"),
         (("plot", "nowhere", "--out", "x.txt"), 2, "no progress.csv"),
@@ -59,8 +64,8 @@ def test_bad_arguments_are_one_line(capsys, args, code, message):
 def test_a_config_too_large_for_memory_names_its_size_and_leaves_no_run_dir(capsys, tmp_path):
     run_dir = tmp_path / "run"
     code, _, err = deepq(capsys, "train", "--env", "CartPole-v1", "--run-dir", str(run_dir),
-                         "--set", "buffer_size=1000000000000")  # fmt: skip
-    assert code == 2 and "this config needs about 52.0 TB of memory (buffer_size" in err
+                         "--set", "buffer_size=1000000000")  # fmt: skip
+    assert code == 2 and "this config needs about 52.0 GB of memory (buffer_size" in err
     assert not run_dir.exists()
 
 

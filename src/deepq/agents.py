@@ -39,7 +39,8 @@ def find_checkpoint(path: str | Path) -> Path:
 
 def load_agent_checkpoint(directory: str | Path) -> Any:
     """Any deepq agent from a checkpoint directory, by the ``kind`` its meta.json names."""
-    arrays, meta = load_checkpoint(directory)
+    source = str(Path(directory) / "meta.json")
+    arrays, meta = load_checkpoint(directory, lambda m: arrays_bound(m, source))
     kind = meta.get("kind")
     if kind in ("dqn-agent", "dqn-training-state"):
         from deepq.dqn.agent import agent_from_checkpoint
@@ -54,6 +55,23 @@ def load_agent_checkpoint(directory: str | Path) -> Any:
 
         return reinforce_agent_from(arrays, meta, str(directory))
     raise CheckpointError(f"{directory}: unknown checkpoint kind {kind!r}")
+
+
+def arrays_bound(meta: dict[str, Any], source: str) -> int:
+    """The largest arrays file a checkpoint of this kind and config can hold (see
+    :func:`deepq.run.checkpoint.load_checkpoint`): each kind's loader says."""
+    kind = meta["kind"]
+    if kind in ("dqn-agent", "dqn-training-state"):
+        from deepq.dqn.agent import checkpoint_arrays_bound
+
+        return checkpoint_arrays_bound(meta, source)
+    if kind == "reinforce-agent":
+        from deepq.classic.reinforce import checkpoint_arrays_bound as reinforce_bound
+
+        return reinforce_bound(meta, source)
+    from deepq.classic.tabular import MAX_Q_TABLE_BYTES
+
+    return MAX_Q_TABLE_BYTES
 
 
 def load(path: str | Path | None = None, *, pretrained: str | None = None) -> Any:

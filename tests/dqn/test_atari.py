@@ -279,6 +279,11 @@ def test_frame_replay_state_round_trips_and_refuses_ids_outside_the_ring():
     bad = dict(state, obs_ids=state["obs_ids"] + 100)
     with pytest.raises(ValueError, match="does not hold"):
         FrameReplay(8, (2, 2), 2).load_state_arrays(bad)
+    near_overflow = dict(state, frames_written=np.array(2**63 - 1, np.int64))  # ids + 1 overflow
+    with pytest.raises(ValueError, match=r"frames_written must be one int64 in \[0, "):
+        FrameReplay(8, (2, 2), 2).load_state_arrays(near_overflow)
+    with pytest.raises(ValueError, match="unknown array replay/extra"):
+        FrameReplay(8, (2, 2), 2).load_state_arrays(dict(state, extra=np.zeros(1)))
     with pytest.raises(ValueError, match="actions"):
         FrameReplay(8, (2, 2), 2).load_state_arrays(state, n_actions=1)
 

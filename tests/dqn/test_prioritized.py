@@ -181,6 +181,10 @@ def test_priorities_and_pending_td_errors_round_trip_through_a_checkpoint(kind):
     zero = dict(state, **{"priority/priorities": np.zeros_like(state["priority/priorities"])})
     with pytest.raises(ValueError, match="> 0"):  # nothing could be sampled
         make().load_state_arrays(zero)
+    huge = dict(state, **{"priority/priorities": np.full_like(state["priority/priorities"], 1e308),
+                          "priority/max_priority": np.array(1e308)})  # fmt: skip
+    with pytest.raises(ValueError, match="their sum is not finite"):
+        make().load_state_arrays(huge)
     pending_nan = state["priority/pending_td"].copy()
     pending_nan[0] = np.nan  # written at the next sample, it would make the tree's total NaN
     with pytest.raises(ValueError, match="pending_td must be finite"):

@@ -1,12 +1,16 @@
 """Checkpoints: round trip, verification, atomic replacement, agents."""
 
+import hashlib
 import json
 import os
+import re
 import shutil
+import tracemalloc
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from safetensors.numpy import save as safetensors_save
 
 from deepq.api import load
 from deepq.dqn.agent import Agent, init_params, load_agent_checkpoint, save_agent
@@ -16,9 +20,11 @@ from deepq.run.checkpoint import (
     arrays_to_pytree,
     is_complete,
     load_checkpoint,
+    parse_safetensors,
     pytree_to_arrays,
     save_checkpoint,
 )
+from deepq.run.files import UnreadableFile, read_regular_file
 
 ARRAYS = {
     "a": np.arange(6, dtype=np.float32).reshape(2, 3),
@@ -201,3 +207,62 @@ def test_a_writer_killed_mid_save_leaves_a_loadable_checkpoint(tmp_path):
         writer.wait()
         arrays, loaded = load_checkpoint(target)
         assert loaded["info"]["version"] >= 1 and arrays["x"].shape == (3_000_000,)
+
+
+# The arrays file: read once, parsed without copies, its layout checked -----------------------
+
+
+def test_the_arrays_are_views_into_the_one_buffer_their_file_was_read_into():
+    data = bytearray(safetensors_save({**ARRAYS, "empty": np.zeros((0, 3), np.float64)}))
+    arrays = parse_safetensors(data, "arrays.safetensors")
+    for name, expected in {**ARRAYS, "empty": np.zeros((0, 3), np.float64)}.items():
+        np.testing.assert_array_equal(arrays[name], expected)
+        assert arrays[name].dtype == expected.dtype and arrays[name].shape == expected.shape
+        assert not arrays[name].flags.owndata  # a view, no copy
+
+
+def test_a_file_is_read_into_one_buffer_of_its_size(tmp_path):
+    """Read whole then joined, a 2.5 GB replay peaked at 5.5 GB; read into one buffer, hashed
+    as it arrives, it peaks at its size."""
+    path = tmp_path / "big"
+    path.write_bytes(os.urandom(1 << 20) * 24)  # 24 MB
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    tracemalloc.start()
+    data = read_regular_file(path, 1 << 30, 24 << 20, sha256=digest)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert len(data) == 24 << 20 and peak < 26 << 20
+    with pytest.raises(UnreadableFile, match=r"is corrupt \(sha256"):
+        read_regular_file(path, 1 << 30, 24 << 20, sha256="0" * 64)
+
+
+def header(entries, data_bytes):
+    text = json.dumps(entries).encode()
+    return len(text).to_bytes(8, "little") + text + bytes(data_bytes)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"\x01", "shorter than its 8-byte header length"),
+        ((1 << 40).to_bytes(8, "little") + b"{}", "a header of 1099511627776 bytes"),
+        (header([1], 0), "its header is not a JSON object"),
+        (header({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+                 "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}}, 12),
+         "starts at byte 4, not 8"),  # overlapping
+        (header({"a": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}}, 8),
+         "starts at byte 4, not 0"),  # a gap
+        (header({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}, 16),
+         "cover 8 of 16 data bytes"),  # bytes after the last tensor
+        (header({"a": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}}, 8),
+         "spans 8 bytes, not (3,) float32"),
+        (header({"a": {"dtype": "O", "shape": [1], "data_offsets": [0, 8]}}, 8), "dtype 'O'"),
+        (header({"a": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]}}, 4), "shape [-1]"),
+        (header({"a": {"dtype": "F32", "shape": [2**70], "data_offsets": [0, 4]}}, 4), "shape"),
+        (header({"a": {"dtype": "F32", "shape": [1], "data_offsets": [8, 4]}}, 8), "ends before"),
+        (header({"a": {"dtype": "F32", "shape": [1]}}, 4), "dtype, shape and data_offsets"),
+    ],
+)  # fmt: skip
+def test_a_malformed_arrays_file_is_one_checkpoint_error(data, message):
+    with pytest.raises(CheckpointError, match=re.escape(message)):
+        parse_safetensors(bytearray(data), "arrays.safetensors")

@@ -2,6 +2,7 @@
 out-of-range values can neither run code, exhaust memory, hang, nor end in a traceback."""
 
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -132,6 +133,16 @@ def test_a_file_larger_than_the_bound_is_refused_before_it_is_read(agent_dir, mo
         load_checkpoint(agent_dir)
 
 
+def test_an_arrays_file_larger_than_its_config_implies_is_refused_before_it_is_read(agent_dir):
+    """Under half the machine's memory, but far above what a CartPole agent of 8 hidden units
+    can hold (its parameters, and room for the header): refused by size, before one read."""
+    with open(agent_dir / "arrays.safetensors", "r+b") as handle:
+        handle.truncate(200 << 20)
+    rehash_size_only(agent_dir, "arrays.safetensors", 200 << 20)
+    with pytest.raises(CheckpointError, match=r"is 209.7 MB, more than the 1.1 MB deepq reads"):
+        load(agent_dir)
+
+
 def rehash_size_only(directory, name, size):
     """The manifest claims ``size`` bytes (hashing 200 MB of zeros is not the point here)."""
     edit_json(directory, "manifest.json", lambda m: set_path(m, ("files", name, "bytes"), size))
@@ -199,7 +210,7 @@ def nested(depth):
         (("obs_dim",), -1, "obs_dim: Input should be greater than or equal to 1"),
         (("obs_dim",), 4.0, "obs_dim: Input should be a valid integer"),
         (("kind",), "os.system", "kind: Input should be"),
-        (("config", "hidden_sizes"), [100000, 100000], "expected float32"),
+        (("config", "hidden_sizes"), [16, 16], "expected float32"),
         (("config", "buffer_size"), "1e12", "buffer_size='1e12' must be an integer"),
         (("schema_version",), 2, "schema_version: Input should be 1"),
         (("obs_shape",), [3, 3], r"obs_shape \[3, 3\] does not hold obs_dim=4 values"),
@@ -228,7 +239,8 @@ def test_an_agent_whose_env_has_other_spaces_is_refused_at_evaluation(agent_dir)
     from deepq.api import evaluate
 
     with pytest.raises(
-        CheckpointError, match=r"of shape \(4,\) and 2 actions, but Acrobot-v1 has \(6,\) and 3"
+        CheckpointError,
+        match=r"of shape \(4,\) and 2 actions, but Acrobot-v1 has numeric ones of shape \(6,\) and 3",
     ):
         evaluate(load(agent_dir), episodes=1)
 
@@ -246,6 +258,12 @@ def test_resume_state_edits_are_refused_before_training(resumable):
         (("rng", "bit_generator"), "MT19937", "rng.bit_generator: Input should be 'PCG64'"),
         # a NaN best is never beaten: the resumed run could keep no better agent
         (("progress", "best_eval_mean"), float("nan"), "best_eval_mean: Input should be a finite"),
+        # {state: 0, inc: 0} draws 0 forever: numpy's sampling then loops in C, deaf to Ctrl-C
+        (("rng", "state", "inc"), 0, "rng.state: Value error, the PCG64 increment must be odd"),
+        (("progress", "eval_history"), [{"a": 1}], "eval_history.0.env_steps: Field required"),
+        (("progress", "recent_returns"), [1e308] * 3, "recent_returns.0: Input should be less"),
+        (("progress", "env_steps"), 10**9, "exceeds the config's total_steps 400"),
+        (("progress", "episodes"), 10**6, "counts beyond the run's env steps"),
     ]
     original = (latest(resumable) / "meta.json").read_bytes()
     for path, value, message in cases:
@@ -261,12 +279,49 @@ def test_resume_state_edits_are_refused_before_training(resumable):
         ("envs/episode_actions", lambda a: a + 7, "actions outside"),
         ("replay/position", lambda a: a.astype(np.float64), "position must be one int64"),
         ("replay/actions", lambda a: a + 5, "replay actions lie outside"),
+        ("replay/rewards", lambda a: a * np.inf, "replay rewards must be finite"),
+        ("replay/obs", lambda a: a * np.nan, "replay observations must be finite"),
+        ("replay/discounts", lambda a: a + 1, "replay discounts must lie in [0, 1]"),
+        ("replay/position", lambda a: np.asarray(a - 1), "does not fit capacity"),
     ],
 )
 def test_resume_array_edits_are_refused(resumable, name, value, message):
     edit_arrays(latest(resumable), lambda arrays: arrays.__setitem__(name, value(arrays[name])))
-    with pytest.raises(CheckpointError, match=message):
+    with pytest.raises(CheckpointError, match=re.escape(message)):
         resume(resumable, show_progress=False, tensorboard=False)
+
+
+def test_an_array_the_replay_does_not_know_is_refused_not_ignored(resumable):
+    edit_arrays(latest(resumable), lambda a: a.__setitem__("replay/evil", np.zeros(3)))
+    with pytest.raises(CheckpointError, match="unknown array replay/evil"):
+        resume(resumable, show_progress=False, tensorboard=False)
+
+
+def test_a_meta_json_of_millions_of_small_values_is_refused_before_it_is_parsed(agent_dir):
+    """22M empty dicts in 63 MB took 5 GB and 4 minutes; values are counted first."""
+    text = (agent_dir / "meta.json").read_text()
+    replace_member(
+        agent_dir,
+        "meta.json",
+        text.replace('"info": {', '"info": {"x": [' + "{}," * 2_000_000 + "{}],", 1).encode(),
+    )
+    with pytest.raises(CheckpointError, match="holds more than the 1,000,000 values"):
+        load_checkpoint(agent_dir)
+
+
+def test_an_agent_for_other_observations_than_its_envs_is_refused(agent_dir, tmp_path):
+    """A network scales uint8 observations by 1/255: a CartPole agent marked uint8 (greedy
+    237 -> 9), or a frames agent of a uint8 env that is not, would act on what it never saw."""
+    from deepq.api import evaluate
+
+    edit_meta(agent_dir, lambda m: m.__setitem__("obs_dtype", "uint8"))
+    with pytest.raises(CheckpointError, match="takes uint8 pixel observations of shape"):
+        evaluate(load(agent_dir), episodes=1)
+    config = DQNConfig(env_id="deepq-test/BrightSide-v0", hidden_sizes=(8,))
+    params = init_params(config, (8, 8, 1), 2, "float32")
+    save_agent(tmp_path / "frames", Agent(config, params, 64, 2, {}, (8, 8, 1), "float32"))
+    with pytest.raises(CheckpointError, match="takes numeric observations .* has uint8 pixel"):
+        evaluate(load(tmp_path / "frames"), episodes=1)
 
 
 @pytest.mark.parametrize("damage", ["missing", "directory"])

@@ -118,7 +118,7 @@ def test_ctrl_c_keeps_finished_trials_and_resume_runs_only_the_missing_ones(tmp_
         (["--grid", "learning_rate"], "must look like key=value1,value2"),
         (["--grid", "learning_rat=1,2"], "unknown config key 'learning_rat'"),
         (["--random", "gamma=0.9:0.99"], "--random needs --samples"),
-        (["--set", "batch_size=0"], "batch_size=0 must be >= 1"),
+        (["--set", "batch_size=0"], "batch_size=0 must be in [1, 65536]"),
         (["--grid", "batch_size=32,100000"], "batch_size=100000"),
         (["--seeds", "3-1"], "--seeds '3-1'"),
         (["--env", "NoSuchEnv-v0"], "NoSuchEnv"),

@@ -8,7 +8,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from deepq.run.config import MAX_SEED, Config, documented, require, require_env_id
+from deepq.run.config import (
+    MAX_EVAL_EPISODES,
+    MAX_LAYERS,
+    MAX_SEED,
+    MAX_WIDTH,
+    MAX_WINDOW,
+    Config,
+    documented,
+    require,
+    require_env_id,
+)
+
+MAX_PARALLEL_ENVS = 10_000  # envs stepped side by side: each is a Gymnasium env in memory
 
 
 @dataclass(frozen=True)
@@ -39,14 +51,18 @@ class QLearningConfig(Config):
     solved_threshold: float | None = documented(
         "Mean return over solved_window episodes that counts as solved (null: the env's).", None
     )
-    solved_window: int = documented("Episodes in the solved moving average.", 100, ge=1)
+    solved_window: int = documented(
+        "Episodes in the solved moving average.", 100, ge=1, le=MAX_WINDOW
+    )
     stop_when_solved: bool = documented("End the run as soon as it is solved.", False)
     eval_every_episodes: int | None = documented(
         "Greedy evaluation every this many training episodes (null: only at the end).", 500, ge=1
     )
-    eval_episodes: int = documented("Episodes per periodic greedy evaluation.", 100, ge=1)
+    eval_episodes: int = documented(
+        "Episodes per periodic greedy evaluation.", 100, ge=1, le=MAX_EVAL_EPISODES
+    )
     final_eval_episodes: int = documented(
-        "Episodes of the greedy evaluation at the end of the run.", 100, ge=0
+        "Episodes of the greedy evaluation at the end of the run.", 100, ge=0, le=MAX_EVAL_EPISODES
     )
     seed: int = documented("Seed for exploration and env resets.", 0, ge=0, le=MAX_SEED)
 
@@ -79,7 +95,9 @@ class ReinforceConfig(Config):
         150,
         ge=0,
     )
-    episodes_per_update: int = documented("Episodes played (side by side) per update.", 10, ge=1)
+    episodes_per_update: int = documented(
+        "Episodes played (side by side) per update.", 10, ge=1, le=MAX_PARALLEL_ENVS
+    )
     gamma: float = documented("Discount factor.", 0.95, ge=0, le=1)
     normalize_advantages: bool = documented(
         "Normalise discounted returns across the update's episodes (mean 0, std 1).", True
@@ -89,6 +107,7 @@ class ReinforceConfig(Config):
         "chapter's final REINFORCE policy.",
         (32,),
         ge=1,
+        le=MAX_WIDTH,
     )
     activation: Literal["relu", "tanh", "elu", "gelu", "silu", "leaky_relu"] = documented(
         "Hidden activation.", "elu"
@@ -115,7 +134,9 @@ class ReinforceConfig(Config):
     imitation_iterations: int = documented(
         "Warm-up gradient steps (one per parallel env step).", 5000, ge=0
     )
-    imitation_envs: int = documented("Parallel envs stepped during the warm-up.", 50, ge=1)
+    imitation_envs: int = documented(
+        "Parallel envs stepped during the warm-up.", 50, ge=1, le=MAX_PARALLEL_ENVS
+    )
     imitation_optimizer: Literal["adam", "rmsprop", "sgd"] = documented(
         "Optimiser of the warm-up (the chapter's keras.optimizers.RMSprop()).", "rmsprop"
     )
@@ -125,14 +146,18 @@ class ReinforceConfig(Config):
     solved_threshold: float | None = documented(
         "Mean return over solved_window episodes that counts as solved (null: the env's).", None
     )
-    solved_window: int = documented("Episodes in the solved moving average.", 100, ge=1)
+    solved_window: int = documented(
+        "Episodes in the solved moving average.", 100, ge=1, le=MAX_WINDOW
+    )
     stop_when_solved: bool = documented("End the run as soon as it is solved.", False)
     eval_every_iterations: int | None = documented(
         "Greedy evaluation every this many updates (null: only at the end).", 10, ge=1
     )
-    eval_episodes: int = documented("Episodes per periodic greedy evaluation.", 20, ge=1)
+    eval_episodes: int = documented(
+        "Episodes per periodic greedy evaluation.", 20, ge=1, le=MAX_EVAL_EPISODES
+    )
     final_eval_episodes: int = documented(
-        "Episodes of the greedy evaluation at the end of the run.", 100, ge=0
+        "Episodes of the greedy evaluation at the end of the run.", 100, ge=0, le=MAX_EVAL_EPISODES
     )
     seed: int = documented(
         "Seed for the network, action sampling and env resets.", 0, ge=0, le=MAX_SEED
@@ -141,6 +166,10 @@ class ReinforceConfig(Config):
     def validate(self) -> None:
         """The rules that tie fields together (each field's own bounds are beside it)."""
         require_env_id(self.env_id)
+        require(
+            len(self.hidden_sizes) <= MAX_LAYERS,
+            f"hidden_sizes must list at most {MAX_LAYERS} layer widths",
+        )
         imitates = self.imitation_policy != "none" and self.imitation_iterations > 0
         require(
             self.iterations > 0 or imitates,

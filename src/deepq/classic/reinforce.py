@@ -215,8 +215,18 @@ def reinforce_agent_from(
     return ReinforceAgent(config, params, obs_dim, n_actions, dict(meta["info"]))
 
 
+def checkpoint_arrays_bound(meta: dict[str, Any], source: str) -> int:
+    """The parameters the config and env facts of a REINFORCE checkpoint imply, and room for
+    the arrays file's header: a larger file is refused before it is read."""
+    config = checkpoint_config(ReinforceConfig.from_dict, meta, source)
+    template = jax.eval_shape(lambda: _init_params(config, meta["obs_dim"], meta["n_actions"]))
+    leaves = jax.tree_util.tree_leaves(template)
+    return sum(leaf.size * leaf.dtype.itemsize for leaf in leaves) + (1 << 20)
+
+
 def load_reinforce_agent(directory: Path) -> ReinforceAgent:
-    arrays, meta = load_checkpoint(directory)
+    source = str(directory / "meta.json")
+    arrays, meta = load_checkpoint(directory, lambda m: checkpoint_arrays_bound(m, source))
     return reinforce_agent_from(arrays, meta, str(directory))
 
 

@@ -119,8 +119,13 @@ def q_table_agent_from(
     return QTableAgent(config, q_table, dict(meta["info"]))
 
 
+# A Q-table's file: 1 GB is 100,000 states of 1,000 actions, far above a table a tabular env
+# such as FrozenLake (16 x 4) or Taxi (500 x 6) needs.
+MAX_Q_TABLE_BYTES = 1 << 30
+
+
 def load_q_table_agent(directory: Path) -> QTableAgent:
-    arrays, meta = load_checkpoint(directory)
+    arrays, meta = load_checkpoint(directory, lambda meta: MAX_Q_TABLE_BYTES)
     return q_table_agent_from(arrays, meta, str(directory))
 
 

@@ -9,6 +9,7 @@ array is read into it.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +20,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from deepq.dqn.config import DQNConfig, config_from_dict
+from deepq.dqn.frame_replay import planned_nbytes
 from deepq.dqn.losses import ApplyFn
 from deepq.dqn.networks import QNetwork, encoder_for_shape
 from deepq.errors import CheckpointError, UsageError
+from deepq.run.atari import stacked_frames
 from deepq.run.checkpoint import (
     arrays_to_pytree,
     checkpoint_config,
@@ -87,7 +90,7 @@ class Agent:
         """The agent's env; one whose spaces differ from the checkpoint's is refused."""
         c = self.config
         return make_agent_env(self.shape, self.n_actions, c.env_id, c.max_episode_steps,
-                              c.time_feature, render_mode, c.sticky_actions)  # fmt: skip
+                              c.time_feature, render_mode, c.sticky_actions, self.obs_dtype)  # fmt: skip
 
 
 def build_network(
@@ -143,13 +146,48 @@ def params_shape(
     return jax.eval_shape(_initialiser(config, obs, n_actions, obs_dtype), config.seed)
 
 
+# Room for a safetensors header: ~200 bytes of JSON per array (its name, dtype, shape, offsets).
+HEADER_BYTES_PER_ARRAY = 1024
+HEADER_BYTES = 1 << 20
+
+
+def checkpoint_arrays_bound(meta: dict[str, Any], source: str) -> int:
+    """The largest arrays file a DQN checkpoint with this (schema-checked) meta can hold: an
+    agent's parameters; a training state's learner (online and target parameters, at most three
+    optimiser moments), its replay at full capacity with its priorities and the TD errors of one
+    learning call, and each env's unfinished episode (no longer than the env steps so far).
+    A larger file is refused before one byte of it is read."""
+    config = checkpoint_config(config_from_dict, meta, source)
+    shape = tuple(meta.get("obs_shape") or (meta["obs_dim"],))
+    dtype = np.dtype(meta.get("obs_dtype") or "float32")
+    try:
+        leaves = jax.tree_util.tree_leaves(params_shape(config, shape, meta["n_actions"], dtype))
+    except UsageError as exc:
+        raise CheckpointError(f"{source}: {exc}") from None
+    params = sum(math.prod(leaf.shape) * np.dtype(leaf.dtype).itemsize for leaf in leaves)
+    header = HEADER_BYTES + 6 * len(leaves) * HEADER_BYTES_PER_ARRAY
+    if meta["kind"] != "dqn-training-state":
+        return params + header
+    c, obs_bytes = config, math.prod(shape) * dtype.itemsize
+    stack = stacked_frames(c.env_id)
+    if stack > 1 and shape[-1:] == (stack,):
+        replay = planned_nbytes(c.buffer_size, shape[:-1], stack, c.num_envs, c.n_step, dtype)
+    else:  # obs, next_obs, actions (int32), rewards, discounts (float32) and two flags
+        replay = c.buffer_size * (2 * obs_bytes + 14)
+    learning_call = c.gradient_steps * (c.num_envs // c.train_every + 1) * c.batch_size
+    priorities = c.buffer_size * 8 + learning_call * 12 if c.prioritized else 0
+    episodes = 2 * (meta["progress"]["env_steps"] + c.num_envs) * 8  # actions, frame ids
+    return 5 * params + replay + priorities + episodes + header
+
+
 def save_agent(directory: Path, agent: Agent) -> None:
     save_network_agent(directory, "dqn-agent", agent)
 
 
 def load_agent_checkpoint(directory: Path) -> Agent:
     """Load a DQN checkpoint directory written by :func:`save_agent` or the training loop."""
-    arrays, meta = load_checkpoint(directory)
+    source = str(Path(directory) / "meta.json")
+    arrays, meta = load_checkpoint(directory, lambda m: checkpoint_arrays_bound(m, source))
     return agent_from_checkpoint(arrays, meta, str(directory))
 
 

@@ -13,7 +13,25 @@ from typing import Any, Literal
 
 from deepq.errors import ConfigError
 from deepq.run.atari import is_atari, is_pixel_game
-from deepq.run.config import MAX_SEED, Config, documented, require, require_env_id
+from deepq.run.config import (
+    MAX_EVAL_EPISODES,
+    MAX_LAYERS,
+    MAX_SEED,
+    MAX_WIDTH,
+    MAX_WINDOW,
+    Config,
+    documented,
+    require,
+    require_env_id,
+)
+
+# Bounds of the keys that size memory, generous for any real run: each is checked on its own,
+# and run_memory_bytes adds up what they allocate before anything is.
+MAX_N_STEP = 100
+MAX_ATOMS = 1000  # C51 takes 51, QR-DQN 200
+MAX_SUPPORT = 1e6  # |v_min|, |v_max|: returns far beyond any env's
+MAX_BUFFER = 10**9
+MAX_BATCH = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -26,7 +44,7 @@ class DQNConfig(Config):
         group="environment",
     )
     num_envs: int = documented(
-        "Parallel environments stepped together (Gymnasium sync vector env).", 1, ge=1
+        "Parallel environments stepped together (Gymnasium sync vector env).", 1, ge=1, le=1024
     )
     max_episode_steps: int | None = documented(
         "Truncate episodes after this many steps (TimeLimit); null keeps the env's own limit.",
@@ -79,6 +97,7 @@ class DQNConfig(Config):
         "Bootstrap n steps ahead: target = r_t + ... + γ^(n-1) r_(t+n-1) + γ^n Q(s_(t+n)); 1 is plain DQN.",
         1,
         ge=1,
+        le=MAX_N_STEP,
     )
     double: bool = documented(
         "Double DQN: the online net picks a', the target net values it.", False
@@ -107,9 +126,14 @@ class DQNConfig(Config):
         "`loss`; 1 learns Q-values.",
         1,
         ge=1,
+        le=MAX_ATOMS,
     )
-    v_min: float = documented("C51: the lowest return the distribution can hold.", -10.0)
-    v_max: float = documented("C51: the highest return the distribution can hold.", 10.0)
+    v_min: float = documented(
+        "C51: the lowest return the distribution can hold.", -10.0, ge=-MAX_SUPPORT, le=MAX_SUPPORT
+    )
+    v_max: float = documented(
+        "C51: the highest return the distribution can hold.", 10.0, ge=-MAX_SUPPORT, le=MAX_SUPPORT
+    )
     loss: Literal["mse", "huber"] = documented("TD error loss: mse or huber.", "mse")
     huber_delta: float = documented(
         "Huber loss threshold (quadratic inside, linear outside).", 1.0, gt=0
@@ -121,7 +145,7 @@ class DQNConfig(Config):
         "Clip gradients to this global norm (null disables).", None, gt=0
     )
     hidden_sizes: tuple[int, ...] = documented(
-        "Hidden layer widths of the Q-network MLP.", (64, 64), ge=1, group="network"
+        "Hidden layer widths of the Q-network MLP.", (64, 64), ge=1, le=MAX_WIDTH, group="network"
     )
     activation: Literal["relu", "tanh", "elu", "gelu", "silu", "leaky_relu"] = documented(
         "Hidden layer activation.", "relu"
@@ -173,7 +197,11 @@ class DQNConfig(Config):
         True,
     )
     buffer_size: int = documented(
-        "Replay buffer capacity in transitions.", 100_000, ge=1, group="replay and learning steps"
+        "Replay buffer capacity in transitions.",
+        100_000,
+        ge=1,
+        le=MAX_BUFFER,
+        group="replay and learning steps",
     )
     save_replay: bool = documented(
         "Save the replay buffer in training checkpoints (what makes a resume exact; an Atari "
@@ -187,7 +215,11 @@ class DQNConfig(Config):
         False,
     )
     priority_alpha: float = documented(
-        "Prioritized replay: how strongly priorities shape sampling (0: uniform).", 0.6, ge=0
+        "Prioritized replay: how strongly priorities shape sampling (0: uniform, 1: in "
+        "proportion to |TD error|).",
+        0.6,
+        ge=0,
+        le=1,
     )
     priority_beta0: float = documented(
         "Prioritized replay: the importance-weight exponent beta at the start; it rises "
@@ -202,7 +234,7 @@ class DQNConfig(Config):
     priority_eps: float = documented(
         "Prioritized replay: added to |TD error| so no transition's priority is 0.", 1e-6, gt=0
     )
-    batch_size: int = documented("Minibatch size per gradient step.", 64, ge=1)
+    batch_size: int = documented("Minibatch size per gradient step.", 64, ge=1, le=MAX_BATCH)
     learning_starts: int = documented(
         "Env steps collected before learning starts (>= batch_size).", 1000
     )
@@ -220,7 +252,7 @@ class DQNConfig(Config):
         0,
         ge=0,
     )
-    gradient_steps: int = documented("Gradient steps per learning step.", 1, ge=1)
+    gradient_steps: int = documented("Gradient steps per learning step.", 1, ge=1, le=1000)
     target_update: Literal["soft", "hard"] = documented(
         "soft: target += tau * (online - target) after every gradient step; "
         "hard: copy online into target every target_update_every env steps.",
@@ -271,14 +303,18 @@ class DQNConfig(Config):
         None,
         group="solving, evaluation, checkpoints",
     )
-    solved_window: int = documented("Episodes in the solved moving average.", 100, ge=1)
+    solved_window: int = documented(
+        "Episodes in the solved moving average.", 100, ge=1, le=MAX_WINDOW
+    )
     stop_when_solved: bool = documented("End the run as soon as it is solved.", False)
     eval_every: int | None = documented(
         "Evaluation every this many env steps; the best one is kept (null disables).",
         10_000,
         ge=1,
     )
-    eval_episodes: int = documented("Episodes per periodic evaluation.", 10, ge=1)
+    eval_episodes: int = documented(
+        "Episodes per periodic evaluation.", 10, ge=1, le=MAX_EVAL_EPISODES
+    )
     eval_epsilon: float = documented(
         "Probability of a random action in evaluations (periodic, final and `deepq eval`'s "
         "default); 0: greedy. The Atari presets take 0.05, as Mnih et al. (2015) evaluated: "
@@ -300,6 +336,7 @@ class DQNConfig(Config):
         "selection seeds), and counts (stops the run, becomes best) by their mean.",
         100,
         ge=1,
+        le=MAX_EVAL_EPISODES,
     )
     best_eval_episodes: int | None = documented(
         "A periodic evaluation that would become the best so far is first extended to this "
@@ -309,9 +346,10 @@ class DQNConfig(Config):
         "eval_episodes.",
         None,
         ge=1,
+        le=MAX_EVAL_EPISODES,
     )
     final_eval_episodes: int = documented(
-        "Episodes of the greedy evaluation at the end of the run.", 100, ge=0
+        "Episodes of the greedy evaluation at the end of the run.", 100, ge=0, le=MAX_EVAL_EPISODES
     )
     checkpoint_every_episodes: int | None = documented(
         "Write the latest checkpoint every this many episodes (null: only at the end).", 100, ge=1
@@ -351,7 +389,10 @@ class DQNConfig(Config):
             c.stop_eval_mean is None or c.eval_every is not None,
             "stop_eval_mean stops at a periodic greedy evaluation: set eval_every too",
         )
-        require(len(c.hidden_sizes) >= 1, "hidden_sizes=[] must list at least one layer width")
+        require(
+            1 <= len(c.hidden_sizes) <= MAX_LAYERS,
+            f"hidden_sizes must list 1 to {MAX_LAYERS} layer widths, not {len(c.hidden_sizes)}",
+        )
         if c.num_atoms > 1:
             require(
                 not c.munchausen,

@@ -24,6 +24,10 @@ import numpy as np
 
 from deepq.dqn.replay import SCALAR_COLUMNS, PackedBatch, TransitionRing
 
+# Frame ids are int64 counts: sums of them and the ring's size must not overflow (a count of
+# 2^63 - 1 from a checkpoint did, on resume). 2^62 frames is 10^11 years at 1,000 a second.
+MAX_FRAMES = 1 << 62
+
 
 class FrameReplay(TransitionRing):
     """FIFO replay of stacked-frame transitions, each frame stored once.
@@ -113,9 +117,10 @@ class FrameReplay(TransitionRing):
     ) -> None:
         """Restore from :meth:`state_arrays`' output, checked first: shapes, dtypes, that every
         id names a frame the ring holds, actions (given ``n_actions``) and discounts."""
+        self._refuse_unknown(arrays, ("frames", "frames_written", "obs_ids", "next_ids", "scalars"))
         written = arrays["frames_written"]
-        if written.dtype != np.int64 or written.shape != () or int(written) < 0:
-            raise ValueError("replay frames_written must be one int64 >= 0")
+        if written.dtype != np.int64 or written.shape != () or not 0 <= int(written) <= MAX_FRAMES:
+            raise ValueError(f"replay frames_written must be one int64 in [0, {MAX_FRAMES}]")
         written = int(written)
         frames, scalars = arrays["frames"], arrays["scalars"]
         expected = (min(written, self.frame_capacity), *self.frames.shape[1:])
@@ -136,8 +141,9 @@ class FrameReplay(TransitionRing):
         if scalars.shape != (size, len(SCALAR_COLUMNS)) or scalars.dtype != np.float32:
             raise ValueError(f"replay scalars must be float32[{size}, {len(SCALAR_COLUMNS)}]")
         actions, discounts = scalars[:, 0], scalars[:, SCALAR_COLUMNS.index("discounts")]
-        if size and not (np.isfinite(scalars).all() and (discounts >= 0).all()):
-            raise ValueError("replay scalars must be finite, with discounts >= 0")
+        if size and not (np.isfinite(scalars).all() and (discounts >= 0).all()
+                         and (discounts <= 1).all()):  # fmt: skip
+            raise ValueError("replay scalars must be finite, with discounts in [0, 1]")
         if n_actions is not None and size:
             if (
                 not (0 <= actions.min() <= actions.max() < n_actions)

@@ -219,6 +219,10 @@ class Priorities:
             raise ValueError("replay priorities must be finite and > 0 (every one is live)")
         if not (np.isfinite(max_priority) and max_priority >= priorities.max(initial=0.0)):
             raise ValueError("replay max_priority must be finite and >= every priority")
+        with np.errstate(over="ignore"):  # the sums the tree will hold must be finite too
+            too_large = not np.isfinite(max_priority * self.tree.capacity + priorities.sum())
+        if too_large:
+            raise ValueError("replay priorities are too large: their sum is not finite")
         if pending_at.dtype != np.int64 or pending_at.ndim != 1:
             raise ValueError("replay pending_at must be int64[m]")
         if pending_td.shape != pending_at.shape or pending_td.dtype != np.float32:

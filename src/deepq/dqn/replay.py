@@ -28,6 +28,8 @@ class Batch(NamedTuple):
     weights: np.ndarray | None = None  # prioritized replay's importance weights; None: uniform
 
 
+PRIORITY_ARRAYS = ("priorities", "max_priority", "pending_at", "pending_td")
+
 # The per-transition scalars share one float32 array, in this column order. Actions are
 # discrete indices, exact in float32 up to 2**24; the two flags are 0.0 or 1.0.
 SCALAR_COLUMNS = ("actions", "rewards", "terminated", "truncated", "discounts")
@@ -158,6 +160,17 @@ class TransitionRing:
             return {}
         return {f"priority/{k}": v for k, v in self.priorities.state_arrays(slots).items()}
 
+    def _refuse_unknown(self, arrays: dict[str, np.ndarray], names: tuple[str, ...]) -> None:
+        """A replay state holds exactly ``names`` (and its priorities when prioritized): an
+        array it does not know is refused, not ignored."""
+        known = set(names) | {f"priority/{k}" for k in PRIORITY_ARRAYS}
+        unknown = sorted(set(arrays) - known)
+        if unknown:
+            raise ValueError(f"the replay holds an unknown array replay/{unknown[0][:80]}")
+        missing = sorted(set(names) - set(arrays))
+        if missing:
+            raise ValueError(f"the replay lacks replay/{missing[0]}")
+
     def _load_priority_state(self, arrays: dict[str, np.ndarray], slots: np.ndarray) -> None:
         saved = {
             k.removeprefix("priority/"): v for k, v in arrays.items() if k.startswith("priority/")
@@ -166,7 +179,7 @@ class TransitionRing:
             if saved:
                 raise ValueError("the replay holds priorities, but prioritized=false")
             return
-        missing = {"priorities", "max_priority", "pending_at", "pending_td"} - set(saved)
+        missing = set(PRIORITY_ARRAYS) - set(saved)
         if missing:
             raise ValueError(f"the prioritized replay lacks priority/{sorted(missing)[0]}")
         self.priorities.load_state_arrays(saved, slots)
@@ -219,13 +232,20 @@ class ReplayBuffer(TransitionRing):
     def load_state_arrays(
         self, arrays: dict[str, np.ndarray], n_actions: int | None = None
     ) -> None:
-        """Restore from :meth:`state_arrays`' output; shapes, dtypes, the position, the discounts
-        and (given ``n_actions``) every stored action are checked first."""
+        """Restore from :meth:`state_arrays`' output; the names, shapes, dtypes, the position,
+        that rewards, discounts (in [0, 1]) and float observations are finite, and (given
+        ``n_actions``) every stored action are checked first."""
+        self._refuse_unknown(arrays, (*Batch._fields[:-1], "position"))
         if arrays["position"].dtype != np.int64 or arrays["position"].shape != ():
             raise ValueError("replay position must be one int64")
         size = len(arrays["actions"])
         position = int(arrays["position"])
-        if size > self.capacity or not 0 <= position < self.capacity:
+        # the buffer grows from slot 0 until full, then wraps: the position is its size until then
+        if (
+            size > self.capacity
+            or not 0 <= position < self.capacity
+            or (size < self.capacity and position != size)
+        ):
             raise ValueError(
                 f"replay state (size {size}, position {position}) does not fit capacity {self.capacity}"
             )
@@ -245,9 +265,16 @@ class ReplayBuffer(TransitionRing):
         actions = arrays["actions"]
         if n_actions is not None and size and not 0 <= actions.min() <= actions.max() < n_actions:
             raise ValueError(f"replay actions lie outside [0, {n_actions})")
-        discounts = arrays["discounts"]
-        if size and not (np.isfinite(discounts).all() and (discounts >= 0).all()):
-            raise ValueError("replay discounts must be finite and >= 0")
+        discounts, rewards = arrays["discounts"], arrays["rewards"]
+        if size and not (np.isfinite(discounts).all() and (0 <= discounts).all()
+                         and (discounts <= 1).all()):  # fmt: skip
+            raise ValueError("replay discounts must lie in [0, 1]")
+        if size and not np.isfinite(rewards).all():
+            raise ValueError("replay rewards must be finite")
+        if np.issubdtype(self.obs.dtype, np.floating) and not (
+            np.isfinite(arrays["obs"]).all() and np.isfinite(arrays["next_obs"]).all()
+        ):
+            raise ValueError("replay observations must be finite")
         self.obs[:size] = arrays["obs"]
         self.next_obs[:size] = arrays["next_obs"]
         for column, name in enumerate(SCALAR_COLUMNS):

@@ -293,10 +293,15 @@ def make_config_env(config: DQNConfig) -> Any:
 
 
 def run_memory_bytes(config: DQNConfig, observation_space: Any, n_actions: int) -> int:
-    """What a run allocates, about: the replay (observations twice, five scalar columns) and the
-    parameters four times (online, target, Adam's two moments), plus a gradient's worth."""
+    """What a run allocates, about: the replay (observations twice, five scalar columns), the
+    parameters four times (online, target, Adam's two moments) plus a gradient's worth, the
+    batches of one learning call (sampled on the host, copied to the device) and the n-step
+    steps each env holds back."""
+    c = config
     obs_bytes = int(np.prod(observation_space.shape)) * np.dtype(observation_space.dtype).itemsize
     replay = config.buffer_size * (2 * obs_bytes + 5 * 4)
+    batches = c.gradient_steps * (c.num_envs // c.train_every + 1) * c.batch_size
+    pending = c.num_envs * c.n_step * obs_bytes
     stack = stacked_frames(config.env_id)
     if stack > 1:  # each frame once, ids instead of pixels (make_replay's FrameReplay)
         c, space = config, observation_space
@@ -306,7 +311,7 @@ def run_memory_bytes(config: DQNConfig, observation_space: Any, n_actions: int) 
         config, tuple(observation_space.shape), n_actions, observation_space.dtype
     )
     n_params = sum(int(np.prod(leaf.shape)) for leaf in jax.tree_util.tree_leaves(shapes))
-    return replay + 5 * 4 * n_params
+    return replay + 5 * 4 * n_params + 2 * batches * (2 * obs_bytes + 5 * 4) + pending
 
 
 def check_memory(

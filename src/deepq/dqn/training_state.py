@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from deepq.dqn.agent import checkpoint_arrays_bound
 from deepq.dqn.collector import Collector
 from deepq.dqn.config import DQNConfig, config_from_dict
 from deepq.dqn.frame_replay import FrameReplay
@@ -89,10 +90,13 @@ def restore_training_state(
     agree with the env and the arrays."""
     space = collector.observation_space
     shape = tuple(meta.get("obs_shape") or (meta["obs_dim"],))
-    if (shape, meta["n_actions"]) != (tuple(space.shape), collector.n_actions):
+    pixels = (meta.get("obs_dtype") == "uint8", np.dtype(space.dtype) == np.uint8)
+    if (shape, meta["n_actions"]) != (tuple(space.shape), collector.n_actions) or (
+        pixels[0] != pixels[1]
+    ):
         raise CheckpointError(
-            f"{source}: the checkpoint's observations of shape {shape} and {meta['n_actions']} "
-            f"actions are not {collector.env_id}'s"
+            f"{source}: the checkpoint's {'uint8 ' * pixels[0]}observations of shape {shape} "
+            f"and {meta['n_actions']} actions are not {collector.env_id}'s"
         )
     learner.load_state_arrays(arrays, source)
     if not learner.is_finite():
@@ -134,8 +138,17 @@ def read_training_state(
     except UnreadableFile as exc:
         raise CheckpointError(str(exc)) from None
     remove_unfinished_saves(checkpoints)
-    arrays, meta = load_checkpoint(checkpoints / "latest")
+    source = str(checkpoints / "latest" / "meta.json")
+    arrays, meta = load_checkpoint(
+        checkpoints / "latest", lambda m: checkpoint_arrays_bound(m, source)
+    )
     if meta["kind"] != KIND:
         raise CheckpointError(f"{checkpoints / 'latest'} is not a training-state checkpoint")
     config = checkpoint_config(config_from_dict, meta, str(checkpoints / "latest"))
+    steps = meta["progress"]["env_steps"]
+    if config.total_steps is not None and steps > config.total_steps:
+        raise CheckpointError(
+            f"{source}: progress.env_steps {steps} exceeds the config's total_steps "
+            f"{config.total_steps}"
+        )
     return config, (arrays, meta)

@@ -27,6 +27,14 @@ from typing import Any, Literal, Self
 from deepq.errors import ConfigError
 
 MAX_SEED = 2**31 - 1
+# No integer of any config lies outside ±MAX_INT: counts of steps and episodes far beyond any run
+# (10^12 env steps is 30 years at 1,000 a second), small enough that nothing built from one
+# overflows. Keys that size memory (widths, atoms, envs, batches) have bounds of their own.
+MAX_INT = 10**12
+MAX_WIDTH = 1 << 16  # a hidden layer's width
+MAX_LAYERS = 16  # hidden layers
+MAX_WINDOW = 1_000_000  # episodes in a moving average (a checkpoint keeps them)
+MAX_EVAL_EPISODES = 100_000  # episodes of one evaluation (its returns are kept)
 
 
 @dataclass(frozen=True)
@@ -194,6 +202,15 @@ def coerce_fields(config: Any) -> None:
     types_ = field_types(type(config))
     for f in dataclasses.fields(config):
         value = _check_type(f.name, types_[f.name], getattr(config, f.name))
+        integers = value if isinstance(value, tuple) else (value,)
+        require(
+            all(
+                abs(v) <= MAX_INT
+                for v in integers
+                if isinstance(v, int) and not isinstance(v, bool)
+            ),
+            f"{f.name}={value} must lie within ±10^12",
+        )
         bounds = f.metadata.get("bounds")
         if bounds is not None and value is not None:
             if isinstance(value, tuple):

@@ -194,20 +194,29 @@ def make_agent_env(
     time_feature: bool = False,
     render_mode: str | None = None,
     sticky_actions: bool | None = None,
+    obs_dtype: str = "float32",
 ) -> gym.Env:
     """The env of a loaded agent, refused when its spaces are not the ones the checkpoint says
-    the agent was trained on (a tampered or mismatched shape, ``n_actions`` or env id)."""
+    the agent was trained on (a tampered or mismatched shape, ``n_actions``, env id, or pixels
+    against numbers: a network scales uint8 observations by 1/255, so a CartPole agent marked
+    uint8, or an Atari agent that is not, would act on observations it never learned from)."""
     shape = (obs_shape,) if isinstance(obs_shape, int) else tuple(obs_shape)
     spaces = "vector" if len(shape) == 1 else "frames"
     env = make_env(env_id, max_episode_steps, time_feature, render_mode, spaces, sticky_actions)
     have = (tuple(env.observation_space.shape), int(env.action_space.n))
-    if have != (shape, n_actions):
+    pixels = np.dtype(env.observation_space.dtype) == np.uint8
+    if have != (shape, n_actions) or pixels != (np.dtype(obs_dtype) == np.uint8):
         env.close()
         raise CheckpointError(
-            f"the checkpoint's agent takes observations of shape {shape} and {n_actions} "
-            f"actions, but {env_id} has {have[0]} and {have[1]}"
+            f"the checkpoint's agent takes {_kind(obs_dtype)} observations of shape {shape} "
+            f"and {n_actions} actions, but {env_id} has {_kind(env.observation_space.dtype)} "
+            f"ones of shape {have[0]} and {have[1]}"
         )
     return env
+
+
+def _kind(dtype: Any) -> str:
+    return "uint8 pixel" if np.dtype(dtype) == np.uint8 else "numeric"
 
 
 def first_line(exc: BaseException, limit: int | None = None) -> str:

@@ -16,6 +16,7 @@ leaves the previous file, or none, never a half-written or empty one.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -30,6 +31,9 @@ from deepq.errors import DeepQError, UsageError
 CHUNK_BYTES = 1 << 20
 IMAGE_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg")  # what matplotlib writes for --out
 MAX_JSON_BYTES = 64 << 20  # run files and specs: far above what deepq writes
+# Values in one JSON file: a summary of 1,000 evaluations of 100 episodes holds ~200,000; a
+# million of the smallest JSON values take ~250 MB once parsed.
+MAX_JSON_ITEMS = 1_000_000
 
 
 class RunWriteError(DeepQError):
@@ -181,10 +185,15 @@ def read_regular_file(
     expected_bytes: int | None = None,
     *,
     follow_symlinks: bool = False,
-) -> bytes:
+    sha256: str | None = None,
+) -> bytearray:
     """The bytes of the regular file at ``path``, refusing before any read a file larger than
     ``max_bytes`` or whose size is not ``expected_bytes``. A symlink is refused unless
-    ``follow_symlinks`` (a path the user typed, not a file inside a checkpoint)."""
+    ``follow_symlinks`` (a path the user typed, not a file inside a checkpoint).
+
+    The file is read once, in chunks, into one buffer of its size (a 2.5 GB replay peaks at
+    2.5 GB, not twice that); with ``sha256`` the chunks are hashed as they arrive, and a file
+    whose hash is not that one is refused."""
     path = Path(path)
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
     if not follow_symlinks:
@@ -197,39 +206,60 @@ def read_regular_file(
         why = "is a symlink" if path.is_symlink() else f"cannot be read ({describe_os_error(exc)})"
         raise UnreadableFile(f"{path} {why}") from None
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise UnreadableFile(f"{path} is not a regular file")
-        size = info.st_size
-        if expected_bytes is not None and size != expected_bytes:
-            raise UnreadableFile(
-                f"{path} is corrupt or truncated: {size} bytes, where its manifest says "
-                f"{expected_bytes}"
-            )
-        if size > max_bytes:
-            raise UnreadableFile(
-                f"{path} is {format_bytes(size)}, more than the {format_bytes(max_bytes)} "
-                "deepq reads for it"
-            )
-        chunks, remaining = [], size + 1  # one byte more: a file that grows is noticed
-        while remaining > 0:
-            chunk = os.read(fd, min(CHUNK_BYTES, remaining))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            remaining -= len(chunk)
-        data = b"".join(chunks)
-        if len(data) != size:
-            raise UnreadableFile(f"{path} changed size while it was read")
-        return data
-    except OSError as exc:
-        raise UnreadableFile(f"{path} cannot be read ({describe_os_error(exc)})") from None
-    finally:
+        size = _checked_size(path, os.fstat(fd), max_bytes, expected_bytes)
+    except BaseException:
         os.close(fd)
+        raise
+    with os.fdopen(fd, "rb", buffering=0) as handle:  # a regular file: fdopen takes it
+        try:
+            data = bytearray(size)
+            view, digest, done = memoryview(data), hashlib.sha256(), 0
+            while done < size:
+                got = handle.readinto(view[done : done + CHUNK_BYTES])
+                if not got:
+                    break
+                if sha256 is not None:
+                    digest.update(view[done : done + got])
+                done += got
+            view.release()
+            if done != size or handle.read(1):  # shorter or longer: it changed while read
+                raise UnreadableFile(f"{path} changed size while it was read")
+        except OSError as exc:
+            raise UnreadableFile(f"{path} cannot be read ({describe_os_error(exc)})") from None
+    if sha256 is not None and digest.hexdigest() != sha256:
+        raise UnreadableFile(f"{path} is corrupt (sha256 does not match its manifest)")
+    return data
 
 
-def parse_json(data: bytes | str, source: str | Path) -> Any:
-    """JSON from bytes; invalid, too deeply nested or non-UTF-8 input is one UnreadableFile."""
+def _checked_size(
+    path: Path, info: os.stat_result, max_bytes: int, expected_bytes: int | None
+) -> int:
+    if not stat.S_ISREG(info.st_mode):
+        raise UnreadableFile(f"{path} is not a regular file")
+    size = info.st_size
+    if expected_bytes is not None and size != expected_bytes:
+        raise UnreadableFile(
+            f"{path} is corrupt or truncated: {size} bytes, where its manifest says "
+            f"{expected_bytes}"
+        )
+    if size > max_bytes:
+        raise UnreadableFile(
+            f"{path} is {format_bytes(size)}, more than the {format_bytes(max_bytes)} "
+            "deepq reads for it"
+        )
+    return size
+
+
+def parse_json(
+    data: bytes | bytearray | str, source: str | Path, max_items: int = MAX_JSON_ITEMS
+) -> Any:
+    """JSON from bytes; invalid, too deeply nested or non-UTF-8 input is one UnreadableFile, and
+    so is JSON of more than ``max_items`` values, counted before it is parsed: a few MB of
+    ``{},{},...`` would otherwise become millions of objects (22M empty dicts took 5 GB)."""
+    separators = (",", "[", "{") if isinstance(data, str) else (b",", b"[", b"{")
+    items = sum(data.count(separator) for separator in separators)  # an upper bound of values
+    if items > max_items:
+        raise UnreadableFile(f"{source} holds more than the {max_items:,} values deepq reads in it")
     try:
         return json.loads(data)
     except RecursionError:
@@ -238,9 +268,12 @@ def parse_json(data: bytes | str, source: str | Path) -> Any:
         raise UnreadableFile(f"{source} is not valid JSON ({exc})") from None
 
 
-def read_json_file(path: str | Path, max_bytes: int = MAX_JSON_BYTES) -> Any:
-    """The JSON in the regular file at ``path`` (bounded, see :func:`read_regular_file`)."""
-    return parse_json(read_regular_file(path, max_bytes, follow_symlinks=True), path)
+def read_json_file(
+    path: str | Path, max_bytes: int = MAX_JSON_BYTES, max_items: int = MAX_JSON_ITEMS
+) -> Any:
+    """The JSON in the regular file at ``path`` (bounded, see :func:`read_regular_file` and
+    :func:`parse_json`)."""
+    return parse_json(read_regular_file(path, max_bytes, follow_symlinks=True), path, max_items)
 
 
 def read_text_file(

@@ -28,10 +28,14 @@ MAX_OBS_DIM = 1 << 20
 MAX_ACTIONS = 1 << 16
 MAX_COUNT = 1 << 62  # env steps, episodes
 MAX_LIST = 1 << 20  # eval history, recent returns, env seeds
+# No episode's return is larger: float64 holds integers exactly up to 9e15, and a mean over a
+# million of these stays finite (1e308 returns made a resumed run "solved" with mean inf).
+MAX_RETURN = 1e15
 
 KINDS = ("dqn-agent", "dqn-training-state", "q-table-agent", "reinforce-agent")
 
 Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+Return = Annotated[float, Field(ge=-MAX_RETURN, le=MAX_RETURN)]
 Scalar = bool | int | float | str | None
 Text = Annotated[str, Field(max_length=1000)]
 
@@ -94,25 +98,64 @@ class SolvedAt(StrictModel):
     wall_s: Annotated[float, Field(ge=0)]
 
 
+class Evaluation(StrictModel):
+    """One periodic evaluation of a run (:meth:`deepq.run.harness.RunRecorder.add_evaluation`)."""
+
+    env_steps: Count
+    episodes: Count  # training episodes before it
+    train_wall_s: Annotated[float, Field(ge=0)]
+    eval_episodes: Annotated[int, Field(ge=1, le=MAX_LIST)]
+    mean: Return
+    std: Annotated[float, Field(ge=0, le=MAX_RETURN)]
+    min: Return
+    max: Return
+    returns: Annotated[list[Return], Field(max_length=MAX_LIST)]
+    lengths: Annotated[list[Count], Field(max_length=MAX_LIST)]
+    epsilon: Annotated[float, Field(ge=0, le=1)] = 0.0  # absent before ε-greedy evaluations
+
+    @model_validator(mode="after")
+    def _one_return_and_length_per_episode(self) -> Evaluation:
+        if not len(self.returns) == len(self.lengths) == self.eval_episodes:
+            raise ValueError("an evaluation holds one return and one length per episode")
+        return self
+
+
 class ProgressState(StrictModel):
     """:class:`deepq.run.harness.RunProgress` as a checkpoint keeps it."""
 
     env_steps: Count
     episodes: Count
-    recent_returns: Annotated[list[float], Field(max_length=MAX_LIST)]
+    recent_returns: Annotated[list[Return], Field(max_length=MAX_LIST)]
     solved_at: SolvedAt | None
-    best_eval_mean: float | None
+    best_eval_mean: Return | None
     best_eval_step: Count | None
-    eval_history: Annotated[
-        list[dict[Text, Scalar | Annotated[list[int | float], Field(max_length=MAX_LIST)]]],
-        Field(max_length=MAX_LIST),
-    ]
+    eval_history: Annotated[list[Evaluation], Field(max_length=MAX_LIST)]
     train_seconds: Annotated[float, Field(ge=0)]
+
+    @model_validator(mode="after")
+    def _counts_agree(self) -> ProgressState:
+        """Every step, episode and evaluation lies within the run so far."""
+        steps = [self.best_eval_step or 0, *(e.env_steps for e in self.eval_history)]
+        if self.solved_at is not None:
+            steps.append(self.solved_at.env_steps)
+        if self.episodes > self.env_steps or max(steps) > self.env_steps:
+            raise ValueError("counts beyond the run's env steps")
+        if len(self.recent_returns) > self.episodes:
+            raise ValueError("more recent returns than finished episodes")
+        return self
 
 
 class PCG64Words(StrictModel):
     state: Annotated[int, Field(ge=0, lt=1 << 128)]
     inc: Annotated[int, Field(ge=0, lt=1 << 128)]
+
+    @model_validator(mode="after")
+    def _odd_increment(self) -> PCG64Words:
+        """PCG64's increment is odd in every state numpy makes; {state: 0, inc: 0} would draw 0
+        forever, and numpy's sampling then loops in C, deaf to Ctrl-C."""
+        if self.inc % 2 != 1:
+            raise ValueError("the PCG64 increment must be odd")
+        return self
 
 
 class RNGState(StrictModel):

@@ -30,6 +30,7 @@ MAX_TRIALS = 100_000
 MAX_LABEL = 200  # characters of a config's label
 MAX_PLAN_BYTES = 16 << 20  # sweep.json: 10,000 configs of ~1.5 KB
 MAX_RECORD_BYTES = 1 << 20  # a trial's record: its evaluation curve is most of it
+MAX_PLAN_ITEMS = 3_000_000  # 10,000 configs of ~100 values and 100,000 trials of 3
 
 TRIAL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=,+-]{0,120}$")
 
@@ -121,7 +122,7 @@ class TrialRecord(StrictModel):
 
 def read_plan_file(path: Path) -> dict[str, Any]:
     """``sweep.json``'s content, checked (UnreadableFile, exit 1, naming what is wrong)."""
-    data = read_json_file(path, MAX_PLAN_BYTES)
+    data = read_json_file(path, MAX_PLAN_BYTES, MAX_PLAN_ITEMS)
     return validated_or(UnreadableFile, PlanFile, data, str(path)).model_dump()
 
 
