@@ -48,7 +48,11 @@ def test_csv_format_uses_commas(run_dir):
     [
         (None, "has no progress.csv"),
         ("a,b\n1,2\n", "is not a deepq progress log"),
-        ("episode,env_steps,return,length,mean_100\n1,2,3\n", "short row at episode 1"),
+        ("episode,env_steps,return,length,mean_100\n1,2,3\n", "line 2 does not have one value"),
+        (PROGRESS.replace("-134.5,84", "nan,84"), "line 3 has return 'nan'"),
+        (PROGRESS.replace("200.25", "inf"), "line 4 has return 'inf'"),
+        (PROGRESS.replace("-65.5,65,", "-65.5,abc,"), "line 2 has length 'abc'"),
+        (PROGRESS + "4,5,6,7,8,9,10,11\n", "line 5 does not have one value per column"),
     ],
 )
 def test_what_is_not_a_progress_log_is_one_error(tmp_path, progress, message):
@@ -56,6 +60,17 @@ def test_what_is_not_a_progress_log_is_one_error(tmp_path, progress, message):
         (tmp_path / "progress.csv").write_text(progress)
     with pytest.raises(UsageError, match=message):
         episode_log(tmp_path)
+
+
+def test_a_failed_export_writes_no_file_and_prints_no_line(tmp_path, capsys):
+    (tmp_path / "progress.csv").write_text(PROGRESS + "4,5,6,x,8,9,10\n")
+    with pytest.raises(UsageError, match="line 5 has length 'x'"):
+        export_episode_log(tmp_path, tmp_path / "out.log", "semicolon")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["progress.csv"]
+    (tmp_path / "progress.csv").write_text("episode,env_steps,return,length,mean_100\n1,2,x,4,5\n")
+    with pytest.raises(UsageError, match="line 2 has return 'x'"):
+        export_episode_log(tmp_path, None, "semicolon")
+    assert capsys.readouterr().out == ""
 
 
 def test_cli_prints_the_log_and_fails_in_one_line(run_dir, tmp_path):

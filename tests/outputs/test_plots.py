@@ -22,6 +22,21 @@ def write_run(run_dir, returns, summary=None):
     return run_dir
 
 
+def summary_of(threshold, solved_at, evals):
+    """A summary.json as deepq writes it, solved at ``solved_at`` with evaluations of (training
+    episodes before it, mean, std)."""
+    history = [{"env_steps": 10 * episodes, "episodes": episodes, "train_wall_s": 0.1,
+                "eval_episodes": 1, "mean": mean, "std": std, "min": mean, "max": mean,
+                "returns": [mean], "lengths": [10], "epsilon": 0.0}
+               for episodes, mean, std in evals]  # fmt: skip
+    best = max(history, key=lambda e: e["mean"])
+    return {"env_id": "CartPole-v1", "stop_reason": "total_steps", "solved": True,
+            "solved_threshold": threshold, "solved_at_episode": solved_at,
+            "solved_at_step": 10 * solved_at, "solved_at_wall_s": 0.5, "train_wall_s": 0.6,
+            "env_steps": 60, "episodes": 6, "steps_per_s": 100.0, "best_eval_mean": best["mean"],
+            "best_eval_step": best["env_steps"], "eval_history": history, "final_eval": None}  # fmt: skip
+
+
 def test_moving_average_by_hand():
     # window 3: NaN, NaN, (10+20+30)/3, (20+30+40)/3, (30+40+50)/3, (40+50-60)/3
     np.testing.assert_allclose(moving_average(RETURNS, 3), [np.nan, np.nan, 20.0, 30.0, 40.0, 10.0])
@@ -30,11 +45,7 @@ def test_moving_average_by_hand():
 
 
 def test_history_is_read_from_the_run_directory(tmp_path):
-    summary = {
-        "solved_threshold": 200,
-        "solved_at_episode": 5,
-        "eval_history": [{"episodes": 3, "mean": 1.5, "std": 0.5}],
-    }
+    summary = summary_of(200, 5, [(3, 1.5, 0.5)])
     history = read_history(write_run(tmp_path / "run", RETURNS, summary))
     np.testing.assert_array_equal(history.episodes, [1, 2, 3, 4, 5, 6])
     np.testing.assert_array_equal(history.returns, RETURNS)
@@ -50,11 +61,7 @@ def test_history_is_read_from_the_run_directory(tmp_path):
     [{}, {"rolling_only": True}, {"data_only": True}, {"window": 2, "first": 2, "last": 5}],
 )
 def test_single_run_png_decodes_at_the_expected_size(tmp_path, options):
-    summary = {
-        "solved_threshold": 35,
-        "solved_at_episode": 4,
-        "eval_history": [{"episodes": 3, "mean": 25, "std": 5}],
-    }
+    summary = summary_of(35, 4, [(3, 25, 5)])
     run = write_run(tmp_path / "run", RETURNS, summary)
     out = plot_history([run], **options)
     assert out == run / "history.png"

@@ -431,3 +431,45 @@ def test_outputs_are_never_written_through_a_symlink(finished_run, tmp_path, cap
     assert (run_dir / "report.html").stat().st_size > 10_000
     planted_only = [".history.png.tmp", ".report.html.tmp", ".summary.json.tmp"]
     assert sorted(p.name for p in run_dir.glob(".*")) == planted_only  # no temporary left
+
+
+RAISING_PLUGIN = """
+import gymnasium as gym
+from gymnasium.envs.classic_control import CartPoleEnv
+
+
+class Raising(CartPoleEnv):
+    def step(self, action):
+        if getattr(self, "steps", 0) >= 5:
+            raise RuntimeError("boom\\nsecond line")
+        self.steps = getattr(self, "steps", 0) + 1
+        return super().step(action)
+
+
+gym.register("deepq-test/Raising-v0", entry_point=Raising, max_episode_steps=100)
+"""
+
+
+@pytest.mark.parametrize(
+    ("module", "source", "code", "message"),
+    [
+        ("deepq_raising_env", RAISING_PLUGIN, 1,
+         "deepq-test/Raising-v0 raised RuntimeError in step(): boom"),
+        ("deepq_broken_plugin", "raise RuntimeError('half-written plugin')", 2,
+         "--env-module deepq_broken_plugin: importing it raised RuntimeError: half-written plugin"),
+        ("", None, 2, "--env-module '' must name a module to import"),
+        ("/tmp/envs.py", None, 2, "--env-module '/tmp/envs.py' must name a module to import"),
+    ],
+)  # fmt: skip
+def test_a_plugin_or_env_that_raises_is_one_line(tmp_path, monkeypatch, capsys, module, source,
+                                                 code, message):  # fmt: skip
+    from deepq.cli import main
+
+    if source is not None:
+        (tmp_path / f"{module}.py").write_text(source)
+        monkeypatch.syspath_prepend(str(tmp_path))
+    args = ["train", "--env-module", module, "--env", "deepq-test/Raising-v0", "--run-dir",
+            str(tmp_path / "run"), "--no-progress", "--no-report", "--set", "total_steps=50"]  # fmt: skip
+    assert main(args) == code
+    err = capsys.readouterr().err
+    assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err, err

@@ -8,6 +8,7 @@ needs no display and touches no global pyplot state.
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,14 +16,9 @@ from typing import Any
 import numpy as np
 
 from deepq.errors import UsageError
-from deepq.run.files import (
-    IMAGE_SUFFIXES,
-    UnreadableFile,
-    read_json_file,
-    replacing,
-    require_suffix,
-)
+from deepq.run.files import IMAGE_SUFFIXES, UnreadableFile, replacing, require_suffix
 from deepq.run.logs import read_progress
+from deepq.run.schema import read_summary
 
 FIGSIZE = (10, 7)  # inches
 DPI = 100  # -> 1000 x 700 pixels
@@ -57,34 +53,26 @@ def read_history(run_dir: str | Path) -> RunHistory:
     """Read progress.csv (and summary.json / config.json when present) of a run directory."""
     run_dir = Path(run_dir)
     progress = run_dir / "progress.csv"
-    rows = read_progress(run_dir)
-    try:
-        episodes = np.array([int(row["episode"]) for row in rows], dtype=np.int64)
-        returns = np.array([float(row["return"]) for row in rows], dtype=np.float64)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise UsageError(f"{progress} is not a deepq progress log ({exc})") from None
-    if len(rows) == 0:
+    episodes, returns = array("q"), array("d")  # 16 bytes an episode, however many there are
+    for row in read_progress(run_dir):  # each row checked as it is read
+        episodes.append(int(row["episode"]))
+        returns.append(float(row["return"]))
+    if len(episodes) == 0:
         raise UsageError(f"{progress} has no finished episode yet")
-    history = RunHistory(run_dir.name, episodes, returns)
+    history = RunHistory(run_dir.name, np.asarray(episodes), np.asarray(returns))
     summary_path = run_dir / "summary.json"
-    if summary_path.exists():
+    if summary_path.exists() or summary_path.is_symlink():
         try:
-            summary = read_json_file(summary_path)
-            history.threshold = _number_or_none(summary.get("solved_threshold"))
-            history.solved_at_episode = _number_or_none(summary.get("solved_at_episode"))
-            history.evals = [
-                {"episodes": float(e["episodes"]), "mean": float(e["mean"]), "std": float(e["std"])}
-                for e in summary.get("eval_history", [])
-            ]
-        except (UnreadableFile, AttributeError, KeyError, TypeError, ValueError) as exc:
-            raise UsageError(f"{summary_path} is not a deepq run summary ({exc})") from None
+            summary = read_summary(summary_path)
+        except UnreadableFile as exc:
+            raise UsageError(str(exc)) from None
+        history.threshold = summary.get("solved_threshold")
+        history.solved_at_episode = summary.get("solved_at_episode")
+        history.evals = [
+            {"episodes": e["episodes"], "mean": e["mean"], "std": e["std"]}
+            for e in summary["eval_history"]
+        ]
     return history
-
-
-def _number_or_none(value: Any) -> Any:
-    if value is not None and not isinstance(value, int | float):
-        raise TypeError(f"{value!r} is not a number")
-    return value
 
 
 def plot_history(

@@ -24,6 +24,7 @@ from typing import Any
 from deepq.errors import DeepQError, UsageError
 from deepq.run.evaluation import acting, agent_eval_epsilon
 from deepq.run.files import UnreadableFile, read_json_file, require_suffix, write_text_file
+from deepq.run.schema import read_summary
 
 VERSIONED_PACKAGES = ("deepq", "jax", "jaxlib", "flax", "optax", "gymnasium", "numpy")
 
@@ -49,7 +50,8 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, video_seed:
 
     run_dir = Path(run_dir)
     config = _read_json(run_dir / "config.json", "config.json")
-    summary = _read_json(run_dir / "summary.json", "summary.json (has the run finished?)")
+    _read_json(run_dir / "summary.json", "summary.json (has the run finished?)")
+    summary = read_summary(run_dir / "summary.json")
     out = Path(out) if out is not None else run_dir / "report.html"
     require_suffix(out, (".html", ".htm"))
     plot_png = plot_history([run_dir]).read_bytes()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import warnings
 from typing import Any, Literal
 
@@ -17,7 +18,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
-from deepq.errors import CheckpointError, UsageError
+from deepq.errors import CheckpointError, DeepQError, UsageError
 from deepq.run.atari import is_atari, preprocess_atari, sticky_make_kwargs
 from deepq.run.config import require_env_id
 
@@ -92,13 +93,27 @@ def ensure_registered(env_id: str) -> None:
             ) from None
 
 
+MODULE_NAME = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+
+
 def import_env_modules(modules: list[str]) -> None:
-    """Import the modules the user named with ``--env-module`` (each registers its envs)."""
+    """Import the modules the user named with ``--env-module`` (each registers its envs): module
+    names, never paths; whatever a module raises while it is imported is one UsageError line."""
     for module in modules:
+        if not MODULE_NAME.match(module):
+            raise UsageError(
+                f"--env-module {module[:80]!r} must name a module to import, such as my_envs or "
+                "my_package.envs (not a file path)"
+            )
         try:
             importlib.import_module(module)
         except ImportError as exc:
             raise UsageError(f"--env-module {module}: {first_line(exc)}") from None
+        except Exception as exc:  # a plugin's own failure, whatever it is
+            raise UsageError(
+                f"--env-module {module}: importing it raised {type(exc).__name__}: "
+                f"{first_line(exc, 200)}"
+            ) from None
 
 
 KNOWN_NAMES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -149,12 +164,14 @@ def make_env(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            env = gym.make(env_id, **kwargs)
+            env = EnvErrors(gym.make(env_id, **kwargs), env_id)
             if is_atari(env_id):
                 env = preprocess_atari(env, max_episode_steps)
     except gym.error.Error as exc:  # NameNotFound, VersionNotFound, DependencyNotInstalled, ...
         raise UsageError(f"cannot make environment {env_id!r}: {first_line(exc)}") from None
-    except (TypeError, ValueError, ImportError, AttributeError) as exc:  # a broken plugin env
+    except DeepQError:
+        raise
+    except Exception as exc:  # a broken plugin env, whatever it raises
         raise UsageError(f"cannot make environment {env_id!r}: {first_line(exc)}") from None
     if spaces == "tabular":
         if not isinstance(env.observation_space, gym.spaces.Discrete) or not isinstance(
@@ -217,6 +234,50 @@ def make_agent_env(
 
 def _kind(dtype: Any) -> str:
     return "uint8 pixel" if np.dtype(dtype) == np.uint8 else "numeric"
+
+
+class EnvError(DeepQError):
+    """An environment's own code raised an exception in reset, step or render."""
+
+
+class EnvErrors(gym.Wrapper):
+    """Whatever the env's own code (Gymnasium's, a game's, a plugin's) raises in ``reset``,
+    ``step`` or ``render`` becomes one :class:`EnvError` line naming the env and the call, as
+    an env that cannot be made already is; deepq's own errors and Ctrl-C pass through. Right
+    around ``gym.make``'s env, so that deepq's wrappers above it keep their tracebacks."""
+
+    def __init__(self, env: gym.Env, env_id: str):
+        super().__init__(env)
+        self._env_id = env_id
+
+    def reset(self, **kwargs: Any) -> Any:
+        try:
+            return self.env.reset(**kwargs)
+        except DeepQError:
+            raise
+        except Exception as exc:
+            raise self._error("reset", exc) from None
+
+    def step(self, action: Any) -> Any:
+        try:
+            return self.env.step(action)
+        except DeepQError:
+            raise
+        except Exception as exc:
+            raise self._error("step", exc) from None
+
+    def render(self) -> Any:
+        try:
+            return self.env.render()
+        except DeepQError:
+            raise
+        except Exception as exc:
+            raise self._error("render", exc) from None
+
+    def _error(self, call: str, exc: Exception) -> EnvError:
+        return EnvError(
+            f"{self._env_id} raised {type(exc).__name__} in {call}(): {first_line(exc, 200)}"
+        )
 
 
 def first_line(exc: BaseException, limit: int | None = None) -> str:

@@ -17,6 +17,7 @@ leaves the previous file, or none, never a half-written or empty one.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import secrets
@@ -195,22 +196,10 @@ def read_regular_file(
     2.5 GB, not twice that); with ``sha256`` the chunks are hashed as they arrive, and a file
     whose hash is not that one is refused."""
     path = Path(path)
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
-    if not follow_symlinks:
-        flags |= getattr(os, "O_NOFOLLOW", 0)
-    try:
-        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError:
-        raise UnreadableFile(f"{path} is missing") from None
-    except OSError as exc:  # ELOOP: a symlink; EACCES; ENAMETOOLONG; ...
-        why = "is a symlink" if path.is_symlink() else f"cannot be read ({describe_os_error(exc)})"
-        raise UnreadableFile(f"{path} {why}") from None
-    try:
-        size = _checked_size(path, os.fstat(fd), max_bytes, expected_bytes)
-    except BaseException:
-        os.close(fd)
-        raise
-    with os.fdopen(fd, "rb", buffering=0) as handle:  # a regular file: fdopen takes it
+    with open_regular_file(path, max_bytes, expected_bytes, follow_symlinks=follow_symlinks) as (
+        handle,
+        size,
+    ):
         try:
             data = bytearray(size)
             view, digest, done = memoryview(data), hashlib.sha256(), 0
@@ -229,6 +218,53 @@ def read_regular_file(
     if sha256 is not None and digest.hexdigest() != sha256:
         raise UnreadableFile(f"{path} is corrupt (sha256 does not match its manifest)")
     return data
+
+
+@contextmanager
+def open_regular_file(
+    path: Path, max_bytes: int, expected_bytes: int | None = None, *, follow_symlinks: bool = False
+) -> Iterator[tuple[Any, int]]:
+    """(an unbuffered binary file, its size) of the regular file at ``path``, opened without
+    blocking (a FIFO never hangs) and, unless ``follow_symlinks``, not through a symlink; its
+    size checked against ``max_bytes`` and ``expected_bytes`` before anything is read."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+    if not follow_symlinks:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise UnreadableFile(f"{path} is missing") from None
+    except OSError as exc:  # ELOOP: a symlink; EACCES; ENAMETOOLONG; ...
+        why = "is a symlink" if path.is_symlink() else f"cannot be read ({describe_os_error(exc)})"
+        raise UnreadableFile(f"{path} {why}") from None
+    try:
+        size = _checked_size(path, os.fstat(fd), max_bytes, expected_bytes)
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb", buffering=0) as handle:  # a regular file: fdopen takes it
+        yield handle, size
+
+
+MAX_LINE_BYTES = 64 << 10
+
+
+def read_lines(path: str | Path, max_bytes: int, *, follow_symlinks: bool = True) -> Iterator[str]:
+    """The UTF-8 lines of the regular file at ``path`` (with their line ends), one at a time,
+    so that a file of millions of lines is never held whole; a line longer than
+    MAX_LINE_BYTES, or not UTF-8, is one UnreadableFile."""
+    path = Path(path)
+    with open_regular_file(path, max_bytes, follow_symlinks=follow_symlinks) as (raw, _):
+        handle = io.BufferedReader(raw, CHUNK_BYTES)
+        for number, line in enumerate(iter(lambda: handle.readline(MAX_LINE_BYTES + 1), b""), 1):
+            if len(line) > MAX_LINE_BYTES:
+                raise UnreadableFile(
+                    f"{path}: line {number} is longer than {MAX_LINE_BYTES:,} bytes"
+                )
+            try:
+                yield line.decode()
+            except UnicodeDecodeError:
+                raise UnreadableFile(f"{path}: line {number} is not UTF-8 text") from None
 
 
 def _checked_size(

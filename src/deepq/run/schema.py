@@ -1,5 +1,6 @@
 """The one schema of a checkpoint's JSON: ``manifest.json`` and ``meta.json`` (its common fields,
-an agent's env facts, and a DQN training state's counters, RNG state and env seeds).
+an agent's env facts, and a DQN training state's counters, RNG state and env seeds); and of a
+run's ``summary.json``, which the report, the plot and sweeps read back.
 
 Everything read from a checkpoint passes through these models before any of it is used: types
 are strict (no "3" for 3, no 3.0 for 3, no list for an object), numbers have ranges, unknown keys
@@ -12,12 +13,14 @@ the field. pydantic does the checking: nested, typed structures are what it is f
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, model_validator
 
-from deepq.errors import CheckpointError, DeepQError
+from deepq.errors import CheckpointError, DeepQError, UsageError
 from deepq.run.config import MAX_SEED
+from deepq.run.files import read_json_file
 
 SCHEMA_VERSION = 1
 ARRAYS_FILE = "arrays.safetensors"
@@ -145,6 +148,51 @@ class ProgressState(StrictModel):
         return self
 
 
+class FinalEvaluation(StrictModel):
+    """The evaluation of the kept agent on the held-out seeds, as summary.json holds it."""
+
+    mean: Return
+    std: Annotated[float, Field(ge=0, le=MAX_RETURN)]
+    min: Return
+    max: Return
+    episodes: Annotated[int, Field(ge=1, le=MAX_LIST)]
+    epsilon: Annotated[float, Field(ge=0, le=1)] = 0.0
+
+
+class RunSummary(StrictModel):
+    """A run's ``summary.json`` (:meth:`deepq.run.harness.RunRecorder.summary`), as the report,
+    the plot and a sweep read it from a run directory that may be someone else's."""
+
+    env_id: Text
+    stop_reason: Literal["interrupted", "solved", "eval_mean", "total_steps", "max_episodes",
+                         "time_budget", "iterations"]  # fmt: skip
+    solved: bool
+    solved_threshold: Annotated[float, Field(ge=-MAX_RETURN, le=MAX_RETURN)] | None
+    solved_at_episode: Annotated[int, Field(ge=1, le=MAX_COUNT)] | None
+    solved_at_step: Count | None
+    solved_at_wall_s: Annotated[float, Field(ge=0)] | None
+    train_wall_s: Annotated[float, Field(ge=0)]
+    env_steps: Count
+    episodes: Count
+    grad_steps: Count | None = None  # DQN
+    updates: Count | None = None  # REINFORCE, tabular Q-learning
+    learning: dict[Text, float] | None = None  # DQN: the last learning scalars logged
+    steps_per_s: Annotated[float, Field(ge=0)]
+    best_eval_mean: Return | None
+    best_eval_step: Count | None
+    eval_history: Annotated[list[Evaluation], Field(max_length=MAX_LIST)]
+    final_eval: FinalEvaluation | None
+
+    @model_validator(mode="after")
+    def _solved_says_when(self) -> RunSummary:
+        when = (self.solved_at_episode, self.solved_at_step, self.solved_at_wall_s)
+        if self.solved != (None not in when) or (not self.solved and when != (None,) * 3):
+            raise ValueError("a solved run says when, and only a solved one")
+        if (self.best_eval_mean is None) != (self.best_eval_step is None):
+            raise ValueError("best_eval_mean and best_eval_step go together")
+        return self
+
+
 class PCG64Words(StrictModel):
     state: Annotated[int, Field(ge=0, lt=1 << 128)]
     inc: Annotated[int, Field(ge=0, lt=1 << 128)]
@@ -186,6 +234,13 @@ class TrainingStateMeta(NetworkAgentMeta):
 
 
 Model = TypeVar("Model", bound=BaseModel)
+
+
+def read_summary(path: Path) -> dict[str, Any]:
+    """A run's summary.json, checked against :class:`RunSummary` (a run directory may be
+    someone else's): one UsageError naming what is wrong."""
+    data = read_json_file(path)
+    return validated_or(UsageError, RunSummary, data, str(path)).model_dump(exclude_none=True)
 
 
 def validated(model: type[Model], data: Any, source: str) -> Model:

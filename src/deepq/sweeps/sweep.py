@@ -26,11 +26,11 @@ from deepq.errors import ConfigError, DeepQError, UsageError
 from deepq.run.config import MAX_SEED
 from deepq.run.files import (
     UnreadableFile,
-    read_json_file,
     refuse_symlinks_within,
     write_json,
     write_text_file,
 )
+from deepq.run.schema import read_summary
 from deepq.sweeps.executors import (
     LocalExecutor,
     TrialOutcome,
@@ -262,12 +262,8 @@ def _keep(
 
 
 def _scores_of(summary_path: Path) -> dict[str, Any]:
-    """A finished trial's scores from its summary.json, as a record holds them (checked)."""
-    try:
-        scores = trial_scores(read_json_file(summary_path))
-        return TrialScores.model_validate(scores).model_dump()
-    except (KeyError, TypeError, AttributeError) as exc:  # and pydantic's, a ValueError
-        raise ValueError(f"{summary_path} is not a deepq run summary ({exc!r})") from None
+    """A finished trial's scores from its summary.json (checked), as a record holds them."""
+    return TrialScores.model_validate(trial_scores(read_summary(summary_path))).model_dump()
 
 
 def remove_path(path: Path) -> None:
