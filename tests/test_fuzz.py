@@ -222,3 +222,112 @@ def test_any_command_line_exits_0_1_or_2_with_at_most_two_lines(
     assert len(err.strip().splitlines()) <= 2 and "Traceback" not in err, (argv, err)
     assert list(cwd.iterdir()) == [], (argv, list(cwd.iterdir()))
     assert_nothing_ran(root)
+
+
+# Sweep and run directories from others: their JSON files and progress logs -------------------
+
+
+@pytest.fixture(scope="module")
+def planted_sweep(tmp_path_factory):
+    """A stopped sweep's files as deepq writes them, and a finished run's summary and log."""
+    from deepq.sweeps.sweep import SweepConfig, SweepPlan
+
+    values = {k: v for k, v in DQNConfig(env_id="CartPole-v1").to_dict().items() if k != "seed"}
+    plan = SweepPlan("dqn", [SweepConfig("gamma=0.99", values)], [0, 1]).to_dict()
+    scores = {"solved": True, "steps_to_solve": 500, "time_to_solve_s": 1.0, "best_mean": 500.0,
+              "final_mean": 480.0, "env_steps": 1000, "train_wall_s": 2.0,
+              "curve": [[500, 500.0], [1000, 480.0]]}  # fmt: skip
+    record = {"name": plan["trials"][0]["name"], "config": 0, "seed": 0, "node": "here",
+              "wall_s": 3.0, "status": "ok", "scores": scores}  # fmt: skip
+    evaluation = {"env_steps": 500, "episodes": 20, "train_wall_s": 1.0, "eval_episodes": 2,
+                  "mean": 500.0, "std": 0.0, "min": 500.0, "max": 500.0,
+                  "returns": [500.0, 500.0], "lengths": [500, 500], "epsilon": 0.0}  # fmt: skip
+    summary = {"env_id": "CartPole-v1", "stop_reason": "total_steps", "solved": True,
+               "solved_threshold": 475.0, "solved_at_episode": 20, "solved_at_step": 500,
+               "solved_at_wall_s": 1.0, "train_wall_s": 2.0, "env_steps": 1000, "episodes": 30,
+               "grad_steps": 200, "learning": {"env_steps": 1000, "train/loss": 0.5},
+               "steps_per_s": 500.0, "best_eval_mean": 500.0, "best_eval_step": 500,
+               "eval_history": [evaluation],
+               "final_eval": {"mean": 480.0, "std": 3.0, "min": 470.0, "max": 490.0,
+                              "episodes": 10, "epsilon": 0.0}}  # fmt: skip
+    return tmp_path_factory.mktemp("sweep"), {"sweep.json": plan, "record": record,
+                                              "summary.json": summary}  # fmt: skip
+
+
+def write_sweep_files(root, originals, name, path, operation, value):
+    """The planted sweep and run files, with member ``name`` mutated."""
+    from deepq.run.files import write_json
+
+    (root / "records").mkdir(exist_ok=True)
+    files = {"sweep.json": root / "sweep.json", "summary.json": root / "summary.json",
+             "record": root / "records" / f"{originals['record']['name']}.json"}  # fmt: skip
+    for member, data in originals.items():
+        edited = mutate(data, path, operation, value) if member == name else data
+        files[member].write_text(json.dumps(edited))
+    write_json(root / "config.json", {"env_id": "CartPole-v1"})
+
+
+def read_or_one_error(read):
+    try:
+        read()
+        event("read")
+    except DeepQError as exc:
+        event(f"refused: {type(exc).__name__}")
+        assert len(str(exc).splitlines()) == 1, str(exc)
+
+
+SWEEP_MEMBERS = ("sweep.json", "record", "summary.json")
+
+
+@given(
+    member=st.sampled_from(SWEEP_MEMBERS),
+    choice=st.integers(min_value=0, max_value=10**6),
+    operation=st.sampled_from(["replace", "delete", "add"]),
+    value=json_values,
+)
+@fuzz_settings(400)
+def test_any_sweep_or_summary_edit_reads_or_is_one_error(planted_sweep, member, choice, operation,
+                                                          value):  # fmt: skip
+    """What resuming a sweep reads (its plan, a trial's record) and what the plot, the report and
+    a sweep read of a run (its summary): any edit is read, or is one DeepQError line."""
+    from deepq.outputs.report import headline, render_page
+    from deepq.run.schema import read_summary
+    from deepq.sweeps.stats import trial_scores
+    from deepq.sweeps.sweep import SweepPlan, SweepResults, read_records
+
+    root, originals = planted_sweep
+    every_path = list(paths(originals[member]))
+    path = every_path[choice % len(every_path)]
+    if path and operation == "delete" and isinstance(path[-1], int):
+        operation = "replace"
+    write_sweep_files(root, originals, member, path, operation, value)
+
+    def resume_and_report():
+        plan = SweepPlan.read(root / "sweep.json")
+        SweepResults(plan, read_records(root, plan)).write(root, plot=False)
+        summary = read_summary(root / "summary.json")
+        trial_scores(summary)
+        render_page("run", {}, summary, b"", None, headline(summary))
+
+    read_or_one_error(resume_and_report)
+
+
+PROGRESS_HEADER = "episode,env_steps,return,length,mean_100,epsilon,wall_s\n"
+progress_cells = st.sampled_from(["1", "2", "-3.5", "0", "1e308", "nan", "inf", "-inf", "abc",
+                                  "", " ", "1,2", '"', "\x00", "9" * 40, "-1"])  # fmt: skip
+
+
+@given(
+    rows=st.lists(st.lists(progress_cells, min_size=0, max_size=9), max_size=4),
+    header=st.sampled_from([PROGRESS_HEADER, "a,b\n", "", "episode,return\n"]),
+)
+@fuzz_settings(300)
+def test_any_progress_log_plots_exports_or_is_one_error(tmp_path_factory, rows, header):
+    from deepq.outputs.export import episode_log
+    from deepq.outputs.plots import read_history
+
+    run_dir = tmp_path_factory.mktemp("run")
+    text = header + "".join(",".join(row) + "\n" for row in rows)
+    (run_dir / "progress.csv").write_text(text)
+    read_or_one_error(lambda: read_history(run_dir))
+    read_or_one_error(lambda: episode_log(run_dir))

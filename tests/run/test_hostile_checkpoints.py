@@ -408,6 +408,12 @@ def test_a_resumed_run_never_writes_through_a_planted_symlink(resumable, tmp_pat
     with pytest.raises(CheckpointError, match="progress.csv is a symlink"):
         resume(resumable, show_progress=False, tensorboard=False)
     assert victim.read_text() == "precious\n"
+    (resumable / "progress.csv").unlink()  # and at any depth: a kept copy's file, say
+    deep = next((resumable / "checkpoints").glob("step-*")) / "meta.json"
+    deep.unlink()
+    deep.symlink_to(victim)
+    with pytest.raises(CheckpointError, match=f"{deep} is a symlink"):
+        resume(resumable, show_progress=False, tensorboard=False)
 
 
 def test_outputs_are_never_written_through_a_symlink(finished_run, tmp_path, capsys):

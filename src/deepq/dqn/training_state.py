@@ -30,7 +30,7 @@ from deepq.run.checkpoint import (
     save_checkpoint,
     saved_checkpoints_note,
 )
-from deepq.run.files import UnreadableFile, refuse_symlinks
+from deepq.run.files import UnreadableFile, refuse_symlinks_within
 from deepq.run.harness import RunProgress, RunRecorder
 from deepq.version import __version__
 
@@ -134,7 +134,7 @@ def read_training_state(
             "or start a new run"
         )
     try:
-        refuse_symlinks(run_dir, "checkpoints", "tb")
+        refuse_symlinks_within(run_dir)
     except UnreadableFile as exc:
         raise CheckpointError(str(exc)) from None
     remove_unfinished_saves(checkpoints)

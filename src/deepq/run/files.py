@@ -49,21 +49,10 @@ class UnreadableFile(DeepQError):
     exit_code = 1
 
 
-def refuse_symlinks(directory: Path, *subdirectories: str) -> None:
-    """A directory deepq will write into again (a run to resume) holds no symlink: one could
-    point a file deepq appends to, or a folder it saves into, anywhere."""
-    for folder in (directory, *(directory / name for name in subdirectories)):
-        if folder.is_symlink():
-            raise UnreadableFile(f"{folder} is a symlink; deepq resumes only real directories")
-        if folder.is_dir():
-            for entry in folder.iterdir():
-                if entry.is_symlink():
-                    raise UnreadableFile(f"{entry} is a symlink; deepq resumes only real files")
-
-
 def refuse_symlinks_within(directory: Path) -> None:
-    """A directory deepq will write into and remove things from (a sweep to resume) holds no
-    symlink at any depth, itself included: any one could point a write or a removal anywhere.
+    """A directory deepq will write into and remove things from (a run or a sweep to resume)
+    holds no symlink at any depth, itself included: any one could point a write or a removal
+    anywhere.
     Walked without following links; one UnreadableFile names the first link found."""
     if directory.is_symlink():
         raise UnreadableFile(f"{directory} is a symlink; deepq resumes only real directories")

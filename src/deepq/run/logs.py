@@ -23,6 +23,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from deepq.errors import CheckpointError, UsageError
 from deepq.run.files import RunWriteError, UnreadableFile, read_lines, replacing, writing
+from deepq.run.schema import MAX_COUNT, MAX_RETURN
 
 __all__ = ["PROGRESS_COLUMNS", "RunLogger", "TensorBoardScalars", "read_progress"]
 
@@ -47,7 +48,7 @@ def read_progress(
         reader = csv.DictReader(read_lines(path, MAX_PROGRESS_BYTES))
         if reader.fieldnames is not None and not set(columns) <= set(reader.fieldnames):
             raise UsageError(
-                f"{path} is not a deepq progress log (columns {', '.join(reader.fieldnames)[:200]})"
+                f"{path} is not a deepq progress log (columns {', '.join(reader.fieldnames)[:200]!r})"
             )
         for row in reader:
             yield _checked_row(row, path, reader.line_num)
@@ -65,8 +66,11 @@ def _checked_row(row: dict[str, Any], path: Path, line: int) -> dict[str, str]:
         text = row.get(column)
         if text is None:
             continue
-        try:
-            ok = int(text) >= 0 if column in INTEGER_COLUMNS else math.isfinite(float(text))
+        try:  # counts as deepq counts them; numbers as the checkpoint schema bounds returns
+            if column in INTEGER_COLUMNS:
+                ok = 0 <= int(text) <= MAX_COUNT
+            else:
+                ok = math.isfinite(float(text)) and abs(float(text)) <= MAX_RETURN
         except ValueError:
             ok = False
         if not ok:

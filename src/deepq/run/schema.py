@@ -240,7 +240,7 @@ def read_summary(path: Path) -> dict[str, Any]:
     """A run's summary.json, checked against :class:`RunSummary` (a run directory may be
     someone else's): one UsageError naming what is wrong."""
     data = read_json_file(path)
-    return validated_or(UsageError, RunSummary, data, str(path)).model_dump(exclude_none=True)
+    return validated_or(UsageError, RunSummary, data, str(path)).model_dump()
 
 
 def validated(model: type[Model], data: Any, source: str) -> Model:

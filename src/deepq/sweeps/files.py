@@ -129,7 +129,7 @@ def read_plan_file(path: Path) -> dict[str, Any]:
 def read_record_file(path: Path) -> dict[str, Any]:
     """A trial's record, checked (UnreadableFile)."""
     data = read_json_file(path, MAX_RECORD_BYTES)
-    return validated_or(UnreadableFile, TrialRecord, data, str(path)).model_dump(exclude_none=True)
+    return validated_or(UnreadableFile, TrialRecord, data, str(path)).model_dump()
 
 
 def check_plan_size(configs: int, seeds: int) -> None:
