@@ -53,6 +53,7 @@ def test_csv_format_uses_commas(run_dir):
         (PROGRESS.replace("200.25", "inf"), "line 4 has return 'inf'"),
         (PROGRESS.replace("-65.5,65,", "-65.5,abc,"), "line 2 has length 'abc'"),
         (PROGRESS + "4,5,6,7,8,9,10,11\n", "line 5 does not have one value per column"),
+        (PROGRESS + "4," * 40_000 + "\n", "line 5 is longer than 65,536 bytes"),  # never held
     ],
 )
 def test_what_is_not_a_progress_log_is_one_error(tmp_path, progress, message):

@@ -261,6 +261,7 @@ def test_resume_state_edits_are_refused_before_training(resumable):
         # {state: 0, inc: 0} draws 0 forever: numpy's sampling then loops in C, deaf to Ctrl-C
         (("rng", "state", "inc"), 0, "rng.state: Value error, the PCG64 increment must be odd"),
         (("progress", "eval_history"), [{"a": 1}], "eval_history.0.env_steps: Field required"),
+        (("progress", "eval_history", 0, "eval_episodes"), 7, "one return and one length per"),
         (("progress", "recent_returns"), [1e308] * 3, "recent_returns.0: Input should be less"),
         (("progress", "env_steps"), 10**9, "exceeds the config's total_steps 400"),
         (("progress", "episodes"), 10**6, "counts beyond the run's env steps"),

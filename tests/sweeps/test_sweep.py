@@ -284,13 +284,13 @@ def test_labels_are_escaped_in_results_and_drawn_as_written(tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--seeds", "0-9999999"], "names 10,000,000 seeds; a sweep takes at most 10,000"),
-        (["--seeds", "4294967296"], "must name seeds in [0, 2147483647]"),
-        (["--random", "gamma=0.9:0.99", "--samples", "1000000000"], "a sweep takes at most"),
+        (["--seeds", "0-9999999", "--dry-run"], "names 10,000,000 seeds; a sweep takes at most 10,000"),
+        (["--seeds", "4294967296", "--dry-run"], "must name seeds in [0, 2147483647]"),
+        (["--random", "gamma=0.9:0.99", "--samples", "1000000000", "--dry-run"], "a sweep takes at most"),
         (["--random", "learning_rate=1e-4:1e400", "--samples", "2"], "must be finite numbers"),
         (["--seeds", "0-999", "--grid", "gamma=0.9,0.91,0.92,0.93,0.94,0.95,0.96,0.97,0.98,0.99",
           "--grid", "batch_size=16,32,64,128,256,512,1024,2048,4096,8192", "--grid",
-          "learning_starts=10000,10001,10002"], "300 configs x 1,000 seeds = 300,000 trials"),
+          "learning_starts=10000,10001,10002", "--dry-run"], "300 configs x 1,000 seeds = 300,000 trials"),
         (["--address", "127.0.0.1:99999"], "must be HOST:PORT"),
         (["--address", ""], "must be HOST:PORT"),
         (["--address", "127.0.0.1:abc"], "must be HOST:PORT"),
@@ -298,6 +298,7 @@ def test_labels_are_escaped_in_results_and_drawn_as_written(tmp_path):
     ],
 )  # fmt: skip
 def test_oversized_plans_and_bad_addresses_exit_2_in_one_line(tmp_path, capsys, args, message):
+    """(--dry-run where it stops before the executor: a plan that slipped through prints.)"""
     from deepq.cli import main
 
     assert main(["sweep", "--env", "CartPole-v1", *args, "--out", str(tmp_path / "sw")]) == 2

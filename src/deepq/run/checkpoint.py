@@ -308,7 +308,8 @@ def _tensor_entry(name: str, entry: Any) -> tuple[np.dtype, tuple[int, ...], tup
         raise ValueError(f"tensor {name!r} has shape {str(shape)[:40]} at {str(offsets)[:40]}")
     if offsets[0] > offsets[1]:
         raise ValueError(f"tensor {name!r} ends before it starts")
-    return np.dtype(SAFETENSORS_DTYPES[dtype]), tuple(shape), (offsets[0], offsets[1])
+    little_endian = np.dtype(SAFETENSORS_DTYPES[dtype]).newbyteorder("<")  # as safetensors stores
+    return little_endian, tuple(shape), (offsets[0], offsets[1])
 
 
 def max_array_file_bytes() -> int:

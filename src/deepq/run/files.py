@@ -52,8 +52,7 @@ class UnreadableFile(DeepQError):
 def refuse_symlinks_within(directory: Path) -> None:
     """A directory deepq will write into and remove things from (a run or a sweep to resume)
     holds no symlink at any depth, itself included: any one could point a write or a removal
-    anywhere.
-    Walked without following links; one UnreadableFile names the first link found."""
+    anywhere. Walked without following links; one UnreadableFile names the first link found."""
     if directory.is_symlink():
         raise UnreadableFile(f"{directory} is a symlink; deepq resumes only real directories")
     folders = [directory]

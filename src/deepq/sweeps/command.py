@@ -77,7 +77,9 @@ def plan_from_args(args: argparse.Namespace) -> Any:
                           parse_random(args.random, config_class), args.samples,
                           0 if args.sweep_seed is None else args.sweep_seed)  # fmt: skip
     from deepq.api import check_before_training
+    from deepq.sweeps.files import check_plan_size
 
+    check_plan_size(len(points), len(seeds))  # before 300 configs are each built and checked
     values = []
     for point in points:  # each config whole, through its class's checks, before any trial
         config = config_for(algo, {**base.to_dict(), **point})
