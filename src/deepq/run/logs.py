@@ -11,7 +11,6 @@ is one :class:`~deepq.run.files.RunWriteError`, raised in the training thread, n
 from __future__ import annotations
 
 import csv
-import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,24 +33,31 @@ MAX_PROGRESS_BYTES = 1 << 30  # ~10M episodes' rows
 def read_progress(
     run_dir: str | Path, columns: tuple[str, ...] = ("episode", "return")
 ) -> Iterator[dict[str, str]]:
-    """The rows of a run's progress.csv, one dict per finished episode (values as written),
-    read one line at a time: a log of millions of episodes is never held whole (a 210 MB one
-    took 5.4 GB read at once).
+    """The ``columns`` of each row of a run's progress.csv, one dict per finished episode
+    (values as written), read one line at a time: a log of millions of episodes is never held
+    whole (a 210 MB one took 5.4 GB read at once).
 
-    Every row is checked as it is read: one value per column, integers where deepq writes
-    integers, finite numbers elsewhere. One UsageError when the run directory has no
-    progress.csv, it lacks one of ``columns``, or a row is not what deepq writes."""
+    Every row is checked as it is read: one value per column, and in ``columns`` a count where
+    deepq writes a count, a finite number elsewhere. One UsageError when the run directory has
+    no progress.csv, it lacks one of ``columns``, or a row is not what deepq writes."""
     path = Path(run_dir) / "progress.csv"
     if not path.is_file():
         raise UsageError(f"{run_dir} has no progress.csv: is it a deepq run directory?")
     try:
-        reader = csv.DictReader(read_lines(path, MAX_PROGRESS_BYTES))
-        if reader.fieldnames is not None and not set(columns) <= set(reader.fieldnames):
+        reader = csv.reader(read_lines(path, MAX_PROGRESS_BYTES))
+        header = next(reader, [])
+        if not set(columns) <= set(header):
             raise UsageError(
-                f"{path} is not a deepq progress log (columns {', '.join(reader.fieldnames)[:200]!r})"
+                f"{path} is not a deepq progress log (columns {', '.join(header)[:200]!r})"
             )
+        where = [(column, header.index(column), column in INTEGER_COLUMNS) for column in columns]
         for row in reader:
-            yield _checked_row(row, path, reader.line_num)
+            if len(row) != len(header):
+                raise UsageError(
+                    f"{path}: line {reader.line_num} does not have one value per column"
+                )
+            yield {column: _checked(row[i], count, path, reader.line_num, column)
+                   for column, i, count in where}  # fmt: skip
     except (UnreadableFile, csv.Error) as exc:
         raise UsageError(f"cannot read {path}: {exc}") from None
 
@@ -59,23 +65,20 @@ def read_progress(
 INTEGER_COLUMNS = ("episode", "env_steps", "length")
 
 
-def _checked_row(row: dict[str, Any], path: Path, line: int) -> dict[str, str]:
-    if None in row or None in row.values():
-        raise UsageError(f"{path}: line {line} does not have one value per column")
-    for column in PROGRESS_COLUMNS:
-        text = row.get(column)
-        if text is None:
-            continue
-        try:  # counts as deepq counts them; numbers as the checkpoint schema bounds returns
-            if column in INTEGER_COLUMNS:
-                ok = 0 <= int(text) <= MAX_COUNT
-            else:
-                ok = math.isfinite(float(text)) and abs(float(text)) <= MAX_RETURN
-        except ValueError:
-            ok = False
-        if not ok:
-            raise UsageError(f"{path}: line {line} has {column} {text[:40]!r}")
-    return row
+def _checked(text: str, count: bool, path: Path, line: int, column: str) -> str:
+    """``text`` if it is a count in [0, MAX_COUNT] (``count``) or a finite number within the
+    bound the checkpoint schema puts on returns; else one UsageError naming where."""
+    try:
+        if count:
+            ok = 0 <= int(text) <= MAX_COUNT
+        else:
+            value = float(text)
+            ok = -MAX_RETURN <= value <= MAX_RETURN  # False for nan too
+    except ValueError:
+        ok = False
+    if not ok:
+        raise UsageError(f"{path}: line {line} has {column} {text[:40]!r}")
+    return text
 
 
 class TensorBoardScalars:
