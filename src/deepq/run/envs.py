@@ -12,6 +12,7 @@ import importlib
 import os
 import re
 import warnings
+from collections.abc import Callable
 from typing import Any, Literal
 
 import gymnasium as gym
@@ -251,33 +252,23 @@ class EnvErrors(gym.Wrapper):
         self._env_id = env_id
 
     def reset(self, **kwargs: Any) -> Any:
-        try:
-            return self.env.reset(**kwargs)
-        except DeepQError:
-            raise
-        except Exception as exc:
-            raise self._error("reset", exc) from None
+        return self._guarded("reset", self.env.reset, **kwargs)
 
     def step(self, action: Any) -> Any:
-        try:
-            return self.env.step(action)
-        except DeepQError:
-            raise
-        except Exception as exc:
-            raise self._error("step", exc) from None
+        return self._guarded("step", self.env.step, action)
 
     def render(self) -> Any:
+        return self._guarded("render", self.env.render)
+
+    def _guarded(self, call: str, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
-            return self.env.render()
+            return method(*args, **kwargs)
         except DeepQError:
             raise
         except Exception as exc:
-            raise self._error("render", exc) from None
-
-    def _error(self, call: str, exc: Exception) -> EnvError:
-        return EnvError(
-            f"{self._env_id} raised {type(exc).__name__} in {call}(): {first_line(exc, 200)}"
-        )
+            raise EnvError(
+                f"{self._env_id} raised {type(exc).__name__} in {call}(): {first_line(exc, 200)}"
+            ) from None
 
 
 def first_line(exc: BaseException, limit: int | None = None) -> str:

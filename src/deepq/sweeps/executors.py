@@ -188,7 +188,7 @@ class LocalExecutor:
 
         def one(task: TrialTask) -> TrialOutcome:
             run_dir = staging / task.name
-            _remove(run_dir)
+            remove_path(run_dir)
             code, error, wall = run_trial_here(task, run_dir)
             return TrialOutcome(task.name, code, error, node, wall,
                                 run_dir if run_dir.is_dir() else None)  # fmt: skip
@@ -211,7 +211,9 @@ class LocalExecutor:
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _remove(path: Path) -> None:
+def remove_path(path: Path) -> None:
+    """Remove whatever is at ``path``: a symlink itself (never what it points to), a file, or a
+    directory tree."""
     if path.is_symlink() or path.is_file():
         path.unlink()
     elif path.is_dir():

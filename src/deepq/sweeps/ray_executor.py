@@ -105,7 +105,10 @@ def check_cluster(address: str, cpus_per_trial: int, timeout_s: float = CONNECT_
         lines = [line for line in err.splitlines() if line.strip()]
         why = lines[-1].strip() if lines else f"exit status {probe.returncode}"
         raise ClusterUnreachable(f"cannot connect to the Ray cluster at {address}: {why[:300]}")
-    cpus = float(out.strip().splitlines()[-1])
+    try:
+        cpus = float(out.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        raise ClusterUnreachable(f"the Ray cluster at {address} did not say its CPUs") from None
     if cpus < cpus_per_trial:
         raise UsageError(f"--cpus-per-trial {cpus_per_trial}: the Ray cluster has {cpus:g} CPUs")
 

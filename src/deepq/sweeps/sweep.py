@@ -36,6 +36,7 @@ from deepq.sweeps.executors import (
     TrialOutcome,
     TrialTask,
     available_cores,
+    remove_path,
     train_task,
 )
 from deepq.sweeps.files import (
@@ -264,15 +265,6 @@ def _keep(
 def _scores_of(summary_path: Path) -> dict[str, Any]:
     """A finished trial's scores from its summary.json (checked), as a record holds them."""
     return TrialScores.model_validate(trial_scores(read_summary(summary_path))).model_dump()
-
-
-def remove_path(path: Path) -> None:
-    """Remove whatever is at ``path``: a symlink itself (never what it points to), a file, or a
-    directory tree."""
-    if path.is_symlink() or path.is_file():
-        path.unlink()
-    elif path.is_dir():
-        shutil.rmtree(path)
 
 
 # sweep.png is redrawn at most this often while trials finish (and at the end): drawing it takes
