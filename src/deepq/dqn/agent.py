@@ -19,12 +19,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from deepq.dqn.config import DQNConfig, config_from_dict
-from deepq.dqn.frame_replay import planned_nbytes
+from deepq.dqn.config import DQNConfig, config_from_dict, samples_per_learning_call
+from deepq.dqn.frame_replay import frame_stack, planned_nbytes
 from deepq.dqn.losses import ApplyFn
 from deepq.dqn.networks import QNetwork, encoder_for_shape
 from deepq.errors import CheckpointError, UsageError
-from deepq.run.atari import stacked_frames
 from deepq.run.checkpoint import (
     arrays_to_pytree,
     checkpoint_config,
@@ -169,12 +168,12 @@ def checkpoint_arrays_bound(meta: dict[str, Any], source: str) -> int:
     if meta["kind"] != "dqn-training-state":
         return params + header
     c, obs_bytes = config, math.prod(shape) * dtype.itemsize
-    stack = stacked_frames(c.env_id)
-    if stack > 1 and shape[-1:] == (stack,):
+    stack = frame_stack(c.env_id, shape)
+    if stack > 1:
         replay = planned_nbytes(c.buffer_size, shape[:-1], stack, c.num_envs, c.n_step, dtype)
     else:  # obs, next_obs, actions (int32), rewards, discounts (float32) and two flags
         replay = c.buffer_size * (2 * obs_bytes + 14)
-    learning_call = c.gradient_steps * (c.num_envs // c.train_every + 1) * c.batch_size
+    learning_call = samples_per_learning_call(c)
     priorities = c.buffer_size * 8 + learning_call * 12 if c.prioritized else 0
     episodes = 2 * (meta["progress"]["env_steps"] + c.num_envs) * 8  # actions, frame ids
     return 5 * params + replay + priorities + episodes + header

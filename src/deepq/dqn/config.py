@@ -458,6 +458,13 @@ class DQNConfig(Config):
         )
 
 
+def samples_per_learning_call(config: DQNConfig) -> int:
+    """The most transitions one learning call samples: ``gradient_steps`` batches for each
+    multiple of ``train_every`` that one loop step (``num_envs`` env steps) can cross."""
+    c = config
+    return c.gradient_steps * (c.num_envs // c.train_every + 1) * c.batch_size
+
+
 def schedules_over_total_steps(config: DQNConfig) -> list[str]:
     """The schedules this config stretches over ``total_steps`` (their own length unset): a run
     continued to another total would change them midway, so a resume refuses that."""

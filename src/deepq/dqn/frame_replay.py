@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from deepq.dqn.replay import SCALAR_COLUMNS, PackedBatch, TransitionRing
+from deepq.run.atari import stacked_frames
 
 # Frame ids are int64 counts: sums of them and the ring's size must not overflow (a count of
 # 2^63 - 1 from a checkpoint did, on resume). 2^62 frames is 10^11 years at 1,000 a second.
@@ -166,6 +167,14 @@ def frame_capacity(capacity: int, margin: int) -> int:
     """Frames the ring holds for ``capacity`` transitions: 1/64 more (an episode writes one frame
     more than it makes transitions), and twice the margin of frames written out of order."""
     return capacity + capacity // 64 + 2 * margin
+
+
+def frame_stack(env_id: str, obs_shape: tuple[int, ...]) -> int:
+    """How many frames each observation of ``env_id`` stacks when the frame replay stores them
+    (Atari's 4, the last axis of its [84, 84, 4] observations); 1: the plain replay keeps the
+    observations as they are. What training builds, sizes and restores agree on."""
+    stack = stacked_frames(env_id)
+    return stack if stack > 1 and tuple(obs_shape[-1:]) == (stack,) else 1
 
 
 def planned_nbytes(

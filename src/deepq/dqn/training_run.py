@@ -22,15 +22,14 @@ from deepq.dqn.agent import (
     save_agent,
 )
 from deepq.dqn.collector import Collector
-from deepq.dqn.config import DQNConfig
-from deepq.dqn.frame_replay import FrameReplay, planned_nbytes
+from deepq.dqn.config import DQNConfig, samples_per_learning_call
+from deepq.dqn.frame_replay import FrameReplay, frame_stack, planned_nbytes
 from deepq.dqn.learner import Learner
 from deepq.dqn.losses import leaves_named
 from deepq.dqn.networks import encoder_for
 from deepq.dqn.replay import ReplayBuffer
 from deepq.dqn.training_state import restore_training_state, save_training_state
 from deepq.errors import DeepQError, TrainingDiverged, UsageError
-from deepq.run.atari import stacked_frames
 from deepq.run.checkpoint import (
     CheckpointWriteError,
     checkpoint_exists,
@@ -260,8 +259,8 @@ def make_replay(config: DQNConfig, space: Any) -> ReplayBuffer | FrameReplay:
     """Stacked frames (Atari) go to the replay that stores each frame once; anything else to the
     plain one, which stores observations as they are. Either samples by priority when
     ``prioritized``."""
-    c, stack = config, stacked_frames(config.env_id)
-    if stack > 1 and tuple(space.shape[-1:]) == (stack,):
+    c, stack = config, frame_stack(config.env_id, space.shape)
+    if stack > 1:
         replay: ReplayBuffer | FrameReplay = FrameReplay(
             c.buffer_size, space.shape[:2], stack, c.num_envs, c.n_step, space.dtype
         )
@@ -300,9 +299,9 @@ def run_memory_bytes(config: DQNConfig, observation_space: Any, n_actions: int) 
     c = config
     obs_bytes = int(np.prod(observation_space.shape)) * np.dtype(observation_space.dtype).itemsize
     replay = config.buffer_size * (2 * obs_bytes + 5 * 4)
-    batches = c.gradient_steps * (c.num_envs // c.train_every + 1) * c.batch_size
+    batches = samples_per_learning_call(c)
     pending = c.num_envs * c.n_step * obs_bytes
-    stack = stacked_frames(config.env_id)
+    stack = frame_stack(config.env_id, observation_space.shape)
     if stack > 1:  # each frame once, ids instead of pixels (make_replay's FrameReplay)
         c, space = config, observation_space
         replay = planned_nbytes(c.buffer_size, space.shape[:-1], stack, c.num_envs, c.n_step,

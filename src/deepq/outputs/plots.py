@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from deepq.errors import UsageError
-from deepq.run.files import IMAGE_SUFFIXES, UnreadableFile, replacing, require_suffix
+from deepq.run.files import IMAGE_SUFFIXES, replacing, require_suffix
 from deepq.run.logs import read_progress
 from deepq.run.schema import read_summary
 
@@ -62,10 +62,7 @@ def read_history(run_dir: str | Path) -> RunHistory:
     history = RunHistory(run_dir.name, np.asarray(episodes), np.asarray(returns))
     summary_path = run_dir / "summary.json"
     if summary_path.exists() or summary_path.is_symlink():
-        try:
-            summary = read_summary(summary_path)
-        except UnreadableFile as exc:
-            raise UsageError(str(exc)) from None
+        summary = read_summary(summary_path)
         history.threshold = summary.get("solved_threshold")
         history.solved_at_episode = summary.get("solved_at_episode")
         history.evals = [

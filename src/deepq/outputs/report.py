@@ -50,8 +50,9 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, video_seed:
 
     run_dir = Path(run_dir)
     config = _read_json(run_dir / "config.json", "config.json")
-    _read_json(run_dir / "summary.json", "summary.json (has the run finished?)")
-    summary = read_summary(run_dir / "summary.json")
+    summary = read_summary(
+        _present(run_dir / "summary.json", "summary.json (has the run finished?)")
+    )
     out = Path(out) if out is not None else run_dir / "report.html"
     require_suffix(out, (".html", ".htm"))
     plot_png = plot_history([run_dir]).read_bytes()
@@ -61,13 +62,18 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, video_seed:
     return out
 
 
-def _read_json(path: Path, what: str) -> dict[str, Any]:
+def _present(path: Path, what: str) -> Path:
+    """``path``, a file of a run directory; a missing directory or file is one UsageError."""
     if not path.parent.is_dir():
         raise UsageError(f"no such run directory: {path.parent}")
     if not path.exists():
         raise UsageError(f"{path.parent} has no {what}")
+    return path
+
+
+def _read_json(path: Path, what: str) -> dict[str, Any]:
     try:
-        value = read_json_file(path)
+        value = read_json_file(_present(path, what))
     except UnreadableFile as exc:
         raise UsageError(str(exc)) from None
     if not isinstance(value, dict):

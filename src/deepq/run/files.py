@@ -133,15 +133,10 @@ def _new_file_beside(path: Path) -> Path:
     raise FileExistsError(f"no free temporary name beside {path}")
 
 
-def write_bytes_file(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through :func:`replacing` (atomic, never through a link)."""
-    with replacing(path) as temporary:
-        temporary.write_bytes(data)
-
-
 def write_text_file(path: str | Path, text: str) -> None:
-    """Write UTF-8 ``text`` to ``path`` through :func:`replacing`."""
-    write_bytes_file(path, text.encode("utf-8"))
+    """Write UTF-8 ``text`` to ``path`` through :func:`replacing` (atomic, never through a link)."""
+    with replacing(path) as temporary:
+        temporary.write_bytes(text.encode("utf-8"))
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, m
 
 from deepq.errors import CheckpointError, DeepQError, UsageError
 from deepq.run.config import MAX_SEED
-from deepq.run.files import read_json_file
+from deepq.run.files import UnreadableFile, read_json_file
 
 SCHEMA_VERSION = 1
 ARRAYS_FILE = "arrays.safetensors"
@@ -39,6 +39,8 @@ KINDS = ("dqn-agent", "dqn-training-state", "q-table-agent", "reinforce-agent")
 
 Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
 Return = Annotated[float, Field(ge=-MAX_RETURN, le=MAX_RETURN)]
+Spread = Annotated[float, Field(ge=0, le=MAX_RETURN)]  # a standard deviation of returns
+Probability = Annotated[float, Field(ge=0, le=1)]
 Scalar = bool | int | float | str | None
 Text = Annotated[str, Field(max_length=1000)]
 
@@ -109,12 +111,12 @@ class Evaluation(StrictModel):
     train_wall_s: Annotated[float, Field(ge=0)]
     eval_episodes: Annotated[int, Field(ge=1, le=MAX_LIST)]
     mean: Return
-    std: Annotated[float, Field(ge=0, le=MAX_RETURN)]
+    std: Spread
     min: Return
     max: Return
     returns: Annotated[list[Return], Field(max_length=MAX_LIST)]
     lengths: Annotated[list[Count], Field(max_length=MAX_LIST)]
-    epsilon: Annotated[float, Field(ge=0, le=1)] = 0.0  # absent before ε-greedy evaluations
+    epsilon: Probability = 0.0  # absent before ε-greedy evaluations
 
     @model_validator(mode="after")
     def _one_return_and_length_per_episode(self) -> Evaluation:
@@ -152,11 +154,11 @@ class FinalEvaluation(StrictModel):
     """The evaluation of the kept agent on the held-out seeds, as summary.json holds it."""
 
     mean: Return
-    std: Annotated[float, Field(ge=0, le=MAX_RETURN)]
+    std: Spread
     min: Return
     max: Return
     episodes: Annotated[int, Field(ge=1, le=MAX_LIST)]
-    epsilon: Annotated[float, Field(ge=0, le=1)] = 0.0
+    epsilon: Probability = 0.0
 
 
 class RunSummary(StrictModel):
@@ -167,7 +169,7 @@ class RunSummary(StrictModel):
     stop_reason: Literal["interrupted", "solved", "eval_mean", "total_steps", "max_episodes",
                          "time_budget", "iterations"]  # fmt: skip
     solved: bool
-    solved_threshold: Annotated[float, Field(ge=-MAX_RETURN, le=MAX_RETURN)] | None
+    solved_threshold: Return | None
     solved_at_episode: Annotated[int, Field(ge=1, le=MAX_COUNT)] | None
     solved_at_step: Count | None
     solved_at_wall_s: Annotated[float, Field(ge=0)] | None
@@ -239,7 +241,10 @@ Model = TypeVar("Model", bound=BaseModel)
 def read_summary(path: Path) -> dict[str, Any]:
     """A run's summary.json, checked against :class:`RunSummary` (a run directory may be
     someone else's): one UsageError naming what is wrong."""
-    data = read_json_file(path)
+    try:
+        data = read_json_file(path)
+    except UnreadableFile as exc:  # a damaged run directory: what plot and report say of it
+        raise UsageError(str(exc)) from None
     return validated_or(UsageError, RunSummary, data, str(path)).model_dump()
 
 
